@@ -1,0 +1,1 @@
+//! GHL sandbox server.

@@ -1,0 +1,11 @@
+//! The one integration-test binary: one module per topic. Every test talks HTTP to the
+//! sandbox over 127.0.0.1 and uses real files and a real SQLite database.
+
+mod util;
+
+mod client;
+mod export;
+mod mapping;
+mod sandbox;
+mod sinks;
+mod spec;
