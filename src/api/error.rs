@@ -74,7 +74,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::RateLimited { .. } | ErrorKind::Server | ErrorKind::Transport | ErrorKind::Decode { .. }
+            ErrorKind::RateLimited { .. }
+                | ErrorKind::Server
+                | ErrorKind::Transport
+                | ErrorKind::Decode { .. }
         )
     }
 
@@ -148,8 +151,12 @@ impl fmt::Display for Error {
             ErrorKind::DailyBudgetExhausted { .. } => "daily request budget exhausted".to_string(),
             ErrorKind::Server => "server error".to_string(),
             ErrorKind::OtherStatus => "unexpected status".to_string(),
-            ErrorKind::Decode { json_path } if json_path.is_empty() => "answer was not the JSON expected".to_string(),
-            ErrorKind::Decode { json_path } => format!("answer was not the JSON expected (at `{json_path}`)"),
+            ErrorKind::Decode { json_path } if json_path.is_empty() => {
+                "answer was not the JSON expected".to_string()
+            }
+            ErrorKind::Decode { json_path } => {
+                format!("answer was not the JSON expected (at `{json_path}`)")
+            }
             ErrorKind::Transport => "connection failed".to_string(),
             ErrorKind::Config => "invalid client configuration".to_string(),
             ErrorKind::CursorLoop => "pagination cursor repeated".to_string(),

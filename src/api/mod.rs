@@ -1,5 +1,25 @@
 //! The typed GHL client: auth, rate limiting, retries and pagination streams.
+//!
+//! - `client`: the HTTP pool, the per-location limiters, the retry loop, counters.
+//! - `auth`: static tokens and OAuth refresh-token rotation.
+//! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
+//! - `pages`: contact listings as streams of pages with resumable cursors.
+//! - `endpoints`: the other calls (tasks, notes, custom fields, writes).
+//! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
 
+pub mod auth;
+pub mod client;
+pub mod endpoints;
+pub mod error;
+pub mod limiter;
+pub mod model;
+pub mod pages;
 pub mod rate;
 
+pub use auth::{AuthConfig, OAuthConfig};
+pub use client::{
+    Call, Client, ClientConfig, RetryConfig, StatsSnapshot, API_VERSION, DEFAULT_BASE_URL,
+};
+pub use error::{Error, ErrorKind};
+pub use pages::{ContactPage, Cursor, Source};
 pub use rate::RateSpec;

@@ -351,7 +351,10 @@ mod tests {
         let c: Contact = serde_json::from_value(raw.clone()).unwrap();
         assert_eq!(c.first_name, None);
         assert_eq!(c.custom_fields[1].value, serde_json::json!(["a", "b"]));
-        assert_eq!(c.extra["brandNewField"], serde_json::json!({"nested": true}));
+        assert_eq!(
+            c.extra["brandNewField"],
+            serde_json::json!({"nested": true})
+        );
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["brandNewField"], raw["brandNewField"]);
         assert_eq!(back["customFields"], raw["customFields"]);

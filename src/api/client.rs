@@ -1,0 +1,586 @@
+//! `Client`: one HTTP connection pool, one rate limiter per location, the retry policy, auth.
+//!
+//! Every call goes through [`Client::call`]: wait for the location's turn, attach the token,
+//! send, classify the answer (see [`Error::is_retryable`]), and retry with exponential
+//! backoff and jitter. The decision (which errors, why) lives in `api::error`; the mechanics are
+//! backon's.
+//!
+//! Backoff schedule (defaults): 250 ms, 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s, 30 s (each with
+//! jitter, capped at `max_delay`), at most `max_attempts` tries and `max_elapsed` in all; a 429
+//! waits at least its `Retry-After` (and pauses the whole location, not just the one task).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::auth::{Auth, AuthConfig};
+use super::error::{Error, ErrorKind, Result};
+use super::limiter::{LocationLimiter, RateHeaders};
+use super::rate::RateSpec;
+
+pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
+/// The API version every request must name.
+pub const API_VERSION: &str = "2021-07-28";
+
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub max_attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 10,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub auth: AuthConfig,
+    /// Per-location budget; `None` disables client-side pacing (sandbox benchmarks only).
+    pub rate: Option<RateSpec>,
+    /// Share of `rate` actually used, leaving room for clock skew and network jitter.
+    pub rate_safety: f64,
+    /// Stop cleanly when a location's daily budget falls to this many requests.
+    pub daily_reserve: u64,
+    pub retry: RetryConfig,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, auth: AuthConfig) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            auth,
+            rate: Some(RateSpec::GHL_BURST),
+            rate_safety: 0.98,
+            daily_reserve: 1_000,
+            retry: RetryConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Counters of what a run cost; read by the summary and the benchmarks.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub bad_bodies: AtomicU64,
+    pub transport_errors: AtomicU64,
+    pub not_found: AtomicU64,
+    pub token_refreshes: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub bad_bodies: u64,
+    pub transport_errors: u64,
+    pub not_found: u64,
+    pub token_refreshes: u64,
+}
+
+impl ClientStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            requests: g(&self.requests),
+            retries: g(&self.retries),
+            throttled: g(&self.throttled),
+            server_errors: g(&self.server_errors),
+            bad_bodies: g(&self.bad_bodies),
+            transport_errors: g(&self.transport_errors),
+            not_found: g(&self.not_found),
+            token_refreshes: g(&self.token_refreshes),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Inner {
+    base: String,
+    http: reqwest::Client,
+    auth: Auth,
+    config: ClientConfig,
+    /// One limiter per location, created on first use and shared by every task of the run.
+    limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
+    stats: ClientStats,
+}
+
+/// Cheap to clone: every clone shares the pool, the limiters and the counters.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// One API call, before it is sent.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The rate-limit bucket this call counts against.
+    pub location: String,
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Call {
+    pub fn get(location: &str, path: impl Into<String>) -> Call {
+        Call {
+            location: location.to_string(),
+            method: Method::GET,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn with_body(
+        location: &str,
+        method: Method,
+        path: impl Into<String>,
+        body: serde_json::Value,
+    ) -> Call {
+        Call {
+            location: location.to_string(),
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    pub fn query(mut self, key: &'static str, value: impl ToString) -> Call {
+        self.query.push((key, value.to_string()));
+        self
+    }
+}
+
+/// Refuse `http://` except to loopback: a token must not cross a network in clear text.
+pub fn check_base_url(base: &str) -> Result<String> {
+    let config_err = |m: String| Error::new(ErrorKind::Config, "-", "-").with_message(m);
+    let url =
+        url::Url::parse(base).map_err(|e| config_err(format!("invalid base URL `{base}`: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                None => false,
+            };
+            if !loopback {
+                return Err(config_err(format!(
+                    "refusing plain http:// to `{}`: tokens would travel unencrypted; use https:// (http:// is allowed only for loopback such as the sandbox)",
+                    url.host_str().unwrap_or("")
+                )));
+            }
+        }
+        other => {
+            return Err(config_err(format!(
+                "unsupported URL scheme `{other}` in base URL; use https://"
+            )))
+        }
+    }
+    Ok(base.trim_end_matches('/').to_string())
+}
+
+/// A transport error in words, without the URL (which could carry a query secret).
+pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer"
+    } else if e.is_request() {
+        "the request could not be sent"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} ({detail})")
+    }
+}
+
+/// The `message` of a GHL error body: a string, or a list of strings for 422s.
+pub(crate) fn server_message(bytes: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    match v.get("message")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn until_utc_midnight() -> Duration {
+    let now = chrono::Utc::now();
+    let tomorrow = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    (tomorrow - now)
+        .to_std()
+        .unwrap_or(Duration::from_secs(86_400))
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        let base = check_base_url(&config.base_url)?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .gzip(true)
+            .http1_only()
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("ghl-etl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "-", "-").with_message(describe_transport(&e))
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base,
+                http,
+                auth: Auth::new(config.auth.clone()),
+                config,
+                limiters: Mutex::new(HashMap::new()),
+                stats: ClientStats::default(),
+            }),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The rate this client paces each location at, if any.
+    pub fn rate(&self, location: &str) -> Option<RateSpec> {
+        self.limiter(location).map(|l| l.spec())
+    }
+
+    fn limiter(&self, location: &str) -> Option<Arc<LocationLimiter>> {
+        let spec = self.inner.config.rate?;
+        let mut map = self
+            .inner
+            .limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(
+            map.entry(location.to_string())
+                .or_insert_with(|| {
+                    Arc::new(LocationLimiter::new(
+                        spec,
+                        self.inner.config.rate_safety,
+                        self.inner.config.daily_reserve,
+                    ))
+                })
+                .clone(),
+        )
+    }
+
+    /// Send `call` (with retries) and decode its answer.
+    pub async fn call<T: DeserializeOwned>(&self, call: &Call) -> Result<T> {
+        let bytes = self.call_bytes(call).await?;
+        decode(&bytes, call)
+    }
+
+    /// Send `call` with retries; on a 401 with OAuth, refresh the token once and try again.
+    pub async fn call_bytes(&self, call: &Call) -> Result<Bytes> {
+        match self.call_with_retries(call).await {
+            Err(e) if e.kind == ErrorKind::Unauthorized && self.inner.auth.is_oauth() => {
+                bump(&self.inner.stats.token_refreshes);
+                self.call_with_retries(call).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_with_retries(&self, call: &Call) -> Result<Bytes> {
+        let r = &self.inner.config.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(r.min_delay)
+            .with_max_delay(r.max_delay)
+            .with_max_times(r.max_attempts.saturating_sub(1))
+            .with_total_delay(Some(r.max_elapsed))
+            .with_jitter();
+        (|| self.attempt(call))
+            .retry(backoff)
+            .when(Error::is_retryable)
+            .adjust(|e, delay| match (&e.kind, delay) {
+                // Honour Retry-After, never less than the backoff (Retry-After: 0 exists).
+                (
+                    ErrorKind::RateLimited {
+                        retry_after: Some(ra),
+                    },
+                    Some(d),
+                ) => Some(d.max(*ra)),
+                (_, d) => d,
+            })
+            .notify(|e, delay| {
+                bump(&self.inner.stats.retries);
+                tracing::debug!(error = %e, delay_ms = delay.as_millis() as u64, "Retrying.");
+            })
+            .await
+    }
+
+    /// One try: pace, authorise, send, classify.
+    async fn attempt(&self, call: &Call) -> Result<Bytes> {
+        let method = call.method.as_str();
+        let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
+        let limiter = self.limiter(&call.location);
+        if let Some(l) = &limiter {
+            if !l.acquire().await {
+                return Err(fail(ErrorKind::DailyBudgetExhausted {
+                    resets_in: until_utc_midnight(),
+                })
+                .with_message(format!(
+                    "location {} has at most {} requests left today",
+                    call.location, self.inner.config.daily_reserve
+                )));
+            }
+        }
+        let token = self
+            .inner
+            .auth
+            .access_token(&self.inner.http, &self.inner.base)
+            .await?;
+        let mut req = self
+            .inner
+            .http
+            .request(
+                call.method.clone(),
+                format!("{}{}", self.inner.base, call.path),
+            )
+            .bearer_auth(token.expose())
+            .header("Version", API_VERSION)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !call.query.is_empty() {
+            req = req.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            req = req.json(body);
+        }
+        bump(&self.inner.stats.requests);
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                bump(&self.inner.stats.transport_errors);
+                return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if let Some(l) = &limiter {
+            l.observe(&RateHeaders::parse(&headers));
+        }
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                bump(&self.inner.stats.transport_errors);
+                return Err(fail(ErrorKind::Transport)
+                    .with_message(describe_transport(&e))
+                    .with_status(status.as_u16()));
+            }
+        };
+        if status.is_success() {
+            let is_html = headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("html"));
+            if is_html {
+                bump(&self.inner.stats.bad_bodies);
+                return Err(fail(ErrorKind::Decode {
+                    json_path: String::new(),
+                })
+                .with_status(status.as_u16())
+                .with_message("an HTML page came instead of JSON"));
+            }
+            // A truncated or garbled body is a transient fault: check syntax here so it is retried.
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                bump(&self.inner.stats.bad_bodies);
+                return Err(fail(ErrorKind::Decode {
+                    json_path: String::new(),
+                })
+                .with_status(status.as_u16())
+                .with_message(format!("invalid JSON ({e})")));
+            }
+            return Ok(bytes);
+        }
+        let message = server_message(&bytes);
+        let err = |kind: ErrorKind| {
+            let e = fail(kind).with_status(status.as_u16());
+            match &message {
+                Some(m) => e.with_message(m.clone()),
+                None => e,
+            }
+        };
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                bump(&self.inner.stats.throttled);
+                let ra = retry_after(&headers);
+                if let Some(l) = &limiter {
+                    let interval = l.spec().interval;
+                    l.pause(ra.filter(|d| !d.is_zero()).unwrap_or(interval));
+                }
+                let text = message.clone().unwrap_or_default().to_lowercase();
+                if text.contains("daily") {
+                    err(ErrorKind::DailyBudgetExhausted {
+                        resets_in: until_utc_midnight(),
+                    })
+                } else {
+                    err(ErrorKind::RateLimited { retry_after: ra })
+                }
+            }
+            StatusCode::UNAUTHORIZED => {
+                self.inner.auth.invalidate(&token).await;
+                err(ErrorKind::Unauthorized)
+            }
+            StatusCode::FORBIDDEN => err(ErrorKind::Forbidden),
+            StatusCode::BAD_REQUEST => err(ErrorKind::BadRequest),
+            StatusCode::NOT_FOUND => {
+                bump(&self.inner.stats.not_found);
+                err(ErrorKind::NotFound)
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => err(ErrorKind::Unprocessable),
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                bump(&self.inner.stats.server_errors);
+                if headers
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("html"))
+                {
+                    fail(ErrorKind::Server)
+                        .with_status(status.as_u16())
+                        .with_message("an HTML error page came instead of JSON")
+                } else {
+                    err(ErrorKind::Server)
+                }
+            }
+            _ => err(ErrorKind::OtherStatus),
+        })
+    }
+}
+
+/// Decode an answer, naming the JSON path of the first field that does not fit.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], call: &Call) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        Error::new(
+            ErrorKind::Decode { json_path: path },
+            call.method.as_str(),
+            &call.path,
+        )
+        .with_message(e.inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        assert!(check_base_url("http://127.0.0.1:8787").is_ok());
+        assert!(check_base_url("http://localhost:1/").is_ok());
+        assert!(check_base_url("http://[::1]:80").is_ok());
+        assert!(check_base_url("https://services.leadconnectorhq.com").is_ok());
+        let e = check_base_url("http://services.leadconnectorhq.com").unwrap_err();
+        assert!(e.to_string().contains("refusing plain http://"), "{e}");
+        assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn decode_names_the_json_path() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Page {
+            contacts: Vec<super::super::model::Contact>,
+        }
+        let call = Call::get("L", "/contacts/");
+        let e = decode::<Page>(
+            br#"{"contacts":[{"id":"a"},{"id":"b","tags":"oops"}]}"#,
+            &call,
+        )
+        .unwrap_err();
+        match &e.kind {
+            ErrorKind::Decode { json_path } => assert_eq!(json_path, "contacts[1].tags"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_messages_single_and_list() {
+        assert_eq!(
+            server_message(br#"{"message":"Invalid token"}"#).unwrap(),
+            "Invalid token"
+        );
+        assert_eq!(
+            server_message(br#"{"message":["email must be an email","x"]}"#).unwrap(),
+            "email must be an email; x"
+        );
+    }
+}
