@@ -1,1 +1,338 @@
+//! The API client against the sandbox over real HTTP: pagination (ties, the 10,000 cap),
+//! faults and 429 storms, fast auth failures, token hygiene, OAuth refresh rotation.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use ghl_etl::api::{AuthConfig, Client, ClientConfig, ContactPage, Cursor, ErrorKind, OAuthConfig, Source};
+use ghl_etl::sandbox::{SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+use ghl_etl::secret::Secret;
+
+use crate::util::{client, client_config, quiet_config, sandbox};
+
+async fn all_ids(client: &Client, location: &str, source: Source, page_size: usize) -> Vec<String> {
+    let pages: Vec<ContactPage> = client
+        .contact_pages(location, source, page_size, Cursor::Start)
+        .try_collect()
+        .await
+        .expect("listing succeeds");
+    pages
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn assert_exactly_once(got: &[String], expected: &[String], what: &str) {
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "{what}: {} ids repeated", got.len() - unique.len());
+    let want: HashSet<&String> = expected.iter().collect();
+    assert_eq!(unique, want, "{what}: listed set differs from the sandbox's");
+}
+
+#[tokio::test]
+async fn every_contact_once_through_each_listing_endpoint_despite_ties() {
+    let sb = sandbox(quiet_config(5_000)).await;
+    let location = sb.location_ids()[0].clone();
+    let expected = sb.store().contact_ids(&location);
+    assert_eq!(expected.len(), 5_000);
+    // The data must have heavy dateAdded ties, or this test proves nothing about them.
+    let stamps: HashSet<String> = expected
+        .iter()
+        .map(|id| sb.store().contact(id).unwrap()["dateAdded"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stamps.len() * 5 < expected.len(), "only {} distinct dateAdded values expected to be far fewer than contacts", stamps.len());
+
+    let c = client(&sb, None);
+    let listed = all_ids(&c, &location, Source::List, 100).await;
+    assert_exactly_once(&listed, &expected, "GET /contacts/");
+    assert_eq!(listed, expected, "GET /contacts/ keeps the (dateAdded, id) order");
+
+    let searched = all_ids(&c, &location, Source::Search { filters: vec![] }, 500).await;
+    assert_exactly_once(&searched, &expected, "POST /contacts/search");
+
+    // Business listings: together they give every contact that has a business, once.
+    let mut by_business = Vec::new();
+    for b in sb.store().business_ids(&location) {
+        by_business.extend(all_ids(&c, &location, Source::Business { business_id: b }, 25).await);
+    }
+    let with_business: Vec<String> = expected
+        .iter()
+        .filter(|id| sb.store().contact(id).unwrap()["businessId"].as_str().is_some())
+        .cloned()
+        .collect();
+    assert!(!with_business.is_empty());
+    assert_exactly_once(&by_business, &with_business, "GET /contacts/business/{id}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn search_returns_all_of_a_location_beyond_ten_thousand() {
+    let sb = sandbox(quiet_config(12_345)).await;
+    let location = sb.location_ids()[0].clone();
+    let c = client(&sb, None);
+    let searched = all_ids(&c, &location, Source::Search { filters: vec![] }, 500).await;
+    assert_exactly_once(&searched, &sb.store().contact_ids(&location), "search past 10,000");
+    assert_eq!(c.stats().requests, 12_345u64.div_ceil(500));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn resumes_a_listing_from_a_saved_cursor() {
+    let sb = sandbox(quiet_config(1_000)).await;
+    let location = sb.location_ids()[0].clone();
+    let c = client(&sb, None);
+    let mut pages = Box::pin(c.contact_pages(&location, Source::List, 100, Cursor::Start));
+    let mut first: Vec<String> = Vec::new();
+    let mut cursor = Cursor::Start;
+    for _ in 0..3 {
+        let p = pages.try_next().await.unwrap().unwrap();
+        first.extend(p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        cursor = p.next.clone();
+    }
+    let rest: Vec<String> = c
+        .contact_pages(&location, Source::List, 100, cursor)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()))
+        .collect();
+    first.extend(rest);
+    assert_eq!(first, sb.store().contact_ids(&location));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn survives_faults_and_429_storms_without_loss_or_repeats() {
+    let cfg = SandboxConfig {
+        contacts: 1_500,
+        rate_limit: Some("40/500ms".parse().unwrap()),
+        fault_rate: 0.05,
+        ..SandboxConfig::default()
+    };
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    // The client is told nothing of the sandbox's limit, so it learns from headers and 429s.
+    let c = client(&sb, None);
+    let listed = all_ids(&c, &location, Source::List, 100).await;
+    assert_exactly_once(&listed, &sb.store().contact_ids(&location), "list under faults");
+    // Related records of 300 contacts, 16 at a time: a storm against 80 requests/s.
+    let ids: Vec<String> = listed.into_iter().take(300).collect();
+    let notes: Vec<(String, usize)> = futures::stream::iter(ids.iter())
+        .map(|id| {
+            let c = c.clone();
+            let location = location.clone();
+            async move { c.contact_notes(&location, id).await.map(|n| (id.clone(), n.unwrap().len())) }
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+        .expect("notes survive faults");
+    for (id, n) in &notes {
+        assert_eq!(*n, sb.store().notes(id).len(), "notes of {id}");
+    }
+    let stats = c.stats();
+    let server = sb.stats();
+    assert!(stats.retries > 0, "faults were injected, so some requests were retried: {stats:?}");
+    assert!(server.faults_total() > 0, "the sandbox injected faults: {server:?}");
+    sb.shutdown().await;
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn bad_token_fails_fast_without_retries() {
+    let sb = sandbox(quiet_config(10)).await;
+    let location = sb.location_ids()[0].clone();
+    let c = Client::new(client_config(&sb, "not-a-real-token-123", None)).unwrap();
+    let err = c.contact_notes(&location, "x").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert_eq!(c.stats().requests, 1);
+    assert_eq!(c.stats().retries, 0);
+    let text = err.to_string();
+    assert!(text.contains("GHL_TOKEN"), "says which token is wrong: {text}");
+    assert!(!text.contains("not-a-real-token-123"), "{text}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_scope_and_foreign_location_are_named() {
+    let mut cfg = quiet_config(10);
+    cfg.locations = 2;
+    cfg.tokens = vec![
+        "reader=contacts.readonly".parse::<TokenSpec>().unwrap(),
+        format!("narrow=contacts.readonly,contacts.write@{}", "nowhere").parse::<TokenSpec>().unwrap(),
+    ];
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let reader = Client::new(client_config(&sb, "reader", None)).unwrap();
+    let err = reader.upsert_contact(&location, serde_json::json!({"email": "a@example.com"})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthorized);
+    assert!(err.to_string().contains("contacts.write"), "{err}");
+    assert_eq!(reader.stats().retries, 0);
+
+    let narrow = Client::new(client_config(&sb, "narrow", None)).unwrap();
+    let err = narrow.custom_fields(&location).await.unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    assert!(err.to_string().contains("location"), "{err}");
+    assert_eq!(narrow.stats().retries, 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleted_contact_children_are_none_not_errors() {
+    let sb = sandbox(quiet_config(20)).await;
+    let location = sb.location_ids()[0].clone();
+    let id = sb.store().contact_ids(&location)[3].clone();
+    assert!(sb.store().delete_contact(&id));
+    let c = client(&sb, None);
+    assert_eq!(c.contact_notes(&location, &id).await.unwrap(), None);
+    assert_eq!(c.contact_tasks(&location, &id).await.unwrap(), None);
+    assert_eq!(c.stats().retries, 0);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn daily_budget_stops_cleanly_with_a_resume_hint() {
+    let mut cfg = quiet_config(50);
+    cfg.daily_limit = 30;
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let mut ccfg = client_config(&sb, DEFAULT_TOKEN, Some("1000/1s".parse().unwrap()));
+    ccfg.daily_reserve = 10;
+    let c = Client::new(ccfg).unwrap();
+    let mut stopped = None;
+    for id in sb.store().contact_ids(&location) {
+        if let Err(e) = c.contact_notes(&location, &id).await {
+            stopped = Some(e);
+            break;
+        }
+    }
+    let e = stopped.expect("the budget runs out");
+    assert!(matches!(e.kind, ErrorKind::DailyBudgetExhausted { .. }), "{e}");
+    assert!(e.to_string().contains("rerun"), "{e}");
+    assert!(c.stats().requests <= 21, "stopped at the reserve, not at the wall: {:?}", c.stats());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn oauth_refresh_token_rotation_persists_across_runs() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refresh_token");
+    let first = sb.issue_refresh_token(&["contacts.readonly", "contacts.write"]);
+    std::fs::write(&file, &first).unwrap();
+    let oauth = || {
+        let mut cfg = ClientConfig::new(
+            sb.url(),
+            AuthConfig::OAuth(OAuthConfig {
+                client_id: OAUTH_CLIENT_ID.into(),
+                client_secret: Secret::new(OAUTH_CLIENT_SECRET),
+                refresh_token_file: file.clone(),
+                user_type: "Location".into(),
+            }),
+        );
+        cfg.rate = None;
+        cfg.retry = crate::util::fast_retry();
+        Client::new(cfg).unwrap()
+    };
+    // Run 1: refreshes, persists the rotated token, then reads.
+    let run1 = oauth();
+    assert!(run1.contact_notes(&location, &sb.store().contact_ids(&location)[0]).await.is_ok());
+    let second = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert_ne!(second, first, "the refresh token was rotated and saved");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Run 2 (a new process would start like this): uses the saved token, rotates again.
+    let run2 = oauth();
+    assert!(run2.contact_tasks(&location, &sb.store().contact_ids(&location)[1]).await.is_ok());
+    let third = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert_ne!(third, second);
+    // The first refresh token is dead: a run holding it fails with a clear message.
+    std::fs::write(&file, &first).unwrap();
+    let stale = oauth();
+    let err = stale.contact_notes(&location, "x").await.unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    assert!(err.to_string().contains("refresh token"), "{err}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_host_is_refused() {
+    let cfg = ClientConfig::new("http://example.com", AuthConfig::Static(Secret::new("t")));
+    let err = Client::new(cfg).err().expect("refused");
+    assert!(err.to_string().contains("http://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_repeating_cursor_stops_instead_of_spinning() {
+    // A server that answers the same full page whatever the cursor (the startAfter-only quirk).
+    use axum::{routing::get, Json, Router};
+    let page: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"id": format!("id{i:02}"), "dateAdded": "2024-01-01T00:00:00.000Z"}))
+        .collect();
+    let app = Router::new().route(
+        "/contacts/",
+        get(move || {
+            let page = page.clone();
+            async move { Json(serde_json::json!({"contacts": page, "meta": {"total": 1000}})) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = ClientConfig::new(url, AuthConfig::Static(Secret::new("t")));
+    cfg.rate = None;
+    let c = Client::new(cfg).unwrap();
+    let result: Result<Vec<ContactPage>, _> = c.contact_pages("L", Source::List, 10, Cursor::Start).try_collect().await;
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::CursorLoop, "{err}");
+    assert_eq!(c.stats().requests, 2, "stopped on the first repeated page");
+    server.abort();
+}
+
+#[tokio::test]
+async fn request_bodies_validate_against_the_spec() {
+    let mut cfg = quiet_config(20);
+    cfg.record_requests = true;
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let c = client(&sb, None);
+    let ids = sb.store().contact_ids(&location);
+    let _ = all_ids(&c, &location, Source::Search { filters: vec![] }, 500).await;
+    let _ = c.search_tasks(&location, &ids[..5]).await.unwrap();
+    let up = c
+        .upsert_contact(&location, serde_json::json!({"email": "new.person@example.com", "firstName": "Zoë", "tags": ["vip"]}))
+        .await
+        .unwrap();
+    let tags = [String::from("a"), String::from("b")];
+    c.update_tags(&location, &up.contact.id, ghl_etl::api::endpoints::TagAction::Add, &tags).await.unwrap();
+    c.update_tags(&location, &up.contact.id, ghl_etl::api::endpoints::TagAction::Remove, &tags[..1]).await.unwrap();
+    c.bulk_update_tags(&location, ghl_etl::api::endpoints::TagAction::Add, &ids[..3], &tags).await.unwrap();
+    c.create_task(&location, &ids[0], serde_json::json!({"title": "Call", "dueDate": "2030-01-01T10:00:00Z", "completed": false}))
+        .await
+        .unwrap();
+    c.create_note(&location, &ids[0], serde_json::json!({"body": "Met at the fair"})).await.unwrap();
+    let recorded = sb.recorded_requests();
+    let with_body: Vec<_> = recorded.iter().filter(|r| r.body.is_some()).collect();
+    assert!(with_body.len() >= 7, "{recorded:?}");
+    for r in with_body {
+        if let Err(errors) = crate::spec::validate_request_body(&r.method, &r.route, r.body.as_ref().unwrap()) {
+            panic!("{} {} body does not match the spec: {errors:?}\n{}", r.method, r.route, r.body.as_ref().unwrap());
+        }
+    }
+    sb.shutdown().await;
+}
+
+#[test]
+fn client_config_debug_never_shows_the_token() {
+    let cfg = ClientConfig::new("https://services.leadconnectorhq.com", AuthConfig::Static(Secret::new("pit-supersecret-42")));
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("supersecret"), "{shown}");
+    let _ = Duration::from_secs(1);
+}

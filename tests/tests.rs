@@ -3,6 +3,7 @@
 
 mod util;
 
+mod cli;
 mod client;
 mod export;
 mod mapping;

@@ -1,1 +1,71 @@
+//! Shared test helpers: start a sandbox on 127.0.0.1, build a client for it, run the binary.
 
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ghl_etl::api::{AuthConfig, Client, ClientConfig, RateSpec, RetryConfig};
+use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
+use ghl_etl::secret::Secret;
+
+/// A sandbox with no rate limit and no faults unless the test asks for them.
+pub fn quiet_config(contacts: usize) -> SandboxConfig {
+    SandboxConfig {
+        contacts,
+        rate_limit: None,
+        fault_rate: 0.0,
+        ..SandboxConfig::default()
+    }
+}
+
+pub async fn sandbox(cfg: SandboxConfig) -> Sandbox {
+    Sandbox::start(cfg).await.expect("sandbox starts on 127.0.0.1:0")
+}
+
+/// Retries fast enough for tests (the schedule's shape is the production one).
+pub fn fast_retry() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 12,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+        max_elapsed: Duration::from_secs(60),
+    }
+}
+
+pub fn client_config(sb: &Sandbox, token: &str, rate: Option<RateSpec>) -> ClientConfig {
+    let mut cfg = ClientConfig::new(sb.url(), AuthConfig::Static(Secret::new(token)));
+    cfg.rate = rate;
+    cfg.retry = fast_retry();
+    cfg
+}
+
+pub fn client(sb: &Sandbox, rate: Option<RateSpec>) -> Client {
+    Client::new(client_config(sb, DEFAULT_TOKEN, rate)).expect("client builds")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ghl-etl"))
+}
+
+/// Run the binary; on an unexpected status, panic with everything needed to see why.
+pub fn run_bin(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(cwd).env_remove("GHL_TOKEN").env_remove("GHL_BASE_URL").env_remove("GHL_LOCATION");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the ghl-etl binary runs")
+}
+
+pub fn describe(args: &[&str], cwd: &std::path::Path, out: &Output) -> String {
+    format!(
+        "command: ghl-etl {}\ncwd: {}\nstatus: {}\nstdout:\n```\n{}\n```\nstderr:\n```\n{}\n```",
+        args.join(" "),
+        cwd.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,93 @@
+//! The binary as a user runs it: exit codes, messages, and secrets kept out of every output.
+
+use crate::util::{describe, quiet_config, run_bin, sandbox};
+use ghl_etl::sandbox::{SandboxConfig, TokenSpec};
+
+async fn run(args: Vec<String>, envs: Vec<(String, String)>) -> (std::process::Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = run_bin(&a, &e, &path);
+        let d = describe(&a, &path, &out);
+        drop(dir);
+        (out, d)
+    })
+    .await
+    .unwrap()
+}
+
+fn all_output(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_run_never_prints_the_token() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let secret = "pit-0d4f-SECRET-token-value";
+    for extra in [vec![], vec!["-vv".to_string()], vec!["--log-format".into(), "json".into(), "-vv".into()]] {
+        let mut args: Vec<String> = vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()];
+        args.extend(extra);
+        let (out, d) = run(args, vec![("GHL_TOKEN".into(), secret.into()), ("GHL_BASE_URL".into(), sb.url())]).await;
+        assert_eq!(out.status.code(), Some(3), "{d}");
+        let text = all_output(&out);
+        assert!(!text.contains(secret) && !text.contains("SECRET-token"), "token leaked:\n{d}");
+        assert!(text.contains("GHL_TOKEN"), "names the token to fix:\n{d}");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_never_shows_secret_values() {
+    let secret = "super-secret-client-secret-77";
+    for args in [vec!["export", "--help"], vec!["auth", "check", "--help"], vec!["--help"]] {
+        let (out, d) = run(
+            args.iter().map(|s| s.to_string()).collect(),
+            vec![("GHL_TOKEN".into(), secret.into()), ("GHL_CLIENT_SECRET".into(), secret.into())],
+        )
+        .await;
+        assert!(out.status.success(), "{d}");
+        assert!(!all_output(&out).contains(secret), "{d}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_check_reports_each_scope() {
+    let mut cfg: SandboxConfig = quiet_config(5);
+    cfg.tokens = vec!["limited=contacts.readonly".parse::<TokenSpec>().unwrap()];
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let base = vec![("GHL_BASE_URL".to_string(), sb.url())];
+
+    let mut env = base.clone();
+    env.push(("GHL_TOKEN".into(), ghl_etl::sandbox::DEFAULT_TOKEN.into()));
+    let (out, d) = run(vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()], env).await;
+    assert_eq!(out.status.code(), Some(0), "{d}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    for scope in ["contacts.readonly", "locations/tasks.readonly", "contacts.write"] {
+        assert!(stdout.lines().any(|l| l.contains(scope) && l.contains("ok")), "{scope} ok:\n{d}");
+    }
+
+    let mut env = base.clone();
+    env.push(("GHL_TOKEN".into(), "limited".into()));
+    let (out, d) = run(vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()], env).await;
+    assert_eq!(out.status.code(), Some(3), "{d}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.lines().any(|l| l.contains("contacts.readonly") && l.contains("ok")), "{d}");
+    assert!(stdout.lines().any(|l| l.contains("contacts.write") && l.contains("missing")), "{d}");
+    assert!(stdout.lines().any(|l| l.contains("locations/tasks.readonly") && l.contains("missing")), "{d}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_a_remote_host_is_a_usage_error() {
+    let (out, d) = run(
+        vec!["auth".into(), "check".into(), "--location".into(), "L".into(), "--base-url".into(), "http://example.com".into()],
+        vec![("GHL_TOKEN".into(), "t".into())],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{d}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing plain http://"), "{d}");
+}
