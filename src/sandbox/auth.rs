@@ -1,0 +1,313 @@
+//! Tokens the sandbox accepts: the default all-powerful token, tokens given on the command
+//! line (`NAME=scope,scope@loc1+loc2`), and OAuth access tokens it issues itself, with
+//! single-use refresh tokens that rotate on every refresh as GHL's do.
+//!
+//! Expiry uses `tokio::time::Instant`, so tests running under a paused clock can age a token
+//! without waiting. Deciding which scope a route needs is left to [`super::gate`].
+
+use super::ids::hashed_id;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Every scope a sandbox route can require.
+pub const ALL_SCOPES: &[&str] = &[
+    "contacts.readonly",
+    "contacts.write",
+    "locations/tasks.readonly",
+    "locations/customFields.readonly",
+    "businesses.readonly",
+];
+
+/// A token given on the command line or in [`super::SandboxConfig::tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    pub token: String,
+    pub scopes: Vec<String>,
+    /// Location ids (or 0-based location indices) the token may reach; `None` = all.
+    pub locations: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenSpecError {
+    #[error("invalid token `{0}`: expected NAME=scope,scope with an optional @loc1+loc2 suffix")]
+    Shape(String),
+    #[error("invalid token `{0}`: the name must not be empty or contain spaces")]
+    Name(String),
+    #[error("invalid token `{spec}`: unknown scope `{scope}` (known: {known})")]
+    Scope {
+        spec: String,
+        scope: String,
+        known: String,
+    },
+}
+
+impl FromStr for TokenSpec {
+    type Err = TokenSpecError;
+
+    /// `reader=contacts.readonly`, `writer=contacts.write,contacts.readonly@LOCID`,
+    /// `other=contacts.readonly@0+1` (location indices), `none=` (no scopes).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| TokenSpecError::Shape(s.into()))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(TokenSpecError::Name(s.into()));
+        }
+        let (scopes, locations) = match rest.split_once('@') {
+            Some((sc, locs)) => {
+                let locs: Vec<String> = locs
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                if locs.is_empty() {
+                    return Err(TokenSpecError::Shape(s.into()));
+                }
+                (sc, Some(locs))
+            }
+            None => (rest, None),
+        };
+        let scopes: Vec<String> = scopes
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect();
+        for sc in &scopes {
+            let base = sc.strip_suffix(".write").map(|b| format!("{b}.readonly"));
+            if !ALL_SCOPES.contains(&sc.as_str())
+                && !base.is_some_and(|b| ALL_SCOPES.contains(&b.as_str()))
+            {
+                return Err(TokenSpecError::Scope {
+                    spec: s.into(),
+                    scope: sc.clone(),
+                    known: ALL_SCOPES.join(", "),
+                });
+            }
+        }
+        Ok(TokenSpec {
+            token: name.to_string(),
+            scopes,
+            locations,
+        })
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// `None`: every scope.
+    pub scopes: Option<Vec<String>>,
+    /// Location ids; `None`: every location.
+    pub locations: Option<Vec<String>>,
+    pub expires_at: Option<Instant>,
+}
+
+impl Grant {
+    /// A write scope implies its read scope, as in GHL.
+    pub fn allows(&self, scope: &str) -> bool {
+        let Some(scopes) = &self.scopes else {
+            return true;
+        };
+        let write = scope
+            .strip_suffix(".readonly")
+            .map(|b| format!("{b}.write"));
+        scopes
+            .iter()
+            .any(|s| s == scope || Some(s) == write.as_ref())
+    }
+
+    pub fn reaches(&self, location_id: &str) -> bool {
+        self.locations
+            .as_ref()
+            .map_or(true, |l| l.iter().any(|x| x == location_id))
+    }
+
+    pub fn scope_string(&self) -> String {
+        match &self.scopes {
+            Some(s) => s.join(" "),
+            None => ALL_SCOPES.join(" "),
+        }
+    }
+}
+
+/// A freshly issued OAuth token pair.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub grant: Grant,
+    pub expires_in: Duration,
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    seed: u64,
+    ttl: Duration,
+    tokens: RwLock<HashMap<String, Grant>>,
+    /// Refresh tokens not used yet; using one removes it.
+    refresh: RwLock<HashMap<String, Grant>>,
+    counter: AtomicU64,
+}
+
+impl Auth {
+    pub fn new(seed: u64, default_token: &str, extra: Vec<(String, Grant)>, ttl: Duration) -> Auth {
+        let mut tokens = HashMap::new();
+        tokens.insert(
+            default_token.to_string(),
+            Grant {
+                scopes: None,
+                locations: None,
+                expires_at: None,
+            },
+        );
+        tokens.extend(extra);
+        Auth {
+            seed,
+            ttl,
+            tokens: RwLock::new(tokens),
+            refresh: RwLock::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The grant of a bearer token, unless unknown or expired.
+    pub fn lookup(&self, token: &str) -> Option<Grant> {
+        let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
+        let g = tokens.get(token)?;
+        match g.expires_at {
+            Some(t) if Instant::now() >= t => None,
+            _ => Some(g.clone()),
+        }
+    }
+
+    fn fresh(&self, kind: u64) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{}{}",
+            hashed_id(&[self.seed, 0x0A, kind, n]),
+            hashed_id(&[self.seed, 0x0B, kind, n])
+        )
+    }
+
+    /// A new refresh token for the given scopes, reaching every location.
+    pub fn issue_refresh(&self, scopes: &[&str]) -> String {
+        let token = self.fresh(1);
+        let grant = Grant {
+            scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+            locations: None,
+            expires_at: None,
+        };
+        self.refresh
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.clone(), grant);
+        token
+    }
+
+    /// Spends a refresh token: `None` if unknown or already used. The answer carries a new
+    /// access token and the next refresh token.
+    pub fn refresh(&self, refresh_token: &str) -> Option<Issued> {
+        let grant = self
+            .refresh
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(refresh_token)?;
+        let access_token = self.fresh(2);
+        let access = Grant {
+            expires_at: Some(Instant::now() + self.ttl),
+            ..grant.clone()
+        };
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(access_token.clone(), access.clone());
+        let next = self.fresh(1);
+        self.refresh
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(next.clone(), grant);
+        Some(Issued {
+            access_token,
+            refresh_token: next,
+            grant: access,
+            expires_in: self.ttl,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_token_specs() {
+        let t: TokenSpec = "reader=contacts.readonly".parse().unwrap();
+        assert_eq!(t.token, "reader");
+        assert_eq!(t.scopes, vec!["contacts.readonly"]);
+        assert_eq!(t.locations, None);
+        let t: TokenSpec = "w=contacts.write,businesses.readonly@AAA+1"
+            .parse()
+            .unwrap();
+        assert_eq!(t.scopes.len(), 2);
+        assert_eq!(t.locations, Some(vec!["AAA".to_string(), "1".to_string()]));
+        let t: TokenSpec = "none=".parse().unwrap();
+        assert!(t.scopes.is_empty());
+        assert!(matches!(
+            "x".parse::<TokenSpec>(),
+            Err(TokenSpecError::Shape(_))
+        ));
+        assert!(matches!(
+            "=contacts.readonly".parse::<TokenSpec>(),
+            Err(TokenSpecError::Name(_))
+        ));
+        let e = "x=contacts.read".parse::<TokenSpec>().unwrap_err();
+        assert!(e.to_string().contains("contacts.readonly"));
+        assert!(matches!(
+            "x=contacts.readonly@".parse::<TokenSpec>(),
+            Err(TokenSpecError::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn write_implies_read() {
+        let g = Grant {
+            scopes: Some(vec!["contacts.write".into()]),
+            locations: None,
+            expires_at: None,
+        };
+        assert!(g.allows("contacts.readonly"));
+        assert!(g.allows("contacts.write"));
+        assert!(!g.allows("businesses.readonly"));
+        let r = Grant {
+            scopes: Some(vec!["contacts.readonly".into()]),
+            ..g
+        };
+        assert!(!r.allows("contacts.write"));
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_access_tokens_expire() {
+        let a = Auth::new(1, "d", Vec::new(), Duration::from_secs(60));
+        let r1 = a.issue_refresh(&["contacts.readonly"]);
+        let first = a.refresh(&r1).unwrap();
+        assert!(a.refresh(&r1).is_none(), "a refresh token is single-use");
+        assert!(a.lookup(&first.access_token).is_some());
+        let second = a.refresh(&first.refresh_token).unwrap();
+        assert_ne!(second.access_token, first.access_token);
+        assert!(a.lookup("d").is_some());
+        let expired = Auth::new(1, "d", Vec::new(), Duration::ZERO);
+        let r = expired.issue_refresh(&["contacts.readonly"]);
+        let t = expired.refresh(&r).unwrap();
+        assert!(
+            expired.lookup(&t.access_token).is_none(),
+            "a zero-TTL token is born expired"
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! The gate every API request passes before its handler, in GHL's order: bearer token (401),
+//! `Version` header (400), the route's scope (401), access to the location (403), burst and
+//! daily limits (429), then injected faults and added latency. It also records requests for
+//! spec tests, counts answers in [`Stats`](super::Stats) and stamps the rate-limit headers.
+//!
+//! Which scope a route needs comes from the specs' `security` lists; where the location of a
+//! request comes from (query, path, body or the contact's own location) is in [`route_info`].
+//! Handlers get the resolved location in a [`Ctx`] extension and stay free of these concerns.
+
+use super::handlers::{err_400, err_401, err_403, err_404};
+use super::limits::Refusal;
+use super::{RecordedRequest, SandboxState, API_VERSION};
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body the sandbox reads.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+pub const INVALID_TOKEN: &str = "Invalid token: access token is invalid";
+pub const SCOPE_DENIED: &str = "The token is not authorized for this scope.";
+pub const LOCATION_DENIED: &str = "The token does not have access to this location";
+
+/// Where a route names its location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocFrom {
+    /// `?locationId=`
+    Query,
+    /// `/locations/{locationId}/...`
+    Path,
+    /// `{"locationId": ...}` in the JSON body
+    Body,
+    /// `/contacts/{contactId}/...`: the contact's location
+    Contact,
+    Nowhere,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    pub scope: Option<&'static str>,
+    pub loc: LocFrom,
+    /// False for `/oauth/token`, which authenticates with client credentials instead.
+    pub bearer: bool,
+}
+
+const READ: &str = "contacts.readonly";
+const WRITE: &str = "contacts.write";
+
+/// Scope and location source of each (method, route template) the sandbox serves.
+pub fn route_info(method: &Method, template: &str) -> Option<RouteInfo> {
+    use LocFrom::*;
+    let r = |scope, loc| {
+        Some(RouteInfo {
+            scope: Some(scope),
+            loc,
+            bearer: true,
+        })
+    };
+    match (method.as_str(), template) {
+        ("GET", "/contacts/") => r(READ, Query),
+        ("POST", "/contacts/") => r(WRITE, Body),
+        ("POST", "/contacts/search") => r(READ, Body),
+        ("POST", "/contacts/upsert") => r(WRITE, Body),
+        ("GET", "/contacts/business/{businessId}") => r(READ, Query),
+        // The spec lists no security for bulk tags; GHL requires the write scope.
+        ("POST", "/contacts/bulk/tags/update/{type}") => r(WRITE, Body),
+        (
+            "GET",
+            "/contacts/{contactId}"
+            | "/contacts/{contactId}/tasks"
+            | "/contacts/{contactId}/tasks/{taskId}"
+            | "/contacts/{contactId}/notes"
+            | "/contacts/{contactId}/notes/{id}"
+            | "/contacts/{contactId}/appointments",
+        ) => r(READ, Contact),
+        ("PUT" | "DELETE", "/contacts/{contactId}")
+        | ("POST" | "DELETE", "/contacts/{contactId}/tags")
+        | ("POST", "/contacts/{contactId}/tasks" | "/contacts/{contactId}/notes")
+        | (
+            "PUT" | "DELETE",
+            "/contacts/{contactId}/tasks/{taskId}" | "/contacts/{contactId}/notes/{id}",
+        )
+        | ("PUT", "/contacts/{contactId}/tasks/{taskId}/completed") => r(WRITE, Contact),
+        ("POST", "/locations/{locationId}/tasks/search") => r("locations/tasks.readonly", Path),
+        ("GET", "/locations/{locationId}/customFields") => {
+            r("locations/customFields.readonly", Path)
+        }
+        ("GET", "/businesses/") => r("businesses.readonly", Query),
+        ("POST", "/oauth/token") => Some(RouteInfo {
+            scope: None,
+            loc: Nowhere,
+            bearer: false,
+        }),
+        _ => None,
+    }
+}
+
+/// What the gate learnt about a request, for its handler.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Index of the request's location, when it names one the token may reach.
+    pub location: Option<usize>,
+    /// `http://host:port` as the client addressed the sandbox, for `nextPageUrl`.
+    pub base_url: String,
+}
+
+/// The 404 for routes the sandbox does not serve, naming method and path (NestJS wording).
+pub fn unknown_route(method: &Method, uri: &Uri) -> Response {
+    err_404(&format!("Cannot {} {}", method, uri.path())).into_response()
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> Response {
+    unknown_route(&method, &uri)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn path_segment(uri: &Uri, n: usize) -> Option<&str> {
+    uri.path().split('/').nth(n).filter(|s| !s.is_empty())
+}
+
+fn utc_day_and_secs_left() -> (i64, u64) {
+    let now = super::store::now_ms().max(0) / 1000;
+    (now / 86_400, (86_400 - now % 86_400) as u64)
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, v: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+        headers.insert(name, v);
+    }
+}
+
+/// The gate's state: the shared sandbox state and the route template it guards (one gate
+/// layer per route, so the template is known without axum's `matched-path` feature).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub st: Arc<SandboxState>,
+    pub template: &'static str,
+}
+
+/// The middleware: see the module documentation for the order of checks.
+pub async fn gate(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let Guard { st, template } = guard;
+    let method = req.method().clone();
+    let latency = st.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (resp, location) = admit_and_run(&st, &method, template, req, next).await;
+    st.count(
+        &format!("{method} {template}"),
+        resp.status(),
+        location.as_deref(),
+    );
+    resp
+}
+
+async fn admit_and_run(
+    st: &SandboxState,
+    method: &Method,
+    template: &str,
+    req: Request,
+    next: Next,
+) -> (Response, Option<String>) {
+    let Some(info) = route_info(method, template) else {
+        return (unknown_route(method, req.uri()), None);
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return (
+            err_400("Request body is unreadable or larger than 16 MiB").into_response(),
+            None,
+        );
+    };
+    let json: Option<Value> = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    if st.recording() {
+        st.record(RecordedRequest {
+            method: method.to_string(),
+            route: template.to_string(),
+            body: json.clone(),
+        });
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let mut ctx = Ctx {
+        location: None,
+        base_url: format!("http://{host}"),
+    };
+    let mut loc_id: Option<String> = None;
+    let mut verdict = None;
+    if info.bearer {
+        let Some(token) = bearer(&parts.headers).map(str::to_owned) else {
+            return (err_401(INVALID_TOKEN).into_response(), None);
+        };
+        let Some(grant) = st.auth.lookup(&token) else {
+            return (err_401(INVALID_TOKEN).into_response(), None);
+        };
+        let version = parts.headers.get("version").and_then(|v| v.to_str().ok());
+        if version != Some(API_VERSION) {
+            let msg = match version {
+                None => format!("Version header is missing: send Version: {API_VERSION}"),
+                Some(v) => {
+                    format!("Version header `{v}` is not supported: send Version: {API_VERSION}")
+                }
+            };
+            return (err_400(&msg).into_response(), None);
+        }
+        if let Some(scope) = info.scope {
+            if !grant.allows(scope) {
+                return (err_401(SCOPE_DENIED).into_response(), None);
+            }
+        }
+        loc_id = match info.loc {
+            LocFrom::Query => query_param(&parts.uri, "locationId"),
+            LocFrom::Path => path_segment(&parts.uri, 2).map(str::to_owned),
+            LocFrom::Body => json
+                .as_ref()
+                .and_then(|j| j.get("locationId")?.as_str().map(str::to_owned)),
+            LocFrom::Contact => path_segment(&parts.uri, 2)
+                .and_then(|cid| st.store.decode(cid))
+                .map(|(li, _)| st.store.location(li).id.clone()),
+            LocFrom::Nowhere => None,
+        }
+        .filter(|l| !l.is_empty());
+        if let Some(id) = &loc_id {
+            match st.store.loc_index(id) {
+                Some(li) if grant.reaches(id) => ctx.location = Some(li),
+                _ => return (err_403(LOCATION_DENIED).into_response(), None),
+            }
+        }
+        let (day, secs_left) = utc_day_and_secs_left();
+        let v = st.limiter.check(
+            &token,
+            loc_id.as_deref().unwrap_or("-"),
+            st.rate_limit(),
+            st.daily_limit(),
+            tokio::time::Instant::now(),
+            day,
+        );
+        if let Some(refusal) = v.refused {
+            let mut resp = match refusal {
+                Refusal::Burst => {
+                    let spec = st.rate_limit().map(|s| s.to_string()).unwrap_or_default();
+                    let mut r = (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        axum::Json(json!({"statusCode": 429,
+                            "message": format!("Too many requests: the limit is {spec} per location and app. Try again later.")})),
+                    )
+                        .into_response();
+                    // GHL usually, but not always, says when to come back.
+                    if st.limiter_refusal_sends_retry_after() {
+                        let secs = v
+                            .retry_after
+                            .unwrap_or(Duration::ZERO)
+                            .as_millis()
+                            .div_ceil(1000);
+                        set(r.headers_mut(), "retry-after", secs);
+                    }
+                    r
+                }
+                Refusal::Daily => {
+                    let mut r = (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        axum::Json(json!({"statusCode": 429,
+                            "message": format!("Daily rate limit exhausted: {} requests per day for this location and app. It resets at midnight UTC.", st.daily_limit())})),
+                    )
+                        .into_response();
+                    set(r.headers_mut(), "retry-after", secs_left);
+                    r
+                }
+            };
+            st.count_refusal(refusal);
+            rate_headers(st, &mut resp, &v);
+            return (resp, loc_id);
+        }
+        verdict = Some(v);
+    }
+    let fault = st.next_fault().filter(|f| info.bearer || f.is_status());
+    if let Some(f) = fault.filter(|f| f.is_status()) {
+        st.count_fault(f);
+        let mut resp = f.status_response();
+        if let Some(v) = &verdict {
+            rate_headers(st, &mut resp, v);
+        }
+        return (resp, loc_id);
+    }
+    parts.extensions.insert(ctx);
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if let Some(f) = fault {
+        st.count_fault(f);
+        let (p, b) = resp.into_parts();
+        let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
+        resp = f.spoil(p, bytes);
+    }
+    if let Some(v) = &verdict {
+        rate_headers(st, &mut resp, v);
+    }
+    (resp, loc_id)
+}
+
+fn rate_headers(st: &SandboxState, resp: &mut Response, v: &super::limits::Verdict) {
+    let h = resp.headers_mut();
+    if let (Some(spec), Some(rem)) = (st.rate_limit(), v.remaining) {
+        set(h, "x-ratelimit-max", spec.max);
+        set(h, "x-ratelimit-remaining", rem);
+        set(
+            h,
+            "x-ratelimit-interval-milliseconds",
+            spec.interval.as_millis(),
+        );
+    }
+    set(h, "x-ratelimit-limit-daily", st.daily_limit());
+    set(h, "x-ratelimit-daily-remaining", v.daily_remaining);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_route_has_a_scope_and_location_source() {
+        let get = Method::GET;
+        let info = route_info(&get, "/contacts/{contactId}/tasks").unwrap();
+        assert_eq!(info.scope, Some("contacts.readonly"));
+        assert_eq!(info.loc, LocFrom::Contact);
+        let info = route_info(&Method::POST, "/locations/{locationId}/tasks/search").unwrap();
+        assert_eq!(info.scope, Some("locations/tasks.readonly"));
+        assert_eq!(info.loc, LocFrom::Path);
+        assert!(!route_info(&Method::POST, "/oauth/token").unwrap().bearer);
+        assert!(route_info(&Method::PATCH, "/contacts/{contactId}").is_none());
+    }
+
+    #[test]
+    fn parses_bearer_and_query() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc "),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        let uri: Uri = "/contacts/?limit=5&locationId=L%201".parse().unwrap();
+        assert_eq!(query_param(&uri, "locationId").as_deref(), Some("L 1"));
+        let uri: Uri = "/locations/LOC/tasks/search".parse().unwrap();
+        assert_eq!(path_segment(&uri, 2), Some("LOC"));
+    }
+}
