@@ -683,7 +683,7 @@ impl<'s, 't> Cx<'s, 't> {
             "set `from = \"...\"`, or start `transform` with `template`, `constant` or `coalesce`",
         );
         if let Some(d) = did_you_mean(field, known_roots(kind)) {
-            help = format!("{d} {help}");
+            help = format!("{d} Otherwise {help}");
         }
         self.diag.error(
             span,
