@@ -163,8 +163,8 @@ pub(crate) fn convert(cur: Cur<'_>, ty: ColumnType, sep: &str) -> Result<Value, 
             |v| match v {
                 Json::Bool(b) => Some(*b),
                 Json::Number(n) => match n.as_f64() {
-                    Some(x) if x == 1.0 => Some(true),
-                    Some(x) if x == 0.0 => Some(false),
+                    Some(1.0) => Some(true),
+                    Some(0.0) => Some(false),
                     _ => None,
                 },
                 _ => None,

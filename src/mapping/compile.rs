@@ -433,7 +433,16 @@ impl<'s, 't> Cx<'s, 't> {
                 )),
             ),
             Some(cols) => {
-                if let Some(items) = self.array(cols, "columns", "[{ name = \"email\" }]") {
+                if matches!(cols.get_ref(), DeValue::Table(_)) {
+                    self.diag.error(
+                        cols.span(),
+                        "`columns` must be a list of column blocks",
+                        Some(format!(
+                            "write each column under its own `[[{}.columns]]` header (two brackets)",
+                            kind.name()
+                        )),
+                    );
+                } else if let Some(items) = self.array(cols, "columns", "[{ name = \"email\" }]") {
                     if items.is_empty() {
                         self.diag.error(
                             cols.span(),
@@ -673,7 +682,7 @@ impl<'s, 't> Cx<'s, 't> {
         let ok = parse_path(name, pos).ok().filter(|p| {
             !matches!(p.root, Root::Custom(_))
                 && p.root_field()
-                    .is_none_or(|(f, quoted)| quoted || known_roots(kind).contains(&f))
+                    .map_or(true, |(f, quoted)| quoted || known_roots(kind).contains(&f))
         });
         if ok.is_some() {
             return ok;
@@ -1335,9 +1344,9 @@ from = "$contact"
 
     #[test]
     fn filters_validate_ops_and_values() {
-        let e = errors(&format!(
-            "version = 1\n[contacts]\nfilter = [{{ field = \"email\", op = \"exist\" }}, {{ field = \"dnd\", op = \"eq\" }}, {{ field = \"email\", op = \"exists\", value = 1 }}, {{ field = \"tags\", op = \"in\", value = \"vip\" }}]\n[[contacts.columns]]\nname = \"email\"\n"
-        ));
+        let e = errors(
+            "version = 1\n[contacts]\nfilter = [{ field = \"email\", op = \"exist\" }, { field = \"dnd\", op = \"eq\" }, { field = \"email\", op = \"exists\", value = 1 }, { field = \"tags\", op = \"in\", value = \"vip\" }]\n[[contacts.columns]]\nname = \"email\"\n"
+        );
         let msgs: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(msgs.len(), 4, "{msgs:#?}");
         assert!(msgs[0].starts_with("unknown filter op `exist`"));
