@@ -661,13 +661,16 @@ impl<'s, 't> Cx<'s, 't> {
             },
         };
 
+        if !steps_ok {
+            return None;
+        }
         let name_span = name_node.map_or(node.span(), Spanned::span);
         Some((
             ColumnPlan {
                 name: name?.to_string(),
                 ty: ty?,
                 source: source?,
-                steps: if steps_ok { steps } else { return None },
+                steps,
                 required: required?,
                 on_error: on_error?,
             },
