@@ -1,0 +1,1371 @@
+//! Mapping text → validated [`Mapping`], gathering every problem before reporting.
+//!
+//! The file is parsed with toml's spanned document tree (`toml::de::DeTable`, whose keys and
+//! values are `serde_spanned::Spanned`) and walked by hand rather than through
+//! `#[derive(Deserialize)]`: serde stops at its first error, while this walk keeps going,
+//! so one run reports every unknown key, bad type, bad transform and bad path, each at its
+//! `file:line:column` with what was expected and a suggestion. Unknown keys are rejected
+//! everywhere, as `deny_unknown_fields` would. Custom-field names are resolved later
+//! (`Mapping::resolve_custom_fields`), since that needs the location's fields.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use chrono::format::{Item, StrftimeItems};
+use regex::Regex;
+use serde_json::Value as Json;
+use serde_spanned::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::defaults::known_roots;
+use super::error::{did_you_mean, one_of, Diag, MappingErrors, SourceMap};
+use super::path::{parse_path, parse_template, Path, PathError, Root};
+use super::phone;
+use super::plan::{ColumnPlan, Filter, FilterOp, OnError, FILTER_OPS};
+use super::transform::{Step, Transform, TRANSFORM_NAMES};
+use super::{Mapping, TableMapping};
+use crate::table::{Column, ColumnType, TableKind, TableSchema};
+
+type Node<'i> = Spanned<DeValue<'i>>;
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "csv_safe",
+    "list_separator",
+    "contacts",
+    "tasks",
+    "notes",
+    "appointments",
+];
+const TABLE_NAMES: &[&str] = &["contacts", "tasks", "notes", "appointments"];
+const SECTION_KEYS: &[&str] = &["columns", "filter", "on_error"];
+const COLUMN_KEYS: &[&str] = &["name", "from", "type", "transform", "required", "on_error"];
+const FILTER_KEYS: &[&str] = &["field", "op", "value"];
+const TYPE_NAMES: &[&str] = &[
+    "string",
+    "int",
+    "float",
+    "decimal(p,s)",
+    "bool",
+    "date",
+    "timestamp",
+    "list<string>",
+    "json",
+];
+const ON_ERROR: &[&str] = &["reject", "null"];
+
+pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> {
+    let src = SourceMap::new(file, text);
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let mut cx = Cx {
+        diag: Diag::new(&src),
+        src: &src,
+        sep: ";".to_string(),
+    };
+    if !syntax.is_empty() {
+        // A broken document would only produce follow-on noise: report the syntax alone.
+        for e in syntax {
+            let span = e.span().unwrap_or(0..0);
+            cx.diag.error(span, e.message().to_string(), None);
+        }
+        return Err(cx.finish_err());
+    }
+    let top = doc.get_ref();
+
+    for (key, value) in top.iter() {
+        if TOP_KEYS.contains(&key.get_ref().as_ref()) {
+            continue;
+        }
+        if matches!(value.get_ref(), DeValue::Table(_)) {
+            cx.diag.error(
+                key.span(),
+                format!(
+                    "unknown table `[{}]`; expected one of: {}",
+                    key.get_ref(),
+                    one_of(TABLE_NAMES)
+                ),
+                did_you_mean(key.get_ref(), TABLE_NAMES.iter().copied()),
+            );
+        } else {
+            cx.unknown_key(key, TOP_KEYS, "at the top level");
+        }
+    }
+
+    match top.get("version") {
+        None => cx.diag.error(
+            0..0,
+            "missing `version`",
+            Some("start the file with `version = 1`".into()),
+        ),
+        Some(v) => {
+            if let Some(n) = cx.int(v, "version") {
+                if n != 1 {
+                    cx.diag.error(
+                        v.span(),
+                        format!("unsupported mapping version {n}; expected 1"),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+    let csv_safe = top.get("csv_safe").and_then(|v| cx.boolean(v, "csv_safe"));
+    let list_separator = top.get("list_separator").and_then(|v| {
+        let s = cx.string(v, "list_separator")?;
+        if s.is_empty() {
+            cx.diag
+                .error(v.span(), "`list_separator` must not be empty", None);
+            return None;
+        }
+        Some(s.to_string())
+    });
+    if let Some(sep) = &list_separator {
+        cx.sep = sep.clone();
+    }
+
+    let mut tables = Vec::new();
+    for kind in TableKind::ALL {
+        match top.get(kind.name()) {
+            Some(node) => {
+                if let Some(t) = cx.section(kind, node) {
+                    tables.push(t);
+                }
+            }
+            None if kind == TableKind::Contacts => cx.diag.error(
+                text.len()..text.len(),
+                "missing `[contacts]` section",
+                Some("every mapping says how contacts are exported: add `[contacts]` and `[[contacts.columns]]` blocks".into()),
+            ),
+            None => {}
+        }
+    }
+
+    if !cx.diag.errors.is_empty() {
+        return Err(cx.finish_err());
+    }
+    Ok(Mapping {
+        file: file.to_string(),
+        csv_safe,
+        list_separator,
+        tables,
+    })
+}
+
+struct Cx<'s, 't> {
+    diag: Diag<'s, 't>,
+    src: &'s SourceMap<'t>,
+    /// The file's list separator, used by `join` when written bare.
+    sep: String,
+}
+
+impl<'s, 't> Cx<'s, 't> {
+    fn finish_err(self) -> MappingErrors {
+        match self.diag.finish() {
+            Err(e) => e,
+            Ok(()) => MappingErrors(Vec::new()),
+        }
+    }
+
+    fn unknown_key(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        allowed: &[&str],
+        place: &str,
+    ) {
+        self.diag.error(
+            key.span(),
+            format!(
+                "unknown key `{}` {place}; expected one of: {}",
+                key.get_ref(),
+                one_of(allowed)
+            ),
+            did_you_mean(key.get_ref(), allowed.iter().copied()),
+        );
+    }
+
+    fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], place: &str) {
+        for (key, _) in table.iter() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                self.unknown_key(key, allowed, place);
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, node: &Node<'_>, what: &str, expected: &str) {
+        self.diag.error(
+            node.span(),
+            format!(
+                "`{what}` must be {expected}, found {}",
+                node.get_ref().type_str()
+            ),
+            None,
+        );
+    }
+
+    fn string<'n>(&mut self, node: &'n Node<'_>, what: &str) -> Option<&'n str> {
+        match node.get_ref() {
+            DeValue::String(s) => Some(s.as_ref()),
+            _ => {
+                self.wrong_type(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node<'_>, what: &str) -> Option<bool> {
+        match node.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(node, what, "true or false");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, node: &Node<'_>, what: &str) -> Option<i64> {
+        match node.get_ref() {
+            DeValue::Integer(i) => {
+                let digits = i.as_str().replace('_', "");
+                let parsed = i64::from_str_radix(
+                    digits
+                        .trim_start_matches("0x")
+                        .trim_start_matches("0o")
+                        .trim_start_matches("0b"),
+                    i.radix(),
+                );
+                match parsed {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.diag
+                            .error(node.span(), format!("`{what}` is out of range"), None);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(node, what, "an integer");
+                None
+            }
+        }
+    }
+
+    fn table<'n, 'i>(&mut self, node: &'n Node<'i>, what: &str) -> Option<&'n DeTable<'i>> {
+        match node.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(node, what, "a table");
+                None
+            }
+        }
+    }
+
+    fn array<'n, 'i>(
+        &mut self,
+        node: &'n Node<'i>,
+        what: &str,
+        example: &str,
+    ) -> Option<&'n [Node<'i>]> {
+        match node.get_ref() {
+            DeValue::Array(a) => Some(a),
+            _ => {
+                self.diag.error(
+                    node.span(),
+                    format!(
+                        "`{what}` must be a list, found {}",
+                        node.get_ref().type_str()
+                    ),
+                    Some(format!("for example: {what} = {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A TOML value as JSON (datetimes as their text); floats that JSON cannot hold are
+    /// errors.
+    fn json(&mut self, node: &Node<'_>, what: &str) -> Option<Json> {
+        Some(match node.get_ref() {
+            DeValue::String(s) => Json::String(s.to_string()),
+            DeValue::Integer(_) => Json::from(self.int(node, what)?),
+            DeValue::Float(f) => {
+                let parsed = f.as_str().replace('_', "").parse::<f64>().ok();
+                match parsed.and_then(serde_json::Number::from_f64) {
+                    Some(n) => Json::Number(n),
+                    None => {
+                        self.diag.error(
+                            node.span(),
+                            format!("`{what}` must be a finite number"),
+                            None,
+                        );
+                        return None;
+                    }
+                }
+            }
+            DeValue::Boolean(b) => Json::Bool(*b),
+            DeValue::Datetime(d) => Json::String(d.to_string()),
+            DeValue::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    out.push(self.json(item, what)?);
+                }
+                Json::Array(out)
+            }
+            DeValue::Table(t) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in t.iter() {
+                    out.insert(k.get_ref().to_string(), self.json(v, what)?);
+                }
+                Json::Object(out)
+            }
+        })
+    }
+
+    fn scalar(&mut self, node: &Node<'_>, what: &str) -> Option<Json> {
+        if matches!(node.get_ref(), DeValue::Array(_) | DeValue::Table(_)) {
+            self.wrong_type(node, what, "a string, number or boolean");
+            return None;
+        }
+        self.json(node, what)
+    }
+
+    fn path_error(&mut self, span: &Range<usize>, text: &str, e: PathError) {
+        let at = self.src.inner_span(span, text, e.offset);
+        self.diag.error(at, e.message, e.help);
+    }
+
+    /// A path written as the string `node`, checked against the table's known fields.
+    fn path(&mut self, node: &Node<'_>, what: &str, kind: TableKind) -> Option<Path> {
+        let text = self.string(node, what)?;
+        let span = node.span();
+        let pos = self.src.position(self.src.inner_span(&span, text, 0).start);
+        match parse_path(text, pos) {
+            Ok(path) => {
+                let at = self.src.inner_span(&span, text, 0);
+                self.check_root(&path, kind, at).then_some(path)
+            }
+            Err(e) => {
+                self.path_error(&span, text, e);
+                None
+            }
+        }
+    }
+
+    /// Whether a path's start exists for the table; reports why not.
+    fn check_root(&mut self, path: &Path, kind: TableKind, at: Range<usize>) -> bool {
+        match &path.root {
+            Root::Custom(_) if kind != TableKind::Contacts => {
+                self.diag.error(
+                    at,
+                    format!("custom fields exist on contacts only, not on {kind}"),
+                    Some("read the parent contact's id with `$contact_id` and join on it".into()),
+                );
+                false
+            }
+            Root::Record { quoted: false } => {
+                let Some((field, _)) = path.root_field() else {
+                    return true;
+                };
+                let known = known_roots(kind);
+                if known.contains(&field) {
+                    return true;
+                }
+                let mut candidates = known.clone();
+                candidates.extend(["$contact_id", "$location_id"]);
+                let help = match did_you_mean(field, candidates.iter().copied()) {
+                    Some(d) => d,
+                    None => format!(
+                        "to read a field the API does not document, quote it: `\"{field}\"`"
+                    ),
+                };
+                let expected = if kind == TableKind::Contacts {
+                    String::new()
+                } else {
+                    format!(
+                        "; expected one of: {}, $contact_id, $location_id",
+                        one_of(&known)
+                    )
+                };
+                self.diag.error(
+                    at,
+                    format!(
+                        "unknown field `{field}` for a {} record{expected}",
+                        singular(kind)
+                    ),
+                    Some(help),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn section(&mut self, kind: TableKind, node: &Node<'_>) -> Option<TableMapping> {
+        let section_name = format!("[{}]", kind.name());
+        let t = self.table(node, &section_name)?;
+        self.check_keys(t, SECTION_KEYS, &format!("in `{section_name}`"));
+
+        let on_error = match t.get("on_error") {
+            Some(v) => self.on_error(v).unwrap_or(OnError::Reject),
+            None => OnError::Reject,
+        };
+
+        let mut filters = Vec::new();
+        if let Some(f) = t.get("filter") {
+            if let Some(items) = self.array(f, "filter", "[{ field = \"email\", op = \"exists\" }]")
+            {
+                for item in items {
+                    if let Some(filter) = self.filter(item, kind) {
+                        filters.push(filter);
+                    }
+                }
+            }
+        }
+
+        let mut columns: Vec<ColumnPlan> = Vec::new();
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        match t.get("columns") {
+            None => self.diag.error(
+                node.span(),
+                format!("`{section_name}` has no columns"),
+                Some(format!(
+                    "add `[[{}.columns]]` blocks with at least a `name`",
+                    kind.name()
+                )),
+            ),
+            Some(cols) => {
+                if matches!(cols.get_ref(), DeValue::Table(_)) {
+                    self.diag.error(
+                        cols.span(),
+                        "`columns` must be a list of column blocks",
+                        Some(format!(
+                            "write each column under its own `[[{}.columns]]` header (two brackets)",
+                            kind.name()
+                        )),
+                    );
+                } else if let Some(items) = self.array(cols, "columns", "[{ name = \"email\" }]") {
+                    if items.is_empty() {
+                        self.diag.error(
+                            cols.span(),
+                            format!("`{section_name}` has no columns"),
+                            None,
+                        );
+                    }
+                    for item in items {
+                        if let Some((col, name_span)) = self.column(item, kind, on_error) {
+                            if let Some(first) = seen.get(&col.name) {
+                                let (line, _) = self.src.position(first.start);
+                                self.diag.error(
+                                    name_span,
+                                    format!("duplicate column `{}` in {}", col.name, kind),
+                                    Some(format!("the first `{}` is on line {line}; column names must be unique", col.name)),
+                                );
+                                continue;
+                            }
+                            seen.insert(col.name.clone(), name_span);
+                            columns.push(col);
+                        }
+                    }
+                }
+            }
+        }
+        let schema = TableSchema {
+            table: kind,
+            columns: columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    ty: c.ty,
+                })
+                .collect(),
+        };
+        Some(TableMapping {
+            kind,
+            schema,
+            columns,
+            filters,
+            sep: self.sep.clone(),
+        })
+    }
+
+    fn on_error(&mut self, node: &Node<'_>) -> Option<OnError> {
+        match self.string(node, "on_error")? {
+            "reject" => Some(OnError::Reject),
+            "null" => Some(OnError::Null),
+            other => {
+                self.diag.error(
+                    node.span(),
+                    format!(
+                        "unknown on_error `{other}`; expected one of: {}",
+                        one_of(ON_ERROR)
+                    ),
+                    did_you_mean(other, ON_ERROR.iter().copied()),
+                );
+                None
+            }
+        }
+    }
+
+    fn filter(&mut self, node: &Node<'_>, kind: TableKind) -> Option<Filter> {
+        let t = self.table(node, "a filter")?;
+        self.check_keys(t, FILTER_KEYS, "in a filter");
+        let path = match t.get("field") {
+            Some(f) => self.path(f, "field", kind),
+            None => {
+                self.diag.error(
+                    node.span(),
+                    "filter has no `field`",
+                    Some("e.g. { field = \"email\", op = \"exists\" }".into()),
+                );
+                None
+            }
+        };
+        let op_node = match t.get("op") {
+            Some(op) => op,
+            None => {
+                self.diag.error(
+                    node.span(),
+                    "filter has no `op`",
+                    Some(format!("expected one of: {}", one_of(FILTER_OPS))),
+                );
+                return None;
+            }
+        };
+        let op_name = self.string(op_node, "op")?;
+        let value = t.get("value");
+        let op = match op_name {
+            "exists" | "not_exists" => {
+                if let Some(v) = value {
+                    self.diag
+                        .error(v.span(), format!("`{op_name}` takes no `value`"), None);
+                }
+                if op_name == "exists" {
+                    FilterOp::Exists
+                } else {
+                    FilterOp::NotExists
+                }
+            }
+            "eq" | "not_eq" | "contains" => {
+                let Some(v) = value else {
+                    self.diag
+                        .error(node.span(), format!("`{op_name}` needs a `value`"), None);
+                    return None;
+                };
+                let v = self.scalar(v, "value")?;
+                match op_name {
+                    "eq" => FilterOp::Eq(v),
+                    "not_eq" => FilterOp::NotEq(v),
+                    _ => FilterOp::Contains(v),
+                }
+            }
+            "in" => {
+                let Some(v) = value else {
+                    self.diag
+                        .error(node.span(), "`in` needs a `value` list", None);
+                    return None;
+                };
+                let items = self.array(v, "value", "[\"a\", \"b\"]")?;
+                let mut set = Vec::with_capacity(items.len());
+                for item in items {
+                    set.push(self.scalar(item, "value")?);
+                }
+                FilterOp::In(set)
+            }
+            other => {
+                self.diag.error(
+                    op_node.span(),
+                    format!(
+                        "unknown filter op `{other}`; expected one of: {}",
+                        one_of(FILTER_OPS)
+                    ),
+                    did_you_mean(other, FILTER_OPS.iter().copied()),
+                );
+                return None;
+            }
+        };
+        Some(Filter { path: path?, op })
+    }
+
+    /// One `[[<table>.columns]]` block; also returns the span of its name.
+    fn column(
+        &mut self,
+        node: &Node<'_>,
+        kind: TableKind,
+        table_on_error: OnError,
+    ) -> Option<(ColumnPlan, Range<usize>)> {
+        let t = self.table(node, "a column")?;
+        self.check_keys(t, COLUMN_KEYS, "in a column");
+
+        let name_node = t.get("name");
+        let name = match name_node {
+            None => {
+                self.diag.error(
+                    node.span(),
+                    "column has no `name`",
+                    Some("every column needs `name = \"...\"`".into()),
+                );
+                None
+            }
+            Some(n) => match self.string(n, "name") {
+                Some("") => {
+                    self.diag
+                        .error(n.span(), "column `name` must not be empty", None);
+                    None
+                }
+                other => other,
+            },
+        };
+
+        let ty = match t.get("type") {
+            None => Some(ColumnType::String),
+            Some(v) => self.string(v, "type").and_then(|s| {
+                parse_type(s)
+                    .map_err(|(msg, help)| self.diag.error(v.span(), msg, help))
+                    .ok()
+            }),
+        };
+
+        let mut steps = Vec::new();
+        let mut steps_ok = true;
+        if let Some(tr) = t.get("transform") {
+            match self.array(tr, "transform", "[\"trim\", \"lower\"]") {
+                Some(items) => {
+                    for item in items {
+                        match self.transform(item, kind) {
+                            Some(s) => steps.push(s),
+                            None => steps_ok = false,
+                        }
+                    }
+                }
+                None => steps_ok = false,
+            }
+        }
+
+        let on_error = match t.get("on_error") {
+            Some(v) => self.on_error(v),
+            None => Some(table_on_error),
+        };
+        let required = match t.get("required") {
+            Some(v) => self.boolean(v, "required"),
+            None => Some(false),
+        };
+
+        let starts_from_transform = steps
+            .first()
+            .is_some_and(|s: &Step| s.transform.is_source());
+        let source = match t.get("from") {
+            Some(f) => self.path(f, "from", kind).map(Some),
+            None if starts_from_transform || !steps_ok => Some(None),
+            None => match (name, name_node) {
+                (Some(name), Some(n)) => self.implicit_from(name, n, kind).map(Some),
+                _ => None,
+            },
+        };
+
+        if !steps_ok {
+            return None;
+        }
+        let name_span = name_node.map_or(node.span(), Spanned::span);
+        Some((
+            ColumnPlan {
+                name: name?.to_string(),
+                ty: ty?,
+                source: source?,
+                steps,
+                required: required?,
+                on_error: on_error?,
+            },
+            name_span,
+        ))
+    }
+
+    /// `from` defaults to the column's name, which must then be a field of the table.
+    fn implicit_from(&mut self, name: &str, name_node: &Node<'_>, kind: TableKind) -> Option<Path> {
+        let span = name_node.span();
+        let pos = self.src.position(span.start);
+        let ok = parse_path(name, pos).ok().filter(|p| {
+            !matches!(p.root, Root::Custom(_))
+                && p.root_field()
+                    .map_or(true, |(f, quoted)| quoted || known_roots(kind).contains(&f))
+        });
+        if ok.is_some() {
+            return ok;
+        }
+        let field = name.split(['.', '[']).next().unwrap_or(name);
+        let mut help = String::from(
+            "set `from = \"...\"`, or start `transform` with `template`, `constant` or `coalesce`",
+        );
+        if let Some(d) = did_you_mean(field, known_roots(kind)) {
+            help = format!("{d} Otherwise {help}");
+        }
+        self.diag.error(
+            span,
+            format!(
+                "column `{name}` has no `from`, and `{name}` is not a field of a {} record",
+                singular(kind)
+            ),
+            Some(help),
+        );
+        None
+    }
+
+    fn transform(&mut self, node: &Node<'_>, kind: TableKind) -> Option<Step> {
+        let span = node.span();
+        let text = self
+            .src
+            .text
+            .get(span.clone())
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        let step = |transform: Transform, name: &'static str| Step {
+            transform,
+            name,
+            text: text.clone(),
+        };
+        match node.get_ref() {
+            DeValue::String(s) => {
+                let name = s.as_ref();
+                let t = match name {
+                    "trim" => Transform::Trim,
+                    "lower" => Transform::Lower,
+                    "upper" => Transform::Upper,
+                    "sha256" => Transform::Sha256,
+                    "join" => Transform::Join(None),
+                    _ => {
+                        if let Some(known) = TRANSFORM_NAMES.iter().find(|n| **n == name) {
+                            self.diag.error(
+                                span,
+                                format!("transform `{known}` needs a value"),
+                                Some(format!("write it as a table: {}", example(known))),
+                            );
+                        } else {
+                            self.diag.error(
+                                span,
+                                format!(
+                                    "unknown transform `{name}`; expected one of: {}",
+                                    one_of(TRANSFORM_NAMES)
+                                ),
+                                did_you_mean(name, TRANSFORM_NAMES.iter().copied()),
+                            );
+                        }
+                        return None;
+                    }
+                };
+                let name = TRANSFORM_NAMES
+                    .iter()
+                    .copied()
+                    .find(|n| *n == name)
+                    .unwrap_or("transform");
+                Some(Step {
+                    transform: t,
+                    name,
+                    text: s.to_string(),
+                })
+            }
+            DeValue::Table(t) => {
+                let keys: Vec<&Spanned<std::borrow::Cow<'_, str>>> =
+                    t.iter().map(|(k, _)| k).collect();
+                let kinds: Vec<&&Spanned<std::borrow::Cow<'_, str>>> = keys
+                    .iter()
+                    .filter(|k| TRANSFORM_NAMES.contains(&k.get_ref().as_ref()))
+                    .collect();
+                // `lookup` takes `default` as its option, so `default` there is not a transform.
+                let is_lookup = t.get("lookup").is_some();
+                let main = if is_lookup {
+                    "lookup"
+                } else {
+                    match kinds.as_slice() {
+                        [one] => TRANSFORM_NAMES
+                            .iter()
+                            .copied()
+                            .find(|n| *n == one.get_ref().as_ref())
+                            .unwrap_or("transform"),
+                        [] => {
+                            for k in &keys {
+                                self.diag.error(
+                                    k.span(),
+                                    format!(
+                                        "unknown transform `{}`; expected one of: {}",
+                                        k.get_ref(),
+                                        one_of(TRANSFORM_NAMES)
+                                    ),
+                                    did_you_mean(k.get_ref(), TRANSFORM_NAMES.iter().copied()),
+                                );
+                            }
+                            if keys.is_empty() {
+                                self.diag.error(
+                                    span,
+                                    "empty transform table",
+                                    Some(format!("expected one of: {}", one_of(TRANSFORM_NAMES))),
+                                );
+                            }
+                            return None;
+                        }
+                        [_, second, ..] => {
+                            self.diag.error(
+                                second.span(),
+                                "one transform per entry",
+                                Some(
+                                    "write each transform as its own list entry, applied in order"
+                                        .into(),
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                };
+                // Keys besides the transform's own (and lookup's `default`) are unknown.
+                let mut ok = true;
+                for k in &keys {
+                    let key = k.get_ref().as_ref();
+                    if key == main || (is_lookup && key == "default") {
+                        continue;
+                    }
+                    let allowed: &[&str] = if is_lookup {
+                        &["lookup", "default"]
+                    } else {
+                        &[]
+                    };
+                    self.diag.error(
+                        k.span(),
+                        format!("unexpected key `{key}` in the `{main}` transform"),
+                        if allowed.is_empty() {
+                            Some("write each transform as its own list entry".into())
+                        } else {
+                            did_you_mean(key, allowed.iter().copied())
+                        },
+                    );
+                    ok = false;
+                }
+                let value = t.get(main)?;
+                let transform = self.transform_value(main, value, t, kind);
+                if !ok {
+                    return None;
+                }
+                Some(step(transform?, main))
+            }
+            _ => {
+                self.diag.error(
+                    span,
+                    format!("a transform must be a name like \"trim\" or a table like {{ template = \"...\" }}, found {}", node.get_ref().type_str()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn transform_value(
+        &mut self,
+        main: &str,
+        value: &Node<'_>,
+        table: &DeTable<'_>,
+        kind: TableKind,
+    ) -> Option<Transform> {
+        let span = value.span();
+        match main {
+            "trim" | "lower" | "upper" | "sha256" => {
+                self.diag.error(
+                    span,
+                    format!("transform `{main}` takes no options"),
+                    Some(format!("write it as \"{main}\"")),
+                );
+                None
+            }
+            "default" => Some(Transform::Default(self.json(value, "default")?)),
+            "constant" => Some(Transform::Constant(self.json(value, "constant")?)),
+            "join" => Some(Transform::Join(Some(
+                self.string(value, "join")?.to_string(),
+            ))),
+            "split" => {
+                let s = self.string(value, "split")?;
+                if s.is_empty() {
+                    self.diag
+                        .error(span, "`split` needs a non-empty separator", None);
+                    return None;
+                }
+                Some(Transform::Split(s.to_string()))
+            }
+            "template" => {
+                let text = self.string(value, "template")?;
+                let src = self.src;
+                match parse_template(text, |off| {
+                    src.position(src.inner_span(&span, text, off).start)
+                }) {
+                    Ok(template) => {
+                        let mut ok = true;
+                        for (p, off) in template.paths().zip(template.path_offsets.iter()) {
+                            let at = self.src.inner_span(&span, text, *off);
+                            ok &= self.check_root(p, kind, at);
+                        }
+                        ok.then_some(Transform::Template(template))
+                    }
+                    Err(e) => {
+                        self.path_error(&span, text, e);
+                        None
+                    }
+                }
+            }
+            "coalesce" => {
+                let items = self.array(
+                    value,
+                    "coalesce",
+                    "[\"email\", \"attributionSource.email\"]",
+                )?;
+                if items.is_empty() {
+                    self.diag
+                        .error(span, "`coalesce` needs at least one path", None);
+                    return None;
+                }
+                let mut paths = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for item in items {
+                    match self.path(item, "coalesce", kind) {
+                        Some(p) => paths.push(p),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Transform::Coalesce(paths))
+            }
+            "phone_e164" => {
+                let country_node;
+                let country = match value.get_ref() {
+                    DeValue::String(s) => {
+                        country_node = value;
+                        s.as_ref()
+                    }
+                    DeValue::Table(t) => {
+                        self.check_keys(t, &["default_country"], "in `phone_e164`");
+                        let Some(c) = t.get("default_country") else {
+                            self.diag.error(
+                                span,
+                                "`phone_e164` needs `default_country`",
+                                Some("e.g. { phone_e164 = { default_country = \"GB\" } }".into()),
+                            );
+                            return None;
+                        };
+                        country_node = c;
+                        self.string(c, "default_country")?
+                    }
+                    _ => {
+                        self.wrong_type(
+                            value,
+                            "phone_e164",
+                            "a table like { default_country = \"GB\" }",
+                        );
+                        return None;
+                    }
+                };
+                match phone::calling_code(country) {
+                    Some(calling_code) => Some(Transform::PhoneE164 { calling_code }),
+                    None => {
+                        // Two-letter codes are all within an edit or two of each other, so
+                        // a "did you mean" would be noise; say what is accepted instead.
+                        self.diag.error(
+                            country_node.span(),
+                            format!("unknown country `{country}` for `phone_e164`"),
+                            Some("use an ISO 3166 country code like \"GB\" or \"US\", or a calling code like \"44\"".into()),
+                        );
+                        None
+                    }
+                }
+            }
+            "lookup" => {
+                let t = self.table(value, "lookup")?;
+                let mut map = HashMap::with_capacity(t.len());
+                let mut ok = true;
+                for (k, v) in t.iter() {
+                    match self.scalar(v, "a lookup value") {
+                        Some(j) => {
+                            map.insert(k.get_ref().to_string(), j);
+                        }
+                        None => ok = false,
+                    }
+                }
+                let default = match table.get("default") {
+                    Some(d) => Some(self.scalar(d, "default")?),
+                    None => None,
+                };
+                ok.then_some(Transform::Lookup {
+                    table: map,
+                    default,
+                })
+            }
+            "regex_replace" => {
+                let t = self.table(value, "regex_replace")?;
+                self.check_keys(t, &["pattern", "replacement"], "in `regex_replace`");
+                let Some(p) = t.get("pattern") else {
+                    self.diag
+                        .error(span, "`regex_replace` needs a `pattern`", None);
+                    return None;
+                };
+                let pattern = self.string(p, "pattern")?;
+                let replacement = match t.get("replacement") {
+                    Some(r) => self.string(r, "replacement")?.to_string(),
+                    None => String::new(),
+                };
+                match Regex::new(pattern) {
+                    Ok(regex) => Some(Transform::RegexReplace { regex, replacement }),
+                    Err(e) => {
+                        let detail = e.to_string();
+                        let last = detail.lines().last().unwrap_or("").trim();
+                        let last = last.strip_prefix("error: ").unwrap_or(last);
+                        self.diag.error(
+                            p.span(),
+                            format!("invalid regex `{pattern}`: {last}"),
+                            Some("the syntax is Rust's `regex` crate (no look-around or backreferences)".into()),
+                        );
+                        None
+                    }
+                }
+            }
+            "date" => {
+                let t = self.table(value, "date")?;
+                self.check_keys(t, &["formats", "format"], "in `date`");
+                let Some(f) = t.get("formats") else {
+                    self.diag.error(
+                        span,
+                        "`date` needs `formats`, the input formats to try",
+                        Some("e.g. { date = { formats = [\"%d/%m/%Y\", \"%Y-%m-%d\"] } }".into()),
+                    );
+                    return None;
+                };
+                let items = self.array(f, "formats", "[\"%d/%m/%Y\"]")?;
+                if items.is_empty() {
+                    self.diag
+                        .error(f.span(), "`formats` needs at least one format", None);
+                    return None;
+                }
+                let mut inputs = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for item in items {
+                    match self.date_format(item, "formats") {
+                        Some(i) => inputs.push(i),
+                        None => ok = false,
+                    }
+                }
+                let output = match t.get("format") {
+                    Some(o) => Some(self.date_format(o, "format")?),
+                    None => None,
+                };
+                ok.then_some(Transform::Date { inputs, output })
+            }
+            _ => None,
+        }
+    }
+
+    fn date_format(&mut self, node: &Node<'_>, what: &str) -> Option<Vec<Item<'static>>> {
+        let s = self.string(node, what)?;
+        match StrftimeItems::new(s).parse_to_owned() {
+            Ok(items) if !items.is_empty() => Some(items),
+            _ => {
+                self.diag.error(
+                    node.span(),
+                    format!("invalid date format `{s}`"),
+                    Some("formats use chrono's strftime syntax, e.g. \"%d/%m/%Y %H:%M\"".into()),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn singular(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::Contacts => "contact",
+        TableKind::Tasks => "task",
+        TableKind::Notes => "note",
+        TableKind::Appointments => "appointment",
+    }
+}
+
+fn example(transform: &str) -> &'static str {
+    match transform {
+        "default" => "{ default = \"unknown\" }",
+        "template" => "{ template = \"{firstName} {lastName}\" }",
+        "split" => "{ split = \",\" }",
+        "date" => "{ date = { formats = [\"%d/%m/%Y\"], format = \"%Y-%m-%d\" } }",
+        "phone_e164" => "{ phone_e164 = { default_country = \"GB\" } }",
+        "lookup" => "{ lookup = { active = \"true\" }, default = \"false\" }",
+        "regex_replace" => "{ regex_replace = { pattern = \"\\\\s+\", replacement = \" \" } }",
+        "constant" => "{ constant = \"value\" }",
+        "coalesce" => "{ coalesce = [\"email\", \"attributionSource.email\"] }",
+        _ => "{ name = value }",
+    }
+}
+
+/// A column type as spelled in the file.
+pub(crate) fn parse_type(s: &str) -> Result<ColumnType, (String, Option<String>)> {
+    let t = s.trim();
+    Ok(match t {
+        "string" => ColumnType::String,
+        "int" => ColumnType::Int,
+        "float" => ColumnType::Float,
+        "bool" => ColumnType::Bool,
+        "date" => ColumnType::Date,
+        "timestamp" => ColumnType::Timestamp,
+        "list<string>" => ColumnType::ListString,
+        "json" => ColumnType::Json,
+        _ if t.starts_with("decimal") => {
+            let args = t
+                .strip_prefix("decimal")
+                .map(str::trim)
+                .and_then(|r| r.strip_prefix('('))
+                .and_then(|r| r.strip_suffix(')'));
+            let parsed = args.and_then(|a| {
+                let (p, s) = a.split_once(',')?;
+                Some((p.trim().parse::<u8>().ok()?, s.trim().parse::<i8>().ok()?))
+            });
+            match parsed {
+                Some((p, s)) if (1..=38).contains(&p) && s >= 0 && (s as u8) <= p => {
+                    ColumnType::Decimal {
+                        precision: p,
+                        scale: s,
+                    }
+                }
+                Some((p, s)) => {
+                    return Err((
+                        format!("invalid `decimal({p},{s})`: precision must be 1 to 38 and scale 0 to the precision"),
+                        None,
+                    ))
+                }
+                None => {
+                    return Err((
+                        format!("invalid type `{t}`; decimal needs a precision and a scale"),
+                        Some("e.g. `decimal(12,2)`".into()),
+                    ))
+                }
+            }
+        }
+        _ => {
+            let aliases = [
+                ("integer", "int"),
+                ("str", "string"),
+                ("text", "string"),
+                ("boolean", "bool"),
+                ("double", "float"),
+                ("datetime", "timestamp"),
+                ("list", "list<string>"),
+                ("array", "list<string>"),
+            ];
+            let help = aliases
+                .iter()
+                .find(|(a, _)| t.eq_ignore_ascii_case(a))
+                .map(|(_, real)| format!("did you mean `{real}`?"))
+                .or_else(|| did_you_mean(t, TYPE_NAMES.iter().copied()));
+            return Err((
+                format!(
+                    "unknown type `{t}`; expected one of: {}",
+                    one_of(TYPE_NAMES)
+                ),
+                help,
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::MappingError;
+
+    fn errors(text: &str) -> Vec<MappingError> {
+        match compile(text, "m.toml") {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(e) => e.0,
+        }
+    }
+
+    const HEAD: &str = "version = 1\n[contacts]\n[[contacts.columns]]\n";
+
+    #[test]
+    fn unknown_transform_has_position_and_suggestion() {
+        let e = errors(&format!(
+            "{HEAD}name = \"email\"\ntransform = [\"trim\", \"lowercase\"]\n"
+        ));
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].line, e[0].column), (5, 22));
+        assert!(e[0]
+            .message
+            .starts_with("unknown transform `lowercase`; expected one of: trim, lower, upper"));
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `lower`?"));
+        assert_eq!(
+            e[0].to_string(),
+            format!(
+                "m.toml:5:22: unknown transform `lowercase`; expected one of: {}\n  = help: did you mean `lower`?",
+                one_of(TRANSFORM_NAMES)
+            )
+        );
+    }
+
+    #[test]
+    fn every_error_is_gathered() {
+        let text = r#"version = 1
+csv_safe = "yes"
+[contacts]
+on_error = "skip"
+[[contacts.columns]]
+name = "email"
+type = "strin"
+tranform = ["trim"]
+[[contacts.columns]]
+name = "email"
+from = "emial"
+[[contacts.columns]]
+name = "x"
+from = "email"
+transform = [{ regex_replace = { pattern = "(" } }, { template = "" }]
+[contact]
+"#;
+        let e = errors(text);
+        let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(e.len(), 8, "{got:#?}");
+        assert!(e[0]
+            .message
+            .contains("`csv_safe` must be true or false, found string"));
+        assert!(e[1].message.contains("unknown on_error `skip`"));
+        assert!(e[2].message.starts_with("unknown type `strin`"));
+        assert_eq!(e[2].help.as_deref(), Some("did you mean `string`?"));
+        assert!(e[3]
+            .message
+            .starts_with("unknown key `tranform` in a column"));
+        assert_eq!(e[3].help.as_deref(), Some("did you mean `transform`?"));
+        assert_eq!(e[4].message, "unknown field `emial` for a contact record");
+        assert_eq!(e[4].help.as_deref(), Some("did you mean `email`?"));
+        assert!(e[5].message.starts_with("invalid regex `(`"));
+        assert_eq!(e[6].message, "empty template");
+        assert!(e[7].message.starts_with("unknown table `[contact]`"));
+        assert_eq!(e[7].help.as_deref(), Some("did you mean `contacts`?"));
+    }
+
+    #[test]
+    fn duplicate_column_names_point_at_the_second() {
+        let e = errors(&format!(
+            "{HEAD}name = \"email\"\n[[contacts.columns]]\nname = \"email\"\n"
+        ));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, 6);
+        assert_eq!(e[0].message, "duplicate column `email` in contacts");
+        assert!(e[0].help.as_deref().is_some_and(|h| h.contains("line 4")));
+    }
+
+    #[test]
+    fn child_tables_check_their_own_fields() {
+        let e = errors(
+            r#"version = 1
+[contacts]
+[[contacts.columns]]
+name = "id"
+[tasks]
+[[tasks.columns]]
+name = "who"
+from = "firstName"
+[[tasks.columns]]
+name = "score"
+from = 'custom."Lead Score"'
+[[tasks.columns]]
+name = "parent"
+from = "$contact"
+"#,
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].message.starts_with(
+            "unknown field `firstName` for a task record; expected one of: id, title"
+        ));
+        assert!(e[1]
+            .message
+            .contains("custom fields exist on contacts only"));
+        assert!(e[2].message.starts_with("unknown variable `$contact`"));
+    }
+
+    #[test]
+    fn quoted_roots_skip_the_known_field_check() {
+        let m = compile(
+            &format!("{HEAD}name = \"brand_new\"\nfrom = '\"brandNewField\".x'\n"),
+            "m.toml",
+        );
+        assert!(m.is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_come_with_positions() {
+        let e = errors("version = 1\n[contacts\n");
+        assert_eq!(e[0].line, 2);
+        assert!(!e[0].message.is_empty());
+    }
+
+    #[test]
+    fn missing_pieces() {
+        let e = errors("[tasks]\n[[tasks.columns]]\nname = \"id\"\n");
+        let msgs: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs, ["missing `version`", "missing `[contacts]` section"]);
+        let e = errors("version = 2\n[contacts]\n");
+        let msgs: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "unsupported mapping version 2; expected 1",
+                "`[contacts]` has no columns"
+            ]
+        );
+    }
+
+    #[test]
+    fn types_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_type("decimal(12, 2)"),
+            Ok(ColumnType::Decimal {
+                precision: 12,
+                scale: 2
+            })
+        );
+        assert_eq!(parse_type("list<string>"), Ok(ColumnType::ListString));
+        assert!(parse_type("decimal(40,2)").is_err());
+        assert!(parse_type("decimal(4,5)").is_err());
+        assert!(parse_type("decimal").is_err());
+        let (_, help) = parse_type("integer").unwrap_err();
+        assert_eq!(help.as_deref(), Some("did you mean `int`?"));
+    }
+
+    #[test]
+    fn transform_shapes() {
+        let e = errors(&format!(
+            "{HEAD}name = \"email\"\ntransform = [\"template\", {{ trim = true }}, {{ split = \",\", join = \";\" }}, {{ phone_e164 = {{ default_country = \"XK\" }} }}, {{ date = {{ formats = [] }} }}, 5]\n"
+        ));
+        let msgs: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "transform `template` needs a value",
+                "transform `trim` takes no options",
+                "one transform per entry",
+                "unknown country `XK` for `phone_e164`",
+                "`formats` needs at least one format",
+                "a transform must be a name like \"trim\" or a table like { template = \"...\" }, found integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn filters_validate_ops_and_values() {
+        let e = errors(
+            "version = 1\n[contacts]\nfilter = [{ field = \"email\", op = \"exist\" }, { field = \"dnd\", op = \"eq\" }, { field = \"email\", op = \"exists\", value = 1 }, { field = \"tags\", op = \"in\", value = \"vip\" }]\n[[contacts.columns]]\nname = \"email\"\n"
+        );
+        let msgs: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:#?}");
+        assert!(msgs[0].starts_with("unknown filter op `exist`"));
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `exists`?"));
+        assert_eq!(msgs[1], "`eq` needs a `value`");
+        assert_eq!(msgs[2], "`exists` takes no `value`");
+        assert_eq!(msgs[3], "`value` must be a list, found string");
+    }
+
+    #[test]
+    fn implicit_from_needs_a_known_field() {
+        let e = errors(&format!("{HEAD}name = \"full_name\"\n"));
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].message,
+            "column `full_name` has no `from`, and `full_name` is not a field of a contact record"
+        );
+    }
+}
