@@ -50,7 +50,10 @@ pub enum ColumnType {
     Int,
     Float,
     /// Fixed-point decimal; values are stored as an integer scaled by `10^scale`.
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Bool,
     /// Days since 1970-01-01.
     Date,

@@ -41,18 +41,26 @@ impl FromStr for RateSpec {
 
     /// Accepts `N/10s`, `N/500ms`, `N/1m`, `N/s` (one second).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid rate `{s}`: expected REQUESTS/INTERVAL such as `100/10s`, `20/1s` or `5/500ms`");
+        let bad = || {
+            format!("invalid rate `{s}`: expected REQUESTS/INTERVAL such as `100/10s`, `20/1s` or `5/500ms`")
+        };
         let (n, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let max: u32 = n.trim().parse().map_err(|_| bad())?;
         if max == 0 {
-            return Err(format!("invalid rate `{s}`: the number of requests must be at least 1"));
+            return Err(format!(
+                "invalid rate `{s}`: the number of requests must be at least 1"
+            ));
         }
         let per = per.trim();
         let (num, unit) = match per.find(|c: char| !c.is_ascii_digit() && c != '.') {
             Some(i) => per.split_at(i),
             None => return Err(bad()),
         };
-        let num: f64 = if num.is_empty() { 1.0 } else { num.parse().map_err(|_| bad())? };
+        let num: f64 = if num.is_empty() {
+            1.0
+        } else {
+            num.parse().map_err(|_| bad())?
+        };
         let secs = match unit {
             "ms" => num / 1000.0,
             "s" => num,
@@ -63,7 +71,10 @@ impl FromStr for RateSpec {
         if !(secs > 0.0) {
             return Err(bad());
         }
-        Ok(RateSpec { max, interval: Duration::from_secs_f64(secs) })
+        Ok(RateSpec {
+            max,
+            interval: Duration::from_secs_f64(secs),
+        })
     }
 }
 
@@ -74,11 +85,23 @@ mod tests {
     #[test]
     fn parses_common_spellings() {
         assert_eq!("100/10s".parse::<RateSpec>().unwrap(), RateSpec::GHL_BURST);
-        assert_eq!("5/500ms".parse::<RateSpec>().unwrap().interval, Duration::from_millis(500));
-        assert_eq!("20/s".parse::<RateSpec>().unwrap().interval, Duration::from_secs(1));
-        assert_eq!("100/10s".parse::<RateSpec>().unwrap().to_string(), "100/10s");
+        assert_eq!(
+            "5/500ms".parse::<RateSpec>().unwrap().interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            "20/s".parse::<RateSpec>().unwrap().interval,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            "100/10s".parse::<RateSpec>().unwrap().to_string(),
+            "100/10s"
+        );
         assert!("0/10s".parse::<RateSpec>().is_err());
         assert!("100".parse::<RateSpec>().is_err());
-        assert!("100/10x".parse::<RateSpec>().unwrap_err().contains("100/10s"));
+        assert!("100/10x"
+            .parse::<RateSpec>()
+            .unwrap_err()
+            .contains("100/10s"));
     }
 }
