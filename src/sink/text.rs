@@ -108,12 +108,14 @@ pub(crate) fn push_decimal(out: &mut String, unscaled: i128, scale: i8) {
     }
 }
 
-/// Appends a float in Rust's shortest round-trip spelling; non-finite values use the
-/// spellings DuckDB, pandas and polars parse (`NaN`, `inf`, `-inf`).
+/// Appends a float in Rust's shortest round-trip spelling. The `Debug` form is used because
+/// it always reads as a float (`1.0`, not `1`, so readers that infer types do not guess int)
+/// and switches to exponents for huge and tiny magnitudes (`1e300`, not 301 digits);
+/// non-finite values come out as `NaN`, `inf` and `-inf`, which DuckDB, pandas and polars parse.
 pub(crate) fn push_float(out: &mut String, value: f64) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
-    let _ = write!(out, "{value}");
+    let _ = write!(out, "{value:?}");
 }
 
 #[cfg(test)]
@@ -196,10 +198,14 @@ mod tests {
 
     #[test]
     fn floats_round_trip() {
-        for v in [0.1, -2.5, 1e21, 123456.789, f64::MIN_POSITIVE] {
+        for v in [0.1, -2.5, 1e21, 123456.789, f64::MIN_POSITIVE, 1.0] {
             let mut s = String::new();
             push_float(&mut s, v);
             assert_eq!(s.parse::<f64>().unwrap(), v);
         }
+        let mut s = String::new();
+        push_float(&mut s, 1.0);
+        push_float(&mut s, -1e300);
+        assert_eq!(s, "1.0-1e300");
     }
 }
