@@ -384,12 +384,16 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
     let db = Arc::new(std::sync::Mutex::new(db));
 
     let mut tasks = tokio::task::JoinSet::new();
-    for location in args.locations.clone() {
+    {
+        let db = db.lock().unwrap_or_else(|e| e.into_inner());
+        sweep_uncommitted(&args.out, args.format, &db.parts(&key)?, &args.locations)?;
+    }
+    for (index, location) in args.locations.iter().cloned().enumerate() {
         let job = job.clone();
         let db = db.clone();
         let base_mapping = base_mapping.clone();
         tasks.spawn(async move {
-            let r = export_location(&job, &db, &location, base_mapping).await;
+            let r = export_location(&job, &db, &location, index, base_mapping).await;
             (location, r)
         });
     }
@@ -601,29 +605,33 @@ async fn enrich(job: &Job, location: &str, page: ContactPage) -> crate::api::err
     let per_contact_tasks = want(Related::Tasks) && !job.bulk_tasks.load(Ordering::Relaxed);
     let (notes, appts) = (want(Related::Notes), want(Related::Appointments));
     if per_contact_tasks || notes || appts {
-        let client = &job.client;
-        let fetched: Vec<RelatedRecords> = futures::stream::iter(ids.iter())
-            .map(|id| async move {
-                let mut r = RelatedRecords::default();
-                if per_contact_tasks {
-                    match client.contact_tasks(location, id).await? {
-                        Some(t) => r.tasks = t,
-                        None => r.deleted = true,
+        // Owned clones per request: the futures must not borrow across the spawned pipeline.
+        let fetched: Vec<RelatedRecords> = futures::stream::iter(ids.iter().cloned())
+            .map(|id| {
+                let client = job.client.clone();
+                let location = location.to_string();
+                async move {
+                    let mut r = RelatedRecords::default();
+                    if per_contact_tasks {
+                        match client.contact_tasks(&location, &id).await? {
+                            Some(t) => r.tasks = t,
+                            None => r.deleted = true,
+                        }
                     }
-                }
-                if notes && !r.deleted {
-                    match client.contact_notes(location, id).await? {
-                        Some(n) => r.notes = n,
-                        None => r.deleted = true,
+                    if notes && !r.deleted {
+                        match client.contact_notes(&location, &id).await? {
+                            Some(n) => r.notes = n,
+                            None => r.deleted = true,
+                        }
                     }
-                }
-                if appts && !r.deleted {
-                    match client.contact_appointments(location, id).await? {
-                        Some(a) => r.appointments = a,
-                        None => r.deleted = true,
+                    if appts && !r.deleted {
+                        match client.contact_appointments(&location, &id).await? {
+                            Some(a) => r.appointments = a,
+                            None => r.deleted = true,
+                        }
                     }
+                    Ok::<_, crate::api::Error>(r)
                 }
-                Ok::<_, crate::api::Error>(r)
             })
             .buffered(job.concurrency)
             .try_collect()
@@ -645,8 +653,12 @@ async fn enrich(job: &Job, location: &str, page: ContactPage) -> crate::api::err
 
 async fn bulk_tasks(job: &Job, location: &str, ids: &[String]) -> crate::api::error::Result<HashMap<String, Vec<Value>>> {
     let mut by_contact: HashMap<String, Vec<Value>> = HashMap::new();
-    let chunks: Vec<Vec<Value>> = futures::stream::iter(ids.chunks(TASK_SEARCH_IDS))
-        .map(|chunk| job.client.search_tasks(location, chunk))
+    let chunks: Vec<Vec<Value>> = futures::stream::iter(ids.chunks(TASK_SEARCH_IDS).map(<[String]>::to_vec))
+        .map(|chunk| {
+            let client = job.client.clone();
+            let location = location.to_string();
+            async move { client.search_tasks(&location, &chunk).await }
+        })
         .buffered(job.concurrency.min(4))
         .try_collect()
         .await?;
@@ -662,18 +674,17 @@ async fn export_location(
     job: &Arc<Job>,
     db: &Arc<std::sync::Mutex<StateDb>>,
     location: &str,
+    location_index: usize,
     base_mapping: Option<Mapping>,
 ) -> anyhow::Result<HashMap<String, u64>> {
-    let (start, committed_names) = {
+    let start = {
         let db = db.lock().unwrap_or_else(|e| e.into_inner());
-        let state = db.location(&job.key, location)?.unwrap_or(LocationState {
+        db.location(&job.key, location)?.unwrap_or(LocationState {
             cursor: Cursor::Start,
             next_part: 0,
             contacts: 0,
             done: false,
-        });
-        let names: Vec<CommittedPart> = db.parts(&job.key)?.into_iter().filter(|p| p.location == location).collect();
-        (state, names)
+        })
     };
     if start.done {
         return Ok(HashMap::new());
@@ -689,20 +700,7 @@ async fn export_location(
         .filter(|t| mapping.table(*t).is_some())
         .collect();
 
-    // Sweep part files a crash left behind (written but never committed).
-    for t in &tables {
-        let keep: Vec<String> = committed_names
-            .iter()
-            .filter(|p| p.table == t.name())
-            .map(|p| part_stem_of(&p.path))
-            .collect();
-        let removed = sink::clean_uncommitted(&job.out, *t, job.sink.format, location, &keep)?;
-        for r in removed {
-            tracing::info!(path = %r.display(), "Removed an uncommitted part file from an interrupted run.");
-        }
-    }
     if start.contacts > 0 {
-        job.progress.contacts.fetch_add(0, Ordering::Relaxed);
         tracing::info!(location, contacts = start.contacts, cursor = ?start.cursor, "Resuming from the last committed part.");
     }
 
@@ -714,21 +712,23 @@ async fn export_location(
         let mapping = mapping.clone();
         let tables = tables.clone();
         let start = start.clone();
-        tokio::task::spawn_blocking(move || write_location(&job, &db, &location, &mapping, &tables, start, rx))
+        tokio::task::spawn_blocking(move || write_location(&job, &db, &location, location_index, &mapping, &tables, start, rx))
     };
 
     let pages = job.client.contact_pages(location, job.source.clone(), job.page_size, start.cursor.clone());
     let producer = async {
-        let mut enriched = pages
+        let mut enriched = std::pin::pin!(pages
             .map_ok(|page| {
                 if let Some(t) = page.total {
                     if job.bar.length().is_none_or(|l| l < t) {
                         job.bar.set_length(t);
                     }
                 }
-                enrich(job, location, page)
+                let job = job.clone();
+                let location = location.to_string();
+                async move { enrich(&job, &location, page).await }
             })
-            .try_buffered(PREFETCH_PAGES);
+            .try_buffered(PREFETCH_PAGES));
         while let Some(page) = enriched.next().await {
             if job.cancelled.load(Ordering::Relaxed) {
                 break;
@@ -753,11 +753,59 @@ async fn export_location(
     Ok(rejected)
 }
 
-/// `contacts/part-L-00003.parquet` -> `L-00003`.
-fn part_stem_of(path: &str) -> String {
-    let file = Path::new(path).file_name().and_then(|f| f.to_str()).unwrap_or("");
-    let without_ext = file.rsplit_once('.').map(|(a, _)| a).unwrap_or(file);
-    without_ext.strip_prefix("part-").unwrap_or(without_ext).to_string()
+/// Part files of location number `i` (its place in `--location`, which the job key fixes)
+/// are numbered from `i * PARTS_PER_LOCATION`: names stay deterministic and never collide,
+/// and a one-location export reads `part-00000`, `part-00001`, ...
+const PARTS_PER_LOCATION: u32 = 100_000;
+
+fn part_number(location_index: usize, seq: u32) -> u32 {
+    location_index as u32 * PARTS_PER_LOCATION + seq
+}
+
+/// Remove part files a crash left behind (written but never committed), for every table.
+/// Runs before any location starts writing, so no live temporary file is touched.
+fn sweep_uncommitted(out: &Path, format: Format, parts: &[CommittedPart], locations: &[String]) -> anyhow::Result<()> {
+    for table in TableKind::ALL {
+        let keep: Vec<u32> = parts
+            .iter()
+            .filter(|p| p.table == table.name())
+            .filter_map(|p| locations.iter().position(|l| *l == p.location).map(|i| part_number(i, p.seq)))
+            .collect();
+        for r in sink::clean_uncommitted(out, table, format, &keep)? {
+            tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
+        }
+    }
+    Ok(())
+}
+
+/// Crash injection for resume tests (`GHL_ETL_FAILPOINT`): the process aborts on the spot, with
+/// no cleanup, like `kill -9`. `before-commit:N` dies after finishing the files of the N-th
+/// chunk but before recording them; `after-commit:N` right after the N-th commit;
+/// `mid-chunk:N` after N contacts of a chunk that is not yet complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failpoint {
+    BeforeCommit(u64),
+    AfterCommit(u64),
+    MidChunk(u64),
+}
+
+fn failpoint() -> Option<Failpoint> {
+    let v = std::env::var("GHL_ETL_FAILPOINT").ok()?;
+    let (kind, n) = v.split_once(':')?;
+    let n: u64 = n.parse().ok()?;
+    match kind {
+        "before-commit" => Some(Failpoint::BeforeCommit(n)),
+        "after-commit" => Some(Failpoint::AfterCommit(n)),
+        "mid-chunk" => Some(Failpoint::MidChunk(n)),
+        _ => None,
+    }
+}
+
+fn crash_if(point: Option<Failpoint>, here: Failpoint) {
+    if point == Some(here) {
+        eprintln!("failpoint {here:?} reached: aborting");
+        std::process::abort();
+    }
 }
 
 /// The open part files of one chunk.
@@ -769,10 +817,12 @@ struct Chunk {
 }
 
 /// The writer stage (a blocking thread): map, encode, and commit chunks.
+#[allow(clippy::too_many_arguments)]
 fn write_location(
     job: &Job,
     db: &std::sync::Mutex<StateDb>,
     location: &str,
+    location_index: usize,
     mapping: &Mapping,
     tables: &[TableKind],
     start: LocationState,
@@ -792,7 +842,6 @@ fn write_location(
         started: Instant::now(),
     };
     let mut chunk = new_chunk(state.next_part);
-    let stem = |seq: u32| format!("{location}-{seq:05}");
 
     let mut write_row = |chunk: &mut Chunk, table: TableKind, record: &Value, ctx: &RecordContext, rejects: &mut HashMap<TableKind, RejectWriter>| -> anyhow::Result<bool> {
         let Some(tm) = mapping.table(table) else { return Ok(true) };
@@ -801,7 +850,7 @@ fn write_location(
                 let slot = chunk.writers.iter_mut().find(|(t, _)| *t == table).map(|(_, w)| w);
                 let Some(slot) = slot else { return Ok(true) };
                 if slot.is_none() {
-                    *slot = Some(PartWriter::create(&job.out, schemas[&table].clone(), &stem(chunk.seq), &job.sink)?);
+                    *slot = Some(PartWriter::create(&job.out, schemas[&table].clone(), part_number(location_index, chunk.seq), &job.sink)?);
                 }
                 if let Some(w) = slot.as_mut() {
                     w.write(&row, Some(record))?;
@@ -823,7 +872,9 @@ fn write_location(
         }
     };
 
-    let commit = |chunk: Chunk, state: &mut LocationState, cursor: Cursor| -> anyhow::Result<()> {
+    let failpoint = failpoint();
+    let mut commits = 0u64;
+    let mut commit = |chunk: Chunk, state: &mut LocationState, cursor: Cursor| -> anyhow::Result<()> {
         let mut parts = Vec::new();
         for (table, w) in chunk.writers {
             if let Some(w) = w {
@@ -839,10 +890,13 @@ fn write_location(
                 });
             }
         }
+        commits += 1;
+        crash_if(failpoint, Failpoint::BeforeCommit(commits));
         state.done = cursor == Cursor::Done;
         state.cursor = cursor;
         state.next_part = chunk.seq + 1;
         db.lock().unwrap_or_else(|e| e.into_inner()).commit_chunk(&job.key, location, state, &parts)?;
+        crash_if(failpoint, Failpoint::AfterCommit(commits));
         Ok(())
     };
 
@@ -868,6 +922,12 @@ fn write_location(
             }
         }
         chunk.contacts += n;
+        if let Some(Failpoint::MidChunk(k)) = failpoint {
+            // Only inside a chunk that will not be committed with this page.
+            if state.contacts + n >= k && chunk.contacts < job.part_rows && ep.page.next != Cursor::Done {
+                crash_if(failpoint, Failpoint::MidChunk(k));
+            }
+        }
         state.contacts += n;
         job.progress.contacts.fetch_add(n, Ordering::Relaxed);
         job.bar.inc(n);
