@@ -220,6 +220,7 @@ fn table(kind: TableKind, columns: Vec<ColumnPlan>) -> TableMapping {
         columns,
         filters: Vec::new(),
         sep: ";".to_string(),
+        on_error: OnError::Null,
     }
 }
 
