@@ -219,8 +219,10 @@ impl Mapping {
     /// The mapping used without `--mapping`: every field the spec documents for each table as
     /// a column (nested objects flattened with dotted names, arrays of objects as json), one
     /// column per custom field named after it and typed from its `dataType`, tags as
-    /// `list<string>`. Child tables start with `contact_id` and `location_id`. Values that do
-    /// not convert become null rather than rejecting the record.
+    /// `list<string>`. With no custom fields given (none exist, or they could not be read),
+    /// the raw `customFields` array is kept as a json column instead. Child tables start with
+    /// `contact_id` and `location_id`. Values that do not convert become null rather than
+    /// rejecting the record.
     pub fn default_for(custom_fields: &[CustomFieldInfo]) -> Mapping {
         defaults::default_for(custom_fields)
     }
