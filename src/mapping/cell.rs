@@ -150,10 +150,13 @@ pub(crate) fn convert(cur: Cur<'_>, ty: ColumnType, sep: &str) -> Result<Value, 
             Cur::List(l) => Value::Json(Json::Array(l.into_iter().map(Json::String).collect())),
         }),
         ColumnType::ListString => {
-            if let Cur::Json(Json::String(s)) = &cur {
-                if s.is_empty() {
-                    return Ok(Value::Null);
-                }
+            let empty_text = match &cur {
+                Cur::Json(Json::String(s)) => s.is_empty(),
+                Cur::Text(t) => t.is_empty(),
+                _ => false,
+            };
+            if empty_text {
+                return Ok(Value::Null);
             }
             Ok(cur.into_list(sep).map_or(Value::Null, Value::List))
         }
@@ -567,6 +570,10 @@ mod tests {
         );
         assert_eq!(conv(json!("one"), l), Ok(Value::List(vec!["one".into()])));
         assert_eq!(conv(json!(""), l), Ok(Value::Null));
+        assert_eq!(
+            convert(Cur::Text(Cow::Borrowed("")), l, ";"),
+            Ok(Value::Null)
+        );
         assert_eq!(conv(json!([]), l), Ok(Value::List(vec![])));
     }
 

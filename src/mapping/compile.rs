@@ -484,6 +484,7 @@ impl<'s, 't> Cx<'s, 't> {
             columns,
             filters,
             sep: self.sep.clone(),
+            on_error,
         })
     }
 

@@ -220,6 +220,7 @@ fn table(kind: TableKind, columns: Vec<ColumnPlan>) -> TableMapping {
         columns,
         filters: Vec::new(),
         sep: ";".to_string(),
+        on_error: OnError::Null,
     }
 }
 
@@ -242,6 +243,11 @@ pub(crate) fn default_for(custom_fields: &[CustomFieldInfo]) -> Mapping {
         .into_iter()
         .filter_map(|(name, ty)| field_column(&name, ty))
         .collect();
+    if custom_fields.is_empty() {
+        // Without the location's field list (none exist, or the token may not read them)
+        // the values still leave, raw, rather than being dropped.
+        contacts.extend(field_column("customFields", Json));
+    }
     for cf in custom_fields {
         let taken = |n: &str| contacts.iter().any(|c| c.name == n);
         let mut name = cf.name.clone();
@@ -294,10 +300,17 @@ mod tests {
             .table(TableKind::Contacts)
             .unwrap_or_else(|| panic!("contacts"));
         // 36 top-level fields (3 nested ones expanded): 18 dnd + 2 * 18 attribution columns.
+        // Plus the raw `customFields` column, as no custom fields were given.
         assert_eq!(
             contacts.schema().columns.len(),
-            CONTACT_FIELDS.len() - 3 + 18 + 36
+            CONTACT_FIELDS.len() - 3 + 18 + 36 + 1
         );
+        let last = contacts
+            .schema()
+            .columns
+            .last()
+            .map(|c| (c.name.as_str(), c.ty));
+        assert_eq!(last, Some(("customFields", Json)));
         for (kind, n) in [
             (TableKind::Tasks, TASK_FIELDS.len()),
             (TableKind::Notes, NOTE_FIELDS.len()),
@@ -327,6 +340,7 @@ mod tests {
         assert_eq!(find("Interests"), Some(ListString));
         assert_eq!(find("custom.email"), Some(Str));
         assert_eq!(find("Contract"), Some(Json));
+        assert_eq!(find("customFields"), None);
         assert!(!m.uses_custom_fields());
 
         let rec = json!({

@@ -168,6 +168,8 @@ pub struct TableMapping {
     filters: Vec<Filter>,
     /// The file's list separator (or `;`), for joins and list-to-text conversions.
     sep: String,
+    /// The section's `on_error`, shown by `describe`.
+    on_error: plan::OnError,
 }
 
 /// What a child record's path can reach besides the record itself.
@@ -217,8 +219,10 @@ impl Mapping {
     /// The mapping used without `--mapping`: every field the spec documents for each table as
     /// a column (nested objects flattened with dotted names, arrays of objects as json), one
     /// column per custom field named after it and typed from its `dataType`, tags as
-    /// `list<string>`. Child tables start with `contact_id` and `location_id`. Values that do
-    /// not convert become null rather than rejecting the record.
+    /// `list<string>`. With no custom fields given (none exist, or they could not be read),
+    /// the raw `customFields` array is kept as a json column instead. Child tables start with
+    /// `contact_id` and `location_id`. Values that do not convert become null rather than
+    /// rejecting the record.
     pub fn default_for(custom_fields: &[CustomFieldInfo]) -> Mapping {
         defaults::default_for(custom_fields)
     }
@@ -449,7 +453,13 @@ pub fn describe(mapping: &Mapping) -> String {
         );
     }
     for table in &mapping.tables {
-        let _ = writeln!(out, "\n{} ({} columns)", table.kind, table.columns.len());
+        let _ = writeln!(
+            out,
+            "\n{} ({} columns, on_error = {})",
+            table.kind,
+            table.columns.len(),
+            table.on_error.spelling()
+        );
         if !table.filters.is_empty() {
             let conds: Vec<String> = table.filters.iter().map(Filter::describe).collect();
             let _ = writeln!(out, "  keep records where {}", conds.join(" and "));
@@ -481,15 +491,20 @@ pub fn describe(mapping: &Mapping) -> String {
             if col.required {
                 flags.push("required".to_string());
             }
-            flags.push(format!("on_error={}", col.on_error.spelling()));
-            let _ = writeln!(
-                out,
-                "  {:name_w$}  {:type_w$}  {}  [{}]",
+            if col.on_error != table.on_error {
+                flags.push(format!("on_error = {}", col.on_error.spelling()));
+            }
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", flags.join(", "))
+            };
+            let line = format!(
+                "  {:name_w$}  {:type_w$}  {source}{flags}",
                 col.name,
                 col.ty.spelling(),
-                source,
-                flags.join(", "),
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
     }
     out
@@ -672,13 +687,19 @@ from = "$contact_id"
 "#,
         );
         let text = describe(&m);
-        assert!(text.contains("contacts (1 columns)"), "{text}");
-        assert!(text.contains("keep records where email exists"), "{text}");
         assert!(
-            text.contains("email  string  email | trim | lower  [required, on_error=reject]"),
+            text.contains("contacts (1 columns, on_error = reject)"),
             "{text}"
         );
-        assert!(text.contains("tasks (1 columns)"), "{text}");
+        assert!(text.contains("keep records where email exists"), "{text}");
+        assert!(
+            text.contains("email  string  email | trim | lower  [required]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tasks (1 columns, on_error = reject)"),
+            "{text}"
+        );
         assert!(text.contains("csv_safe: true"), "{text}");
         assert_eq!(m.tables(), vec![TableKind::Contacts, TableKind::Tasks]);
     }
