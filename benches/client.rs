@@ -38,7 +38,9 @@ async fn listing(sb: &Sandbox, source: Source, page: usize) {
     let t = Instant::now();
     let (pages, contacts) = c
         .contact_pages(&location, source, page, Cursor::Start)
-        .try_fold((0u64, 0u64), |(p, n), page| async move { Ok((p + 1, n + page.records.len() as u64)) })
+        .try_fold((0u64, 0u64), |(p, n), page| async move {
+            Ok((p + 1, n + page.records.len() as u64))
+        })
         .await
         .expect("listing");
     let s = t.elapsed().as_secs_f64();

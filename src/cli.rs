@@ -14,7 +14,11 @@ use crate::api::{self, AuthConfig, ClientConfig, OAuthConfig, RateSpec, RetryCon
 use crate::secret::{read_secret_file, Secret};
 
 #[derive(Parser, Debug)]
-#[command(name = "ghl-etl", version, about = "Move CRM data out of and into GoHighLevel (LeadConnector) through its Contacts API v2.")]
+#[command(
+    name = "ghl-etl",
+    version,
+    about = "Move CRM data out of and into GoHighLevel (LeadConnector) through its Contacts API v2."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -155,7 +159,10 @@ impl ConnectionArgs {
         if self.rate.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        self.rate.parse::<RateSpec>().map(Some).map_err(|e| anyhow::anyhow!("--rate: {e}"))
+        self.rate
+            .parse::<RateSpec>()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--rate: {e}"))
     }
 
     /// Build the client configuration; `default_token` is used when no credential is given
@@ -177,14 +184,20 @@ impl ConnectionArgs {
 
     fn auth(&self, default_token: Option<&str>) -> anyhow::Result<AuthConfig> {
         if let Some(client_id) = &self.client_id {
-            let refresh_token_file = self
-                .refresh_token_file
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("OAuth needs --refresh-token-file (or GHL_REFRESH_TOKEN_FILE) with --client-id"))?;
-            let client_secret = match (&self.client_secret_file, std::env::var("GHL_CLIENT_SECRET")) {
-                (Some(f), _) => read_secret_file(f).map_err(|e| anyhow::anyhow!("cannot read --client-secret-file {}: {e}", f.display()))?,
+            let refresh_token_file = self.refresh_token_file.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "OAuth needs --refresh-token-file (or GHL_REFRESH_TOKEN_FILE) with --client-id"
+                )
+            })?;
+            let client_secret = match (&self.client_secret_file, std::env::var("GHL_CLIENT_SECRET"))
+            {
+                (Some(f), _) => read_secret_file(f).map_err(|e| {
+                    anyhow::anyhow!("cannot read --client-secret-file {}: {e}", f.display())
+                })?,
                 (None, Ok(s)) if !s.trim().is_empty() => Secret::new(s.trim()),
-                _ => anyhow::bail!("OAuth needs the client secret: set GHL_CLIENT_SECRET or --client-secret-file"),
+                _ => anyhow::bail!(
+                    "OAuth needs the client secret: set GHL_CLIENT_SECRET or --client-secret-file"
+                ),
             };
             return Ok(AuthConfig::OAuth(OAuthConfig {
                 client_id: client_id.clone(),
@@ -194,7 +207,8 @@ impl ConnectionArgs {
             }));
         }
         if let Some(f) = &self.token_file {
-            let token = read_secret_file(f).map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", f.display()))?;
+            let token = read_secret_file(f)
+                .map_err(|e| anyhow::anyhow!("cannot read --token-file {}: {e}", f.display()))?;
             if token.is_empty() {
                 anyhow::bail!("--token-file {} is empty", f.display());
             }

@@ -54,19 +54,27 @@ struct Probe {
 }
 
 /// `ghl-etl auth check`: which scopes does this token have for this location?
-pub async fn auth_check(conn: &ConnectionArgs, location: &str, write: bool, default_token: Option<&str>) -> anyhow::Result<i32> {
+pub async fn auth_check(
+    conn: &ConnectionArgs,
+    location: &str,
+    write: bool,
+    default_token: Option<&str>,
+) -> anyhow::Result<i32> {
     let mut cfg = conn.client_config(default_token)?;
     cfg.retry.max_attempts = cfg.retry.max_attempts.min(4);
     let client = Client::new(cfg)?;
     let mut probes = vec![
         Probe {
             scope: "contacts.readonly",
-            call: Call::get(location, "/contacts/").query("locationId", location).query("limit", 1),
+            call: Call::get(location, "/contacts/")
+                .query("locationId", location)
+                .query("limit", 1),
             accepted: &[],
         },
         Probe {
             scope: "locations/customFields.readonly",
-            call: Call::get(location, format!("/locations/{location}/customFields")).query("model", "contact"),
+            call: Call::get(location, format!("/locations/{location}/customFields"))
+                .query("model", "contact"),
             accepted: &[],
         },
         Probe {
@@ -90,25 +98,46 @@ pub async fn auth_check(conn: &ConnectionArgs, location: &str, write: bool, defa
         // and changes nothing; without it, 401.
         probes.push(Probe {
             scope: "contacts.write",
-            call: Call::with_body(location, Method::PUT, "/contacts/ghl-etl-write-probe-0", json!({})),
+            call: Call::with_body(
+                location,
+                Method::PUT,
+                "/contacts/ghl-etl-write-probe-0",
+                json!({}),
+            ),
             accepted: &[400, 404, 422],
         });
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Token check for location {location} at {}:", client.base_url())?;
+    writeln!(
+        out,
+        "Token check for location {location} at {}:",
+        client.base_url()
+    )?;
     let mut essential_ok = true;
     let mut write_ok = true;
     for probe in probes {
         let result = client.call_bytes(&probe.call).await;
         let (ok, detail) = match result {
             Ok(_) => (true, "ok".to_string()),
-            Err(e) if e.status.is_some_and(|s| probe.accepted.contains(&s)) => (true, "ok (probe changed nothing)".to_string()),
-            Err(e) if e.kind == ErrorKind::Unauthorized && e.messages.iter().any(|m| m.to_lowercase().contains("scope")) => {
-                (false, "missing: the token is not authorised for this scope".to_string())
+            Err(e) if e.status.is_some_and(|s| probe.accepted.contains(&s)) => {
+                (true, "ok (probe changed nothing)".to_string())
+            }
+            Err(e)
+                if e.kind == ErrorKind::Unauthorized
+                    && e.messages
+                        .iter()
+                        .any(|m| m.to_lowercase().contains("scope")) =>
+            {
+                (
+                    false,
+                    "missing: the token is not authorised for this scope".to_string(),
+                )
             }
             Err(e) if e.is_auth() => {
                 writeln!(out, "  {:<34} refused", probe.scope)?;
-                return Err(anyhow::Error::new(e).context("the token does not work for this location"));
+                return Err(
+                    anyhow::Error::new(e).context("the token does not work for this location")
+                );
             }
             Err(e) => (false, format!("failed: {e}")),
         };
@@ -121,13 +150,23 @@ pub async fn auth_check(conn: &ConnectionArgs, location: &str, write: bool, defa
         }
     }
     let stats = client.stats();
-    writeln!(out, "{} requests, {} retries.", stats.requests, stats.retries)?;
+    writeln!(
+        out,
+        "{} requests, {} retries.",
+        stats.requests, stats.retries
+    )?;
     if !essential_ok {
-        writeln!(out, "The token cannot read contacts: exports need `contacts.readonly`.")?;
+        writeln!(
+            out,
+            "The token cannot read contacts: exports need `contacts.readonly`."
+        )?;
         return Ok(EXIT_AUTH);
     }
     if !write_ok {
-        writeln!(out, "The token cannot write contacts: imports and tagging need `contacts.write`.")?;
+        writeln!(
+            out,
+            "The token cannot write contacts: imports and tagging need `contacts.write`."
+        )?;
         return Ok(EXIT_AUTH);
     }
     Ok(EXIT_OK)

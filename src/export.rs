@@ -73,7 +73,12 @@ pub struct ExportArgs {
     pub updated_since: Option<String>,
 
     /// Related records to export with each contact.
-    #[arg(long = "with", value_enum, value_delimiter = ',', default_value = "tasks,notes")]
+    #[arg(
+        long = "with",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tasks,notes"
+    )]
     pub with: Vec<Related>,
 
     /// Mapping file (TOML); without it every field is exported, one column per custom field.
@@ -182,7 +187,6 @@ struct Job {
     part_rows: u64,
     commit_every: Duration,
     sink: SinkOptions,
-    mapping_file: Option<PathBuf>,
     /// Bulk task search until a 401 says the token lacks `locations/tasks.readonly`.
     bulk_tasks: AtomicBool,
     progress: Progress,
@@ -197,15 +201,23 @@ pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> anyhow::Resu
         let iso = chrono::DateTime::from_timestamp_millis(ms)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        filters.push(serde_json::json!({"field": "dateUpdated", "operator": "range", "value": {"gte": iso}}));
+        filters.push(
+            serde_json::json!({"field": "dateUpdated", "operator": "range", "value": {"gte": iso}}),
+        );
     }
     match s {
         "list" if filters.is_empty() => Ok(Source::List),
         "list" | "search" => Ok(Source::Search { filters }),
         other => match other.strip_prefix("business:") {
-            Some(id) if !id.is_empty() && filters.is_empty() => Ok(Source::Business { business_id: id.to_string() }),
-            Some(_) if !filters.is_empty() => anyhow::bail!("--updated-since needs --source search (or list); business listings cannot filter"),
-            _ => anyhow::bail!("--source must be `list`, `search` or `business:<id>`, not `{other}`"),
+            Some(id) if !id.is_empty() && filters.is_empty() => Ok(Source::Business {
+                business_id: id.to_string(),
+            }),
+            Some(_) if !filters.is_empty() => anyhow::bail!(
+                "--updated-since needs --source search (or list); business listings cannot filter"
+            ),
+            _ => {
+                anyhow::bail!("--source must be `list`, `search` or `business:<id>`, not `{other}`")
+            }
         },
     }
 }
@@ -214,12 +226,21 @@ fn parse_instant(s: &str) -> anyhow::Result<i64> {
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(d.timestamp_millis());
     }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow::anyhow!("expected RFC 3339 (2024-05-01T00:00:00Z) or YYYY-MM-DD"))?;
-    Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis())
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("expected RFC 3339 (2024-05-01T00:00:00Z) or YYYY-MM-DD"))?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp_millis())
 }
 
 /// A stable key for "the same export": what shapes the output, not how hard it pushes.
-fn job_key(args: &ExportArgs, source: &Source, locations: &[String], mapping_text: Option<&str>) -> String {
+fn job_key(
+    args: &ExportArgs,
+    source: &Source,
+    locations: &[String],
+    mapping_text: Option<&str>,
+) -> String {
     let mut h = sha2::Sha256::new();
     let out = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
     let mut related: Vec<String> = args.with.iter().map(|r| format!("{r:?}")).collect();
@@ -236,7 +257,11 @@ fn job_key(args: &ExportArgs, source: &Source, locations: &[String], mapping_tex
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl ExportArgs {
@@ -259,7 +284,9 @@ pub async fn run_cli(mut args: ExportArgs, quiet: bool, json_logs: bool) -> anyh
             rate_limit: Some("500/1s".parse().map_err(anyhow::Error::msg)?),
             ..Default::default()
         };
-        let sb = crate::sandbox::Sandbox::start(cfg).await.context("cannot start the embedded sandbox")?;
+        let sb = crate::sandbox::Sandbox::start(cfg)
+            .await
+            .context("cannot start the embedded sandbox")?;
         args.conn.base_url = sb.url();
         // Pace to the sandbox's budget unless the user chose a rate.
         if args.conn.rate == "100/10s" {
@@ -270,7 +297,12 @@ pub async fn run_cli(mut args: ExportArgs, quiet: bool, json_logs: bool) -> anyh
         }
         default_token = Some(crate::sandbox::DEFAULT_TOKEN);
         if !quiet {
-            eprintln!("Embedded sandbox at {} with {} contacts in location {}.", sb.url(), args.sandbox_contacts, args.locations.join(", "));
+            eprintln!(
+                "Embedded sandbox at {} with {} contacts in location {}.",
+                sb.url(),
+                args.sandbox_contacts,
+                args.locations.join(", ")
+            );
         }
         sandbox = Some(sb);
     }
@@ -279,25 +311,41 @@ pub async fn run_cli(mut args: ExportArgs, quiet: bool, json_logs: bool) -> anyh
         sb.shutdown().await;
     }
     let summary = result?;
-    Ok(if summary.rejected_total() > 0 { commands::EXIT_RECORD_FAILURES } else { commands::EXIT_OK })
+    Ok(if summary.rejected_total() > 0 {
+        commands::EXIT_RECORD_FAILURES
+    } else {
+        commands::EXIT_OK
+    })
 }
 
 /// Run an export to completion (or to its first fatal error) and return its summary.
-pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, json_logs: bool) -> anyhow::Result<Summary> {
+pub async fn run(
+    args: &ExportArgs,
+    default_token: Option<&str>,
+    quiet: bool,
+    json_logs: bool,
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     if args.locations.is_empty() {
         anyhow::bail!("no location: pass --location (or set GHL_LOCATION), or use --sandbox");
     }
     let source = parse_source(&args.source, args.updated_since.as_deref())?;
-    let page_size = args.page_size.unwrap_or(source.max_page_size()).clamp(1, source.max_page_size());
+    let page_size = args
+        .page_size
+        .unwrap_or(source.max_page_size())
+        .clamp(1, source.max_page_size());
     let mapping_text = match &args.mapping {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read mapping file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read mapping file {}", p.display()))?,
+        ),
         None => None,
     };
     // Validate the mapping before any request is made.
     let base_mapping = match (&args.mapping, &mapping_text) {
         (Some(p), Some(text)) => Some(
-            Mapping::from_str(text, &p.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?,
+            Mapping::from_str(text, &p.display().to_string())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
         ),
         _ => None,
     };
@@ -306,7 +354,10 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
     } else if args.no_csv_safe {
         false
     } else {
-        base_mapping.as_ref().and_then(|m| m.csv_safe_default()).unwrap_or(false)
+        base_mapping
+            .as_ref()
+            .and_then(|m| m.csv_safe_default())
+            .unwrap_or(false)
     };
     let list_separator = args
         .list_separator
@@ -322,7 +373,12 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
     };
 
     let client = Client::new(args.conn.client_config(default_token)?)?;
-    let mut related: Vec<Related> = args.with.iter().copied().filter(|r| *r != Related::None).collect();
+    let mut related: Vec<Related> = args
+        .with
+        .iter()
+        .copied()
+        .filter(|r| *r != Related::None)
+        .collect();
     related.dedup();
 
     let key = job_key(args, &source, &args.locations, mapping_text.as_deref());
@@ -333,7 +389,14 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
         }
         db.reset_job(&key)?;
     }
-    let status = db.begin_job(&key, &format!("export {} -> {}", args.locations.join(","), args.out.display()))?;
+    let status = db.begin_job(
+        &key,
+        &format!(
+            "export {} -> {}",
+            args.locations.join(","),
+            args.out.display()
+        ),
+    )?;
     if status == JobStatus::Finished {
         if !quiet {
             eprintln!(
@@ -342,7 +405,10 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
                 args.out.display()
             );
         }
-        let mut summary = Summary { resumed: true, ..Default::default() };
+        let mut summary = Summary {
+            resumed: true,
+            ..Default::default()
+        };
         for p in db.parts(&key)? {
             *summary.rows.entry(p.table.clone()).or_default() += p.rows;
             summary.files.push(p.path);
@@ -350,7 +416,8 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
         return Ok(summary);
     }
     let resumed = status == JobStatus::Resuming;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
 
     let bar = if quiet || json_logs {
         ProgressBar::hidden()
@@ -375,7 +442,6 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
         part_rows: args.part_rows.max(1),
         commit_every: Duration::from_secs(args.commit_seconds.max(1)),
         sink: sink_opts,
-        mapping_file: args.mapping.clone(),
         bulk_tasks: AtomicBool::new(!args.tasks_per_contact),
         progress: Progress::default(),
         bar,
@@ -430,7 +496,10 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
     }
     job.bar.finish_and_clear();
     let stats = client.stats();
-    let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("state database still in use"))?.into_inner().unwrap_or_else(|e| e.into_inner());
+    let db = Arc::try_unwrap(db)
+        .map_err(|_| anyhow::anyhow!("state database still in use"))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     let parts = db.parts(&key)?;
     let mut summary = Summary {
         contacts: job.progress.contacts.load(Ordering::Relaxed),
@@ -473,8 +542,12 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
         print_summary(&summary, &args.out, client.rate(&args.locations[0]));
     }
     tracing::info!(
-        contacts = summary.contacts, requests = summary.requests, retries = summary.retries,
-        throttled = summary.throttled, elapsed_s = summary.elapsed_s, "Export finished."
+        contacts = summary.contacts,
+        requests = summary.requests,
+        retries = summary.retries,
+        throttled = summary.throttled,
+        elapsed_s = summary.elapsed_s,
+        "Export finished."
     );
     Ok(summary)
 }
@@ -482,29 +555,62 @@ pub async fn run(args: &ExportArgs, default_token: Option<&str>, quiet: bool, js
 fn print_summary(s: &Summary, out: &Path, rate: Option<crate::api::RateSpec>) {
     let mut tables: Vec<_> = s.rows.iter().collect();
     tables.sort();
-    let per_contact = if s.contacts > 0 { s.requests as f64 / s.contacts as f64 } else { 0.0 };
-    let req_rate = if s.elapsed_s > 0.0 { s.requests as f64 / s.elapsed_s } else { 0.0 };
-    eprintln!("Export finished in {:.1} s{}.", s.elapsed_s, if s.resumed { " (resumed)" } else { "" });
+    let per_contact = if s.contacts > 0 {
+        s.requests as f64 / s.contacts as f64
+    } else {
+        0.0
+    };
+    let req_rate = if s.elapsed_s > 0.0 {
+        s.requests as f64 / s.elapsed_s
+    } else {
+        0.0
+    };
+    eprintln!(
+        "Export finished in {:.1} s{}.",
+        s.elapsed_s,
+        if s.resumed { " (resumed)" } else { "" }
+    );
     for (t, n) in tables {
         let rej = s.rejected.get(t).copied().unwrap_or(0);
-        eprintln!("  {t:<13} {n:>9} rows{}", if rej > 0 { format!(", {rej} rejected (see rejects/{t}.csv)") } else { String::new() });
+        eprintln!(
+            "  {t:<13} {n:>9} rows{}",
+            if rej > 0 {
+                format!(", {rej} rejected (see rejects/{t}.csv)")
+            } else {
+                String::new()
+            }
+        );
     }
     if s.filtered > 0 {
-        eprintln!("  filtered out  {:>9} contacts (mapping filter)", s.filtered);
+        eprintln!(
+            "  filtered out  {:>9} contacts (mapping filter)",
+            s.filtered
+        );
     }
     eprintln!(
         "  requests      {:>9} ({per_contact:.3} per contact), {} retries, {} answered 429",
         s.requests, s.retries, s.throttled
     );
     match rate {
-        Some(r) => eprintln!("  request rate  {req_rate:>9.1}/s (budget {:.1}/s per location)", r.per_second()),
+        Some(r) => eprintln!(
+            "  request rate  {req_rate:>9.1}/s (budget {:.1}/s per location)",
+            r.per_second()
+        ),
         None => eprintln!("  request rate  {req_rate:>9.1}/s"),
     }
     eprintln!("  tasks         {}", s.tasks_mode);
     if s.deleted_meanwhile > 0 {
-        eprintln!("  deleted while exporting: {} contacts (kept, without related records)", s.deleted_meanwhile);
+        eprintln!(
+            "  deleted while exporting: {} contacts (kept, without related records)",
+            s.deleted_meanwhile
+        );
     }
-    eprintln!("Output: {}", std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf()).display());
+    eprintln!(
+        "Output: {}",
+        std::path::absolute(out)
+            .unwrap_or_else(|_| out.to_path_buf())
+            .display()
+    );
 }
 
 fn write_manifest(out: &Path, summary: &Summary, parts: &[CommittedPart]) -> anyhow::Result<()> {
@@ -521,7 +627,8 @@ fn write_manifest(out: &Path, summary: &Summary, parts: &[CommittedPart]) -> any
     });
     let path = out.join("_manifest.json");
     let tmp = out.join("._manifest.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
@@ -565,7 +672,10 @@ async fn mapping_for(job: &Job, location: &str, base: Option<Mapping>) -> anyhow
                 tracing::warn!(error = %e, "Cannot read custom-field names; custom fields stay in the customFields column.");
                 Vec::new()
             }
-            Err(e) => return Err(anyhow::Error::new(e).context("reading the location's custom fields (for the mapping)")),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("reading the location's custom fields (for the mapping)"))
+            }
         }
     } else {
         Vec::new()
@@ -573,7 +683,8 @@ async fn mapping_for(job: &Job, location: &str, base: Option<Mapping>) -> anyhow
     match base {
         Some(mut m) => {
             if needs_fields {
-                m.resolve_custom_fields(&fields).map_err(|e| anyhow::anyhow!("{e}"))?;
+                m.resolve_custom_fields(&fields)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             Ok(m)
         }
@@ -582,8 +693,16 @@ async fn mapping_for(job: &Job, location: &str, base: Option<Mapping>) -> anyhow
 }
 
 /// Fetch the related records of one page's contacts.
-async fn enrich(job: &Job, location: &str, page: ContactPage) -> crate::api::error::Result<EnrichedPage> {
-    let ids: Vec<String> = page.records.iter().map(|r| contact_id(r).to_string()).collect();
+async fn enrich(
+    job: &Job,
+    location: &str,
+    page: ContactPage,
+) -> crate::api::error::Result<EnrichedPage> {
+    let ids: Vec<String> = page
+        .records
+        .iter()
+        .map(|r| contact_id(r).to_string())
+        .collect();
     let mut related: Vec<RelatedRecords> = ids.iter().map(|_| RelatedRecords::default()).collect();
     let want = |r: Related| job.related.contains(&r);
 
@@ -594,7 +713,12 @@ async fn enrich(job: &Job, location: &str, page: ContactPage) -> crate::api::err
                     related[i].tasks = by_contact.remove(id).unwrap_or_default();
                 }
             }
-            Err(e) if e.kind == ErrorKind::Unauthorized && e.messages.iter().any(|m| m.to_lowercase().contains("scope")) => {
+            Err(e)
+                if e.kind == ErrorKind::Unauthorized
+                    && e.messages
+                        .iter()
+                        .any(|m| m.to_lowercase().contains("scope")) =>
+            {
                 if job.bulk_tasks.swap(false, Ordering::Relaxed) {
                     tracing::warn!("The token lacks locations/tasks.readonly: fetching tasks with one request per contact.");
                 }
@@ -651,19 +775,28 @@ async fn enrich(job: &Job, location: &str, page: ContactPage) -> crate::api::err
     Ok(EnrichedPage { page, related })
 }
 
-async fn bulk_tasks(job: &Job, location: &str, ids: &[String]) -> crate::api::error::Result<HashMap<String, Vec<Value>>> {
+async fn bulk_tasks(
+    job: &Job,
+    location: &str,
+    ids: &[String],
+) -> crate::api::error::Result<HashMap<String, Vec<Value>>> {
     let mut by_contact: HashMap<String, Vec<Value>> = HashMap::new();
-    let chunks: Vec<Vec<Value>> = futures::stream::iter(ids.chunks(TASK_SEARCH_IDS).map(<[String]>::to_vec))
-        .map(|chunk| {
-            let client = job.client.clone();
-            let location = location.to_string();
-            async move { client.search_tasks(&location, &chunk).await }
-        })
-        .buffered(job.concurrency.min(4))
-        .try_collect()
-        .await?;
+    let chunks: Vec<Vec<Value>> =
+        futures::stream::iter(ids.chunks(TASK_SEARCH_IDS).map(<[String]>::to_vec))
+            .map(|chunk| {
+                let client = job.client.clone();
+                let location = location.to_string();
+                async move { client.search_tasks(&location, &chunk).await }
+            })
+            .buffered(job.concurrency.min(4))
+            .try_collect()
+            .await?;
     for task in chunks.into_iter().flatten() {
-        let cid = task.get("contactId").and_then(Value::as_str).unwrap_or("").to_string();
+        let cid = task
+            .get("contactId")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         by_contact.entry(cid).or_default().push(task);
     }
     Ok(by_contact)
@@ -712,10 +845,26 @@ async fn export_location(
         let mapping = mapping.clone();
         let tables = tables.clone();
         let start = start.clone();
-        tokio::task::spawn_blocking(move || write_location(&job, &db, &location, location_index, &mapping, &tables, start, rx))
+        tokio::task::spawn_blocking(move || {
+            write_location(
+                &job,
+                &db,
+                &location,
+                location_index,
+                &mapping,
+                &tables,
+                start,
+                rx,
+            )
+        })
     };
 
-    let pages = job.client.contact_pages(location, job.source.clone(), job.page_size, start.cursor.clone());
+    let pages = job.client.contact_pages(
+        location,
+        job.source.clone(),
+        job.page_size,
+        start.cursor.clone(),
+    );
     let producer = async {
         let mut enriched = std::pin::pin!(pages
             .map_ok(|page| {
@@ -743,7 +892,9 @@ async fn export_location(
         Ok::<_, crate::api::Error>(())
     };
     let produced = producer.await;
-    let written = writer.await.map_err(|e| anyhow::anyhow!("writer task failed: {e}"))?;
+    let written = writer
+        .await
+        .map_err(|e| anyhow::anyhow!("writer task failed: {e}"))?;
     // A writer error explains a closed channel; report it first.
     let rejected = written?;
     produced?;
@@ -764,12 +915,22 @@ fn part_number(location_index: usize, seq: u32) -> u32 {
 
 /// Remove part files a crash left behind (written but never committed), for every table.
 /// Runs before any location starts writing, so no live temporary file is touched.
-fn sweep_uncommitted(out: &Path, format: Format, parts: &[CommittedPart], locations: &[String]) -> anyhow::Result<()> {
+fn sweep_uncommitted(
+    out: &Path,
+    format: Format,
+    parts: &[CommittedPart],
+    locations: &[String],
+) -> anyhow::Result<()> {
     for table in TableKind::ALL {
         let keep: Vec<u32> = parts
             .iter()
             .filter(|p| p.table == table.name())
-            .filter_map(|p| locations.iter().position(|l| *l == p.location).map(|i| part_number(i, p.seq)))
+            .filter_map(|p| {
+                locations
+                    .iter()
+                    .position(|l| *l == p.location)
+                    .map(|i| part_number(i, p.seq))
+            })
             .collect();
         for r in sink::clean_uncommitted(out, table, format, &keep)? {
             tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
@@ -830,7 +991,11 @@ fn write_location(
 ) -> anyhow::Result<HashMap<String, u64>> {
     let schemas: HashMap<TableKind, Arc<TableSchema>> = tables
         .iter()
-        .filter_map(|t| mapping.table(*t).map(|m| (*t, Arc::new(m.schema().clone()))))
+        .filter_map(|t| {
+            mapping
+                .table(*t)
+                .map(|m| (*t, Arc::new(m.schema().clone())))
+        })
         .collect();
     let mut rejects: HashMap<TableKind, RejectWriter> = HashMap::new();
     let mut rejected: HashMap<String, u64> = HashMap::new();
@@ -843,14 +1008,30 @@ fn write_location(
     };
     let mut chunk = new_chunk(state.next_part);
 
-    let mut write_row = |chunk: &mut Chunk, table: TableKind, record: &Value, ctx: &RecordContext, rejects: &mut HashMap<TableKind, RejectWriter>| -> anyhow::Result<bool> {
-        let Some(tm) = mapping.table(table) else { return Ok(true) };
+    let mut write_row = |chunk: &mut Chunk,
+                         table: TableKind,
+                         record: &Value,
+                         ctx: &RecordContext,
+                         rejects: &mut HashMap<TableKind, RejectWriter>|
+     -> anyhow::Result<bool> {
+        let Some(tm) = mapping.table(table) else {
+            return Ok(true);
+        };
         match tm.apply(record, ctx) {
             RowOutcome::Row(row) => {
-                let slot = chunk.writers.iter_mut().find(|(t, _)| *t == table).map(|(_, w)| w);
+                let slot = chunk
+                    .writers
+                    .iter_mut()
+                    .find(|(t, _)| *t == table)
+                    .map(|(_, w)| w);
                 let Some(slot) = slot else { return Ok(true) };
                 if slot.is_none() {
-                    *slot = Some(PartWriter::create(&job.out, schemas[&table].clone(), part_number(location_index, chunk.seq), &job.sink)?);
+                    *slot = Some(PartWriter::create(
+                        &job.out,
+                        schemas[&table].clone(),
+                        part_number(location_index, chunk.seq),
+                        &job.sink,
+                    )?);
                 }
                 if let Some(w) = slot.as_mut() {
                     w.write(&row, Some(record))?;
@@ -861,7 +1042,9 @@ fn write_location(
             RowOutcome::Rejected { column, reason } => {
                 let rw = match rejects.entry(table) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => v.insert(RejectWriter::open(&job.out, table)?),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(RejectWriter::open(&job.out, table)?)
+                    }
                 };
                 let rid = record.get("id").and_then(Value::as_str).unwrap_or("");
                 rw.reject(ctx.contact_id.unwrap_or(rid), rid, &column, &reason, record)?;
@@ -874,48 +1057,75 @@ fn write_location(
 
     let failpoint = failpoint();
     let mut commits = 0u64;
-    let mut commit = |chunk: Chunk, state: &mut LocationState, cursor: Cursor| -> anyhow::Result<()> {
-        let mut parts = Vec::new();
-        for (table, w) in chunk.writers {
-            if let Some(w) = w {
-                let f = w.finish()?;
-                let rel = f.path.strip_prefix(&job.out).unwrap_or(&f.path).display().to_string();
-                parts.push(CommittedPart {
-                    table: table.name().to_string(),
-                    location: location.to_string(),
-                    seq: chunk.seq,
-                    path: rel,
-                    rows: f.rows,
-                    bytes: f.bytes,
-                });
+    let mut commit =
+        |chunk: Chunk, state: &mut LocationState, cursor: Cursor| -> anyhow::Result<()> {
+            let mut parts = Vec::new();
+            for (table, w) in chunk.writers {
+                if let Some(w) = w {
+                    let f = w.finish()?;
+                    let rel = f
+                        .path
+                        .strip_prefix(&job.out)
+                        .unwrap_or(&f.path)
+                        .display()
+                        .to_string();
+                    parts.push(CommittedPart {
+                        table: table.name().to_string(),
+                        location: location.to_string(),
+                        seq: chunk.seq,
+                        path: rel,
+                        rows: f.rows,
+                        bytes: f.bytes,
+                    });
+                }
             }
-        }
-        commits += 1;
-        crash_if(failpoint, Failpoint::BeforeCommit(commits));
-        state.done = cursor == Cursor::Done;
-        state.cursor = cursor;
-        state.next_part = chunk.seq + 1;
-        db.lock().unwrap_or_else(|e| e.into_inner()).commit_chunk(&job.key, location, state, &parts)?;
-        crash_if(failpoint, Failpoint::AfterCommit(commits));
-        Ok(())
-    };
+            commits += 1;
+            crash_if(failpoint, Failpoint::BeforeCommit(commits));
+            state.done = cursor == Cursor::Done;
+            state.cursor = cursor;
+            state.next_part = chunk.seq + 1;
+            db.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .commit_chunk(&job.key, location, state, &parts)?;
+            crash_if(failpoint, Failpoint::AfterCommit(commits));
+            Ok(())
+        };
 
     let mut last_cursor = state.cursor.clone();
     while let Some(ep) = rx.blocking_recv() {
         let n = ep.page.records.len() as u64;
         for (record, rel) in ep.page.records.iter().zip(&ep.related) {
             let cid = contact_id(record);
-            let ctx = RecordContext { location_id: location, contact_id: Some(cid) };
-            let kept = write_row(&mut chunk, TableKind::Contacts, record, &RecordContext { location_id: location, contact_id: None }, &mut rejects)?;
+            let ctx = RecordContext {
+                location_id: location,
+                contact_id: Some(cid),
+            };
+            let kept = write_row(
+                &mut chunk,
+                TableKind::Contacts,
+                record,
+                &RecordContext {
+                    location_id: location,
+                    contact_id: None,
+                },
+                &mut rejects,
+            )?;
             if !kept {
                 job.progress.filtered.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if rel.deleted {
                 job.progress.deleted.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(contact_id = cid, "The contact was deleted while exporting; kept without related records.");
+                tracing::info!(
+                    contact_id = cid,
+                    "The contact was deleted while exporting; kept without related records."
+                );
             }
-            for (table, records) in [(TableKind::Tasks, &rel.tasks), (TableKind::Notes, &rel.notes), (TableKind::Appointments, &rel.appointments)] {
+            for (table, records) in [
+                (TableKind::Tasks, &rel.tasks),
+                (TableKind::Notes, &rel.notes),
+                (TableKind::Appointments, &rel.appointments),
+            ] {
                 for r in records {
                     write_row(&mut chunk, table, r, &ctx, &mut rejects)?;
                 }
@@ -924,7 +1134,10 @@ fn write_location(
         chunk.contacts += n;
         if let Some(Failpoint::MidChunk(k)) = failpoint {
             // Only inside a chunk that will not be committed with this page.
-            if state.contacts + n >= k && chunk.contacts < job.part_rows && ep.page.next != Cursor::Done {
+            if state.contacts + n >= k
+                && chunk.contacts < job.part_rows
+                && ep.page.next != Cursor::Done
+            {
                 crash_if(failpoint, Failpoint::MidChunk(k));
             }
         }
@@ -955,7 +1168,11 @@ fn write_location(
 }
 
 /// `ghl-etl mapping check FILE [--location L]`.
-pub async fn mapping_check(file: &Path, location: Option<&str>, conn: &ConnectionArgs) -> anyhow::Result<i32> {
+pub async fn mapping_check(
+    file: &Path,
+    location: Option<&str>,
+    conn: &ConnectionArgs,
+) -> anyhow::Result<i32> {
     let mut mapping = match Mapping::from_path(file) {
         Ok(m) => m,
         Err(e) => {
@@ -969,7 +1186,12 @@ pub async fn mapping_check(file: &Path, location: Option<&str>, conn: &Connectio
             .custom_fields(location)
             .await?
             .into_iter()
-            .map(|f| CustomFieldInfo { name: f.name.clone().unwrap_or_else(|| f.id.clone()), id: f.id, field_key: f.field_key, data_type: f.data_type })
+            .map(|f| CustomFieldInfo {
+                name: f.name.clone().unwrap_or_else(|| f.id.clone()),
+                id: f.id,
+                field_key: f.field_key,
+                data_type: f.data_type,
+            })
             .collect();
         if let Err(e) = mapping.resolve_custom_fields(&fields) {
             eprintln!("{e}");

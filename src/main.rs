@@ -15,7 +15,9 @@ fn init_logging(cli: &Cli) {
         _ => "debug,ghl_etl=trace",
     };
     let filter = EnvFilter::try_from_env("GHL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_target(false).init(),
@@ -25,7 +27,10 @@ fn init_logging(cli: &Cli) {
 fn main() {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -38,14 +43,28 @@ fn main() {
 
 async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Export(args) => ghl_etl::export::run_cli(*args, cli.quiet, cli.log_format == LogFormat::Json).await,
+        Command::Export(args) => {
+            ghl_etl::export::run_cli(*args, cli.quiet, cli.log_format == LogFormat::Json).await
+        }
         Command::Auth {
-            command: AuthCommand::Check { conn, location, write },
+            command:
+                AuthCommand::Check {
+                    conn,
+                    location,
+                    write,
+                },
         } => commands::auth_check(&conn, &location, write, None).await,
         Command::Mapping {
-            command: MappingCommand::Check { file, location, conn },
+            command:
+                MappingCommand::Check {
+                    file,
+                    location,
+                    conn,
+                },
         } => ghl_etl::export::mapping_check(&file, location.as_deref(), &conn).await,
-        Command::Sandbox(args) => ghl_etl::sandbox::run_cli(args).await.map(|_| commands::EXIT_OK),
+        Command::Sandbox(args) => ghl_etl::sandbox::run_cli(args)
+            .await
+            .map(|_| commands::EXIT_OK),
     };
     match result {
         Ok(code) => code,

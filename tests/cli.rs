@@ -19,7 +19,11 @@ async fn run(args: Vec<String>, envs: Vec<(String, String)>) -> (std::process::O
 }
 
 fn all_output(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,13 +31,33 @@ async fn a_failing_run_never_prints_the_token() {
     let sb = sandbox(quiet_config(5)).await;
     let location = sb.location_ids()[0].clone();
     let secret = "pit-0d4f-SECRET-token-value";
-    for extra in [vec![], vec!["-vv".to_string()], vec!["--log-format".into(), "json".into(), "-vv".into()]] {
-        let mut args: Vec<String> = vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()];
+    for extra in [
+        vec![],
+        vec!["-vv".to_string()],
+        vec!["--log-format".into(), "json".into(), "-vv".into()],
+    ] {
+        let mut args: Vec<String> = vec![
+            "auth".into(),
+            "check".into(),
+            "--location".into(),
+            location.clone(),
+            "--write".into(),
+        ];
         args.extend(extra);
-        let (out, d) = run(args, vec![("GHL_TOKEN".into(), secret.into()), ("GHL_BASE_URL".into(), sb.url())]).await;
+        let (out, d) = run(
+            args,
+            vec![
+                ("GHL_TOKEN".into(), secret.into()),
+                ("GHL_BASE_URL".into(), sb.url()),
+            ],
+        )
+        .await;
         assert_eq!(out.status.code(), Some(3), "{d}");
         let text = all_output(&out);
-        assert!(!text.contains(secret) && !text.contains("SECRET-token"), "token leaked:\n{d}");
+        assert!(
+            !text.contains(secret) && !text.contains("SECRET-token"),
+            "token leaked:\n{d}"
+        );
         assert!(text.contains("GHL_TOKEN"), "names the token to fix:\n{d}");
     }
     sb.shutdown().await;
@@ -42,10 +66,17 @@ async fn a_failing_run_never_prints_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_never_shows_secret_values() {
     let secret = "super-secret-client-secret-77";
-    for args in [vec!["export", "--help"], vec!["auth", "check", "--help"], vec!["--help"]] {
+    for args in [
+        vec!["export", "--help"],
+        vec!["auth", "check", "--help"],
+        vec!["--help"],
+    ] {
         let (out, d) = run(
             args.iter().map(|s| s.to_string()).collect(),
-            vec![("GHL_TOKEN".into(), secret.into()), ("GHL_CLIENT_SECRET".into(), secret.into())],
+            vec![
+                ("GHL_TOKEN".into(), secret.into()),
+                ("GHL_CLIENT_SECRET".into(), secret.into()),
+            ],
         )
         .await;
         assert!(out.status.success(), "{d}");
@@ -63,31 +94,85 @@ async fn auth_check_reports_each_scope() {
 
     let mut env = base.clone();
     env.push(("GHL_TOKEN".into(), ghl_etl::sandbox::DEFAULT_TOKEN.into()));
-    let (out, d) = run(vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()], env).await;
+    let (out, d) = run(
+        vec![
+            "auth".into(),
+            "check".into(),
+            "--location".into(),
+            location.clone(),
+            "--write".into(),
+        ],
+        env,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{d}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    for scope in ["contacts.readonly", "locations/tasks.readonly", "contacts.write"] {
-        assert!(stdout.lines().any(|l| l.contains(scope) && l.contains("ok")), "{scope} ok:\n{d}");
+    for scope in [
+        "contacts.readonly",
+        "locations/tasks.readonly",
+        "contacts.write",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(scope) && l.contains("ok")),
+            "{scope} ok:\n{d}"
+        );
     }
 
     let mut env = base.clone();
     env.push(("GHL_TOKEN".into(), "limited".into()));
-    let (out, d) = run(vec!["auth".into(), "check".into(), "--location".into(), location.clone(), "--write".into()], env).await;
+    let (out, d) = run(
+        vec![
+            "auth".into(),
+            "check".into(),
+            "--location".into(),
+            location.clone(),
+            "--write".into(),
+        ],
+        env,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(3), "{d}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(stdout.lines().any(|l| l.contains("contacts.readonly") && l.contains("ok")), "{d}");
-    assert!(stdout.lines().any(|l| l.contains("contacts.write") && l.contains("missing")), "{d}");
-    assert!(stdout.lines().any(|l| l.contains("locations/tasks.readonly") && l.contains("missing")), "{d}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("contacts.readonly") && l.contains("ok")),
+        "{d}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("contacts.write") && l.contains("missing")),
+        "{d}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("locations/tasks.readonly") && l.contains("missing")),
+        "{d}"
+    );
     sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_a_remote_host_is_a_usage_error() {
     let (out, d) = run(
-        vec!["auth".into(), "check".into(), "--location".into(), "L".into(), "--base-url".into(), "http://example.com".into()],
+        vec![
+            "auth".into(),
+            "check".into(),
+            "--location".into(),
+            "L".into(),
+            "--base-url".into(),
+            "http://example.com".into(),
+        ],
         vec![("GHL_TOKEN".into(), "t".into())],
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{d}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing plain http://"), "{d}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing plain http://"),
+        "{d}"
+    );
 }

@@ -5,8 +5,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use ghl_etl::api::{AuthConfig, Client, ClientConfig, ContactPage, Cursor, ErrorKind, OAuthConfig, Source};
-use ghl_etl::sandbox::{SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+use ghl_etl::api::{
+    AuthConfig, Client, ClientConfig, ContactPage, Cursor, ErrorKind, OAuthConfig, Source,
+};
+use ghl_etl::sandbox::{
+    SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+};
 use ghl_etl::secret::Secret;
 
 use crate::util::{client, client_config, quiet_config, sandbox};
@@ -19,15 +23,27 @@ async fn all_ids(client: &Client, location: &str, source: Source, page_size: usi
         .expect("listing succeeds");
     pages
         .iter()
-        .flat_map(|p| p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()))
+        .flat_map(|p| {
+            p.records
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+        })
         .collect()
 }
 
 fn assert_exactly_once(got: &[String], expected: &[String], what: &str) {
     let unique: HashSet<&String> = got.iter().collect();
-    assert_eq!(unique.len(), got.len(), "{what}: {} ids repeated", got.len() - unique.len());
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "{what}: {} ids repeated",
+        got.len() - unique.len()
+    );
     let want: HashSet<&String> = expected.iter().collect();
-    assert_eq!(unique, want, "{what}: listed set differs from the sandbox's");
+    assert_eq!(
+        unique, want,
+        "{what}: listed set differs from the sandbox's"
+    );
 }
 
 #[tokio::test]
@@ -39,14 +55,26 @@ async fn every_contact_once_through_each_listing_endpoint_despite_ties() {
     // The data must have heavy dateAdded ties, or this test proves nothing about them.
     let stamps: HashSet<String> = expected
         .iter()
-        .map(|id| sb.store().contact(id).unwrap()["dateAdded"].as_str().unwrap().to_string())
+        .map(|id| {
+            sb.store().contact(id).unwrap()["dateAdded"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert!(stamps.len() * 5 < expected.len(), "only {} distinct dateAdded values expected to be far fewer than contacts", stamps.len());
+    assert!(
+        stamps.len() * 5 < expected.len(),
+        "only {} distinct dateAdded values expected to be far fewer than contacts",
+        stamps.len()
+    );
 
     let c = client(&sb, None);
     let listed = all_ids(&c, &location, Source::List, 100).await;
     assert_exactly_once(&listed, &expected, "GET /contacts/");
-    assert_eq!(listed, expected, "GET /contacts/ keeps the (dateAdded, id) order");
+    assert_eq!(
+        listed, expected,
+        "GET /contacts/ keeps the (dateAdded, id) order"
+    );
 
     let searched = all_ids(&c, &location, Source::Search { filters: vec![] }, 500).await;
     assert_exactly_once(&searched, &expected, "POST /contacts/search");
@@ -58,7 +86,11 @@ async fn every_contact_once_through_each_listing_endpoint_despite_ties() {
     }
     let with_business: Vec<String> = expected
         .iter()
-        .filter(|id| sb.store().contact(id).unwrap()["businessId"].as_str().is_some())
+        .filter(|id| {
+            sb.store().contact(id).unwrap()["businessId"]
+                .as_str()
+                .is_some()
+        })
         .cloned()
         .collect();
     assert!(!with_business.is_empty());
@@ -72,7 +104,11 @@ async fn search_returns_all_of_a_location_beyond_ten_thousand() {
     let location = sb.location_ids()[0].clone();
     let c = client(&sb, None);
     let searched = all_ids(&c, &location, Source::Search { filters: vec![] }, 500).await;
-    assert_exactly_once(&searched, &sb.store().contact_ids(&location), "search past 10,000");
+    assert_exactly_once(
+        &searched,
+        &sb.store().contact_ids(&location),
+        "search past 10,000",
+    );
     assert_eq!(c.stats().requests, 12_345u64.div_ceil(500));
     sb.shutdown().await;
 }
@@ -87,7 +123,11 @@ async fn resumes_a_listing_from_a_saved_cursor() {
     let mut cursor = Cursor::Start;
     for _ in 0..3 {
         let p = pages.try_next().await.unwrap().unwrap();
-        first.extend(p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+        first.extend(
+            p.records
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
         cursor = p.next.clone();
     }
     let rest: Vec<String> = c
@@ -96,7 +136,11 @@ async fn resumes_a_listing_from_a_saved_cursor() {
         .await
         .unwrap()
         .iter()
-        .flat_map(|p| p.records.iter().map(|r| r["id"].as_str().unwrap().to_string()))
+        .flat_map(|p| {
+            p.records
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+        })
         .collect();
     first.extend(rest);
     assert_eq!(first, sb.store().contact_ids(&location));
@@ -116,14 +160,22 @@ async fn survives_faults_and_429_storms_without_loss_or_repeats() {
     // The client is told nothing of the sandbox's limit, so it learns from headers and 429s.
     let c = client(&sb, None);
     let listed = all_ids(&c, &location, Source::List, 100).await;
-    assert_exactly_once(&listed, &sb.store().contact_ids(&location), "list under faults");
+    assert_exactly_once(
+        &listed,
+        &sb.store().contact_ids(&location),
+        "list under faults",
+    );
     // Related records of 300 contacts, 16 at a time: a storm against 80 requests/s.
     let ids: Vec<String> = listed.into_iter().take(300).collect();
     let notes: Vec<(String, usize)> = futures::stream::iter(ids.iter())
         .map(|id| {
             let c = c.clone();
             let location = location.clone();
-            async move { c.contact_notes(&location, id).await.map(|n| (id.clone(), n.unwrap().len())) }
+            async move {
+                c.contact_notes(&location, id)
+                    .await
+                    .map(|n| (id.clone(), n.unwrap().len()))
+            }
         })
         .buffered(16)
         .try_collect()
@@ -134,8 +186,14 @@ async fn survives_faults_and_429_storms_without_loss_or_repeats() {
     }
     let stats = c.stats();
     let server = sb.stats();
-    assert!(stats.retries > 0, "faults were injected, so some requests were retried: {stats:?}");
-    assert!(server.faults_total() > 0, "the sandbox injected faults: {server:?}");
+    assert!(
+        stats.retries > 0,
+        "faults were injected, so some requests were retried: {stats:?}"
+    );
+    assert!(
+        server.faults_total() > 0,
+        "the sandbox injected faults: {server:?}"
+    );
     sb.shutdown().await;
 }
 
@@ -151,7 +209,10 @@ async fn bad_token_fails_fast_without_retries() {
     assert_eq!(c.stats().requests, 1);
     assert_eq!(c.stats().retries, 0);
     let text = err.to_string();
-    assert!(text.contains("GHL_TOKEN"), "says which token is wrong: {text}");
+    assert!(
+        text.contains("GHL_TOKEN"),
+        "says which token is wrong: {text}"
+    );
     assert!(!text.contains("not-a-real-token-123"), "{text}");
     sb.shutdown().await;
 }
@@ -162,12 +223,17 @@ async fn missing_scope_and_foreign_location_are_named() {
     cfg.locations = 2;
     cfg.tokens = vec![
         "reader=contacts.readonly".parse::<TokenSpec>().unwrap(),
-        format!("narrow=contacts.readonly,contacts.write@{}", "nowhere").parse::<TokenSpec>().unwrap(),
+        "narrow=contacts.readonly,contacts.write@1"
+            .parse::<TokenSpec>()
+            .unwrap(),
     ];
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
     let reader = Client::new(client_config(&sb, "reader", None)).unwrap();
-    let err = reader.upsert_contact(&location, serde_json::json!({"email": "a@example.com"})).await.unwrap_err();
+    let err = reader
+        .upsert_contact(&location, serde_json::json!({"email": "a@example.com"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorized);
     assert!(err.to_string().contains("contacts.write"), "{err}");
     assert_eq!(reader.stats().retries, 0);
@@ -210,9 +276,16 @@ async fn daily_budget_stops_cleanly_with_a_resume_hint() {
         }
     }
     let e = stopped.expect("the budget runs out");
-    assert!(matches!(e.kind, ErrorKind::DailyBudgetExhausted { .. }), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::DailyBudgetExhausted { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("rerun"), "{e}");
-    assert!(c.stats().requests <= 21, "stopped at the reserve, not at the wall: {:?}", c.stats());
+    assert!(
+        c.stats().requests <= 21,
+        "stopped at the reserve, not at the wall: {:?}",
+        c.stats()
+    );
     sb.shutdown().await;
 }
 
@@ -240,17 +313,26 @@ async fn oauth_refresh_token_rotation_persists_across_runs() {
     };
     // Run 1: refreshes, persists the rotated token, then reads.
     let run1 = oauth();
-    assert!(run1.contact_notes(&location, &sb.store().contact_ids(&location)[0]).await.is_ok());
+    assert!(run1
+        .contact_notes(&location, &sb.store().contact_ids(&location)[0])
+        .await
+        .is_ok());
     let second = std::fs::read_to_string(&file).unwrap().trim().to_string();
     assert_ne!(second, first, "the refresh token was rotated and saved");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     // Run 2 (a new process would start like this): uses the saved token, rotates again.
     let run2 = oauth();
-    assert!(run2.contact_tasks(&location, &sb.store().contact_ids(&location)[1]).await.is_ok());
+    assert!(run2
+        .contact_tasks(&location, &sb.store().contact_ids(&location)[1])
+        .await
+        .is_ok());
     let third = std::fs::read_to_string(&file).unwrap().trim().to_string();
     assert_ne!(third, second);
     // The first refresh token is dead: a run holding it fails with a clear message.
@@ -289,7 +371,10 @@ async fn a_repeating_cursor_stops_instead_of_spinning() {
     let mut cfg = ClientConfig::new(url, AuthConfig::Static(Secret::new("t")));
     cfg.rate = None;
     let c = Client::new(cfg).unwrap();
-    let result: Result<Vec<ContactPage>, _> = c.contact_pages("L", Source::List, 10, Cursor::Start).try_collect().await;
+    let result: Result<Vec<ContactPage>, _> = c
+        .contact_pages("L", Source::List, 10, Cursor::Start)
+        .try_collect()
+        .await;
     let err = result.unwrap_err();
     assert_eq!(err.kind, ErrorKind::CursorLoop, "{err}");
     assert_eq!(c.stats().requests, 2, "stopped on the first repeated page");
@@ -311,19 +396,57 @@ async fn request_bodies_validate_against_the_spec() {
         .await
         .unwrap();
     let tags = [String::from("a"), String::from("b")];
-    c.update_tags(&location, &up.contact.id, ghl_etl::api::endpoints::TagAction::Add, &tags).await.unwrap();
-    c.update_tags(&location, &up.contact.id, ghl_etl::api::endpoints::TagAction::Remove, &tags[..1]).await.unwrap();
-    c.bulk_update_tags(&location, ghl_etl::api::endpoints::TagAction::Add, &ids[..3], &tags).await.unwrap();
-    c.create_task(&location, &ids[0], serde_json::json!({"title": "Call", "dueDate": "2030-01-01T10:00:00Z", "completed": false}))
-        .await
-        .unwrap();
-    c.create_note(&location, &ids[0], serde_json::json!({"body": "Met at the fair"})).await.unwrap();
+    c.update_tags(
+        &location,
+        &up.contact.id,
+        ghl_etl::api::endpoints::TagAction::Add,
+        &tags,
+    )
+    .await
+    .unwrap();
+    c.update_tags(
+        &location,
+        &up.contact.id,
+        ghl_etl::api::endpoints::TagAction::Remove,
+        &tags[..1],
+    )
+    .await
+    .unwrap();
+    c.bulk_update_tags(
+        &location,
+        ghl_etl::api::endpoints::TagAction::Add,
+        &ids[..3],
+        &tags,
+    )
+    .await
+    .unwrap();
+    c.create_task(
+        &location,
+        &ids[0],
+        serde_json::json!({"title": "Call", "dueDate": "2030-01-01T10:00:00Z", "completed": false}),
+    )
+    .await
+    .unwrap();
+    c.create_note(
+        &location,
+        &ids[0],
+        serde_json::json!({"body": "Met at the fair"}),
+    )
+    .await
+    .unwrap();
     let recorded = sb.recorded_requests();
     let with_body: Vec<_> = recorded.iter().filter(|r| r.body.is_some()).collect();
     assert!(with_body.len() >= 7, "{recorded:?}");
     for r in with_body {
-        if let Err(errors) = crate::spec::validate_request_body(&r.method, &r.route, r.body.as_ref().unwrap()) {
-            panic!("{} {} body does not match the spec: {errors:?}\n{}", r.method, r.route, r.body.as_ref().unwrap());
+        if let Err(errors) =
+            crate::spec::validate_request_body(&r.method, &r.route, r.body.as_ref().unwrap())
+        {
+            panic!(
+                "{} {} body does not match the spec: {errors:?}\n{}",
+                r.method,
+                r.route,
+                r.body.as_ref().unwrap()
+            );
         }
     }
     sb.shutdown().await;
@@ -331,7 +454,10 @@ async fn request_bodies_validate_against_the_spec() {
 
 #[test]
 fn client_config_debug_never_shows_the_token() {
-    let cfg = ClientConfig::new("https://services.leadconnectorhq.com", AuthConfig::Static(Secret::new("pit-supersecret-42")));
+    let cfg = ClientConfig::new(
+        "https://services.leadconnectorhq.com",
+        AuthConfig::Static(Secret::new("pit-supersecret-42")),
+    );
     let shown = format!("{cfg:?}");
     assert!(!shown.contains("supersecret"), "{shown}");
     let _ = Duration::from_secs(1);

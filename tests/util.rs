@@ -21,7 +21,9 @@ pub fn quiet_config(contacts: usize) -> SandboxConfig {
 }
 
 pub async fn sandbox(cfg: SandboxConfig) -> Sandbox {
-    Sandbox::start(cfg).await.expect("sandbox starts on 127.0.0.1:0")
+    Sandbox::start(cfg)
+        .await
+        .expect("sandbox starts on 127.0.0.1:0")
 }
 
 /// Retries fast enough for tests (the schedule's shape is the production one).
@@ -52,7 +54,11 @@ pub fn bin() -> PathBuf {
 /// Run the binary; on an unexpected status, panic with everything needed to see why.
 pub fn run_bin(args: &[&str], envs: &[(&str, &str)], cwd: &std::path::Path) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.args(args).current_dir(cwd).env_remove("GHL_TOKEN").env_remove("GHL_BASE_URL").env_remove("GHL_LOCATION");
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("GHL_TOKEN")
+        .env_remove("GHL_BASE_URL")
+        .env_remove("GHL_LOCATION");
     for (k, v) in envs {
         cmd.env(k, v);
     }
