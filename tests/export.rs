@@ -1,1 +1,434 @@
+//! The export job end to end against the sandbox over HTTP, with output read back by real
+//! readers (arrow's Parquet reader, the csv crate, serde_json).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, ListArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, TimeUnit};
+use ghl_etl::cli::ConnectionArgs;
+use ghl_etl::export::{self, ExportArgs, Related, Summary};
+use ghl_etl::sandbox::{Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN};
+use ghl_etl::sink::Format;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::{describe, quiet_config, run_bin, sandbox};
+
+pub fn args(sb: &Sandbox, out: &Path, format: Format) -> ExportArgs {
+    let mut conn = ConnectionArgs::for_sandbox(&sb.url());
+    conn.rate = "off".into();
+    conn.retry_max_delay = 0.2;
+    ExportArgs {
+        conn,
+        locations: vec![sb.location_ids()[0].clone()],
+        source: "list".into(),
+        updated_since: None,
+        with: vec![Related::Tasks, Related::Notes],
+        mapping: None,
+        format,
+        out: out.to_path_buf(),
+        concurrency: 16,
+        page_size: None,
+        state: out.join(".state.sqlite"),
+        restart: false,
+        part_rows: 100_000,
+        commit_seconds: 3_600,
+        csv_safe: false,
+        no_csv_safe: false,
+        list_separator: None,
+        tasks_per_contact: false,
+        sandbox: false,
+        sandbox_contacts: 0,
+    }
+}
+
+async fn run(a: &ExportArgs, token: &str) -> Summary {
+    export::run(a, Some(token), true, false).await.expect("export succeeds")
+}
+
+/// Every part file of a table, in name order.
+fn parts(out: &Path, table: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out.join(table))
+        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn read_parquet(out: &Path, table: &str) -> Vec<RecordBatch> {
+    parts(out, table, "parquet")
+        .into_iter()
+        .flat_map(|p| {
+            let f = std::fs::File::open(&p).unwrap();
+            ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
+            let s = a.as_any().downcast_ref::<StringArray>().expect("utf8 column");
+            (0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn counts(ids: &[Option<String>]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for id in ids.iter().flatten() {
+        *m.entry(id.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_export_under_faults_and_rate_limit_is_complete_and_typed() {
+    let sb = sandbox(SandboxConfig {
+        contacts: 1_200,
+        rate_limit: Some("300/1s".parse().unwrap()),
+        fault_rate: 0.05,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Parquet);
+    a.conn.rate = "300/1s".into();
+    a.part_rows = 500;
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    let location = &a.locations[0];
+    let expected = sb.store().contact_ids(location);
+
+    let contacts = read_parquet(dir.path(), "contacts");
+    let ids: Vec<String> = strings(&contacts, "id").into_iter().map(Option::unwrap).collect();
+    assert_eq!(ids, expected, "every contact exactly once, in listing order");
+    assert_eq!(parts(dir.path(), "contacts", "parquet").len(), 3, "1,200 contacts in parts of 500");
+
+    let schema = contacts[0].schema();
+    assert_eq!(
+        schema.field_with_name("dateAdded").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    );
+    assert_eq!(schema.field_with_name("dnd").unwrap().data_type(), &DataType::Boolean);
+    assert!(matches!(schema.field_with_name("tags").unwrap().data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8));
+    // Tags survive as lists.
+    let tags = contacts[0].column_by_name("tags").unwrap().as_any().downcast_ref::<ListArray>().unwrap().clone();
+    let first = sb.store().contact(&expected[0]).unwrap();
+    let want: Vec<String> = first["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+    let got = tags.value(0);
+    let got = got.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!((0..got.len()).map(|i| got.value(i).to_string()).collect::<Vec<_>>(), want);
+
+    let tasks = counts(&strings(&read_parquet(dir.path(), "tasks"), "contact_id"));
+    let notes = counts(&strings(&read_parquet(dir.path(), "notes"), "contact_id"));
+    for id in &expected {
+        assert_eq!(tasks.get(id).copied().unwrap_or(0), sb.store().tasks(id).len(), "tasks of {id}");
+        assert_eq!(notes.get(id).copied().unwrap_or(0), sb.store().notes(id).len(), "notes of {id}");
+    }
+    assert!(tasks.values().sum::<usize>() > 0 && notes.values().sum::<usize>() > 0);
+    assert_eq!(summary.contacts, 1_200);
+    assert!(summary.retries > 0, "faults were injected and retried: {summary:?}");
+    assert!(summary.tasks_mode.starts_with("bulk"), "{}", summary.tasks_mode);
+    // Pages (13: the last full page is followed by an empty one), custom fields (1), one notes
+    // request per contact, and the task search: one request per 100 tasks of each page.
+    let task_requests: usize = expected
+        .chunks(100)
+        .map(|page| page.iter().map(|id| sb.store().tasks(id).len()).sum::<usize>() / 100 + 1)
+        .sum();
+    let server = sb.stats();
+    let spent = server.requests - server.faults_total() - server.rate_limited;
+    assert_eq!(spent as usize, 13 + 1 + 1_200 + task_requests, "requests that did work");
+    assert!(dir.path().join("_manifest.json").exists());
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_fall_back_to_one_request_per_contact_without_the_search_scope() {
+    let mut cfg = quiet_config(150);
+    cfg.tokens = vec!["plain=contacts.readonly,locations/customFields.readonly".parse::<TokenSpec>().unwrap()];
+    let sb = sandbox(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = args(&sb, dir.path(), Format::Parquet);
+    let summary = run(&a, "plain").await;
+    assert!(summary.tasks_mode.starts_with("per contact"), "{}", summary.tasks_mode);
+    let tasks = counts(&strings(&read_parquet(dir.path(), "tasks"), "contact_id"));
+    for id in sb.store().contact_ids(&a.locations[0]) {
+        assert_eq!(tasks.get(&id).copied().unwrap_or(0), sb.store().tasks(&id).len());
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_without_mapping_is_lossless() {
+    let sb = sandbox(quiet_config(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Ndjson);
+    a.with = vec![Related::None];
+    run(&a, DEFAULT_TOKEN).await;
+    let text: String = parts(dir.path(), "contacts", "ndjson").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 300);
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id"].as_str().unwrap();
+        assert_eq!(v, sb.store().contact(id).unwrap(), "the record as the API answered it");
+    }
+    sb.shutdown().await;
+}
+
+/// A cell a spreadsheet would run: `=`/`@` first, or `+`/`-` not followed by a plain number.
+fn is_formula(s: &str) -> bool {
+    match s.chars().next() {
+        Some('=' | '@') => true,
+        Some('+' | '-') => !(s.len() > 1 && s[1..].chars().all(|c| c.is_ascii_digit() || c == '.')),
+        _ => false,
+    }
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect();
+    (header, rows)
+}
+
+fn col(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_round_trips_unicode_and_defuses_formulas_when_asked() {
+    let sb = sandbox(quiet_config(600)).await;
+    let location = sb.location_ids()[0].clone();
+    for safe in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(&sb, dir.path(), Format::Csv);
+        a.with = vec![Related::None];
+        a.csv_safe = safe;
+        run(&a, DEFAULT_TOKEN).await;
+        let (header, rows) = read_csv(&parts(dir.path(), "contacts", "csv")[0]);
+        assert_eq!(rows.len(), 600);
+        let (id_col, first_col, last_col) = (col(&header, "id"), col(&header, "firstName"), col(&header, "lastName"));
+        let mut bait = 0;
+        let mut exotic = 0;
+        for row in &rows {
+            let c = sb.store().contact(&row[id_col]).unwrap();
+            for (i, field) in [(first_col, "firstName"), (last_col, "lastName")] {
+                let want = c[field].as_str().unwrap_or("");
+                if !want.is_ascii() {
+                    exotic += 1;
+                }
+                if is_formula(want) {
+                    bait += 1;
+                    if safe {
+                        assert_eq!(row[i], format!("'{want}"), "defused {field} of {}", row[id_col]);
+                        continue;
+                    }
+                }
+                assert_eq!(row[i], want, "{field} of {} round-trips", row[id_col]);
+            }
+        }
+        assert!(bait > 0, "the sandbox data has formula bait in names");
+        assert!(exotic > 0, "the sandbox data has non-ASCII names");
+    }
+    let _ = location;
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
+    let sb = sandbox(quiet_config(800)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped mapping, made strict on phones so bad numbers are rejected with a reason.
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/ecosend.toml")).unwrap();
+    assert!(shipped.contains("on_error = \"null\""));
+    let strict = shipped.replacen(
+        "transform = [{ phone_e164 = { default_country = \"GB\" } }]\non_error = \"null\"",
+        "transform = [{ phone_e164 = { default_country = \"GB\" } }]\non_error = \"reject\"",
+        1,
+    );
+    assert_ne!(strict, shipped, "the phone column's on_error was found");
+    let mapping = dir.path().join("ecosend-strict.toml");
+    std::fs::write(&mapping, strict).unwrap();
+    let mut a = args(&sb, &dir.path().join("out"), Format::Csv);
+    a.with = vec![Related::None];
+    a.mapping = Some(mapping);
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    let out = dir.path().join("out");
+    let (header, rows) = read_csv(&parts(&out, "contacts", "csv")[0]);
+    let (email, phone) = (col(&header, "email"), col(&header, "phone"));
+    let e164 = regex::Regex::new(r"^\+[1-9][0-9]{6,14}$").unwrap();
+    for row in &rows {
+        assert!(!row[email].is_empty() && row[email] == row[email].to_lowercase().trim(), "{row:?}");
+        assert!(row[phone].is_empty() || e164.is_match(&row[phone]), "phone {:?}", row[phone]);
+        for cell in row {
+            assert!(!is_formula(cell), "formula bait left live: {cell:?}");
+        }
+    }
+    let with_email = sb
+        .store()
+        .contact_ids(&a.locations[0])
+        .iter()
+        .filter(|id| sb.store().contact(id).unwrap()["email"].as_str().is_some_and(|e| !e.trim().is_empty()))
+        .count();
+    let rejected = summary.rejected.get("contacts").copied().unwrap_or(0) as usize;
+    assert!(rejected > 0, "some sandbox phones cannot be made E.164");
+    assert_eq!(rows.len() + rejected, with_email, "every contact with an email is either a row or a reject");
+    let (rh, rrows) = read_csv(&out.join("rejects").join("contacts.csv"));
+    assert_eq!(rrows.len(), rejected);
+    let (reason, column, cid) = (col(&rh, "reason"), col(&rh, "column"), col(&rh, "contact_id"));
+    for r in &rrows {
+        assert_eq!(r[column], "phone");
+        assert!(!r[reason].is_empty());
+        assert!(sb.store().contact(&r[cid]).is_some(), "the reject names a real contact: {r:?}");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecologi_and_analytics_mappings_export() {
+    use sha2::Digest;
+    let sb = sandbox(quiet_config(300)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut a = args(&sb, &dir.path().join("ecologi"), Format::Csv);
+    a.with = vec![Related::None];
+    a.mapping = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/ecologi.toml").into());
+    run(&a, DEFAULT_TOKEN).await;
+    let (header, rows) = read_csv(&parts(&dir.path().join("ecologi"), "contacts", "csv")[0]);
+    let link = header.iter().position(|h| h.contains("url") || h.contains("link")).expect("a link column");
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert!(row[link].contains(&location), "{}", row[link]);
+    }
+
+    let mut a = args(&sb, &dir.path().join("analytics"), Format::Parquet);
+    a.mapping = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/analytics.toml").into());
+    run(&a, DEFAULT_TOKEN).await;
+    let batches = read_parquet(&dir.path().join("analytics"), "contacts");
+    let ids = strings(&batches, batches[0].schema().fields().iter().find(|f| f.name() == "id" || f.name() == "contact_id").unwrap().name());
+    let hashed = strings(&batches, "email_sha256");
+    assert_eq!(ids.len(), 300);
+    let mut checked = 0;
+    for (id, h) in ids.iter().zip(&hashed) {
+        let c = sb.store().contact(id.as_ref().unwrap()).unwrap();
+        if let Some(e) = c["email"].as_str().filter(|e| !e.trim().is_empty()) {
+            let want: String = sha2::Sha256::digest(e.trim().to_lowercase().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(h.as_deref(), Some(want.as_str()));
+            checked += 1;
+        }
+    }
+    assert!(checked > 100);
+    assert!(!parts(&dir.path().join("analytics"), "notes", "parquet").is_empty());
+    sb.shutdown().await;
+}
+
+/// Run the binary's export against `sb`; returns its exit status and a description.
+async fn export_bin(sb: &Sandbox, out: &Path, failpoint: Option<&str>) -> (std::process::ExitStatus, String) {
+    let out = out.to_path_buf();
+    let url = sb.url();
+    let location = sb.location_ids()[0].clone();
+    let failpoint = failpoint.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let out_s = out.display().to_string();
+        let state = out.join(".state.sqlite").display().to_string();
+        let args = [
+            "export", "--location", &location, "--out", &out_s, "--state", &state, "--format", "csv", "--part-rows", "200", "--rate", "off",
+            "--quiet",
+        ];
+        let mut env = vec![("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
+        if let Some(f) = failpoint.as_deref() {
+            env.push(("GHL_ETL_FAILPOINT", f));
+        }
+        let o = run_bin(&args, &env, out.parent().unwrap());
+        (o.status, describe(&args, out.parent().unwrap(), &o))
+    })
+    .await
+    .unwrap()
+}
+
+/// Every output file (relative path -> bytes), temporary files included so leftovers show.
+fn snapshot(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut m = std::collections::BTreeMap::new();
+    for table in ["contacts", "tasks", "notes"] {
+        if let Ok(d) = std::fs::read_dir(out.join(table)) {
+            for e in d {
+                let p = e.unwrap().path();
+                m.insert(format!("{table}/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_export_resumes_to_the_same_output_as_a_clean_run() {
+    let sb = sandbox(quiet_config(1_000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean");
+    let (status, d) = export_bin(&sb, &clean, None).await;
+    assert!(status.success(), "{d}");
+    let want = snapshot(&clean);
+    assert_eq!(want.keys().filter(|k| k.starts_with("contacts/")).count(), 5, "{:?}", want.keys());
+
+    for (i, fp) in ["mid-chunk:300", "before-commit:1", "after-commit:2", "before-commit:5", "mid-chunk:900"].iter().enumerate() {
+        let out = dir.path().join(format!("killed-{i}"));
+        let (status, d) = export_bin(&sb, &out, Some(fp)).await;
+        assert!(!status.success(), "the failpoint {fp} killed the run:\n{d}");
+        let (status, d) = export_bin(&sb, &out, None).await;
+        assert!(status.success(), "the rerun after {fp} finishes:\n{d}");
+        let got = snapshot(&out);
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "same files after {fp}");
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{k} differs after resuming from {fp}");
+        }
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
+    let mut cfg = quiet_config(3_000);
+    // Slow enough that the kill lands mid-run.
+    cfg.latency = std::time::Duration::from_millis(2);
+    let sb = sandbox(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let url = sb.url();
+    let location = sb.location_ids()[0].clone();
+    let out2 = out.clone();
+    // Start, wait for the first committed part file, kill -9.
+    tokio::task::spawn_blocking(move || {
+        let out_s = out2.display().to_string();
+        let state = out2.join(".state.sqlite").display().to_string();
+        let mut child = std::process::Command::new(crate::util::bin())
+            .args(["export", "--location", &location, "--out", &out_s, "--state", &state, "--format", "csv", "--part-rows", "200", "--rate", "off", "--quiet"])
+            .env("GHL_BASE_URL", &url)
+            .env("GHL_TOKEN", DEFAULT_TOKEN)
+            .spawn()
+            .unwrap();
+        let first = out2.join("contacts").join("part-00001.csv");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !first.exists() && std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(5)); // poll interval, not synchronisation
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the export was still running when killed");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    })
+    .await
+    .unwrap();
+    let (status, d) = export_bin(&sb, &out, None).await;
+    assert!(status.success(), "{d}");
+    let mut ids = Vec::new();
+    for p in parts(&out, "contacts", "csv") {
+        let (h, rows) = read_csv(&p);
+        let c = col(&h, "id");
+        ids.extend(rows.into_iter().map(|r| r[c].clone()));
+    }
+    assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
+    sb.shutdown().await;
+}

@@ -91,11 +91,22 @@ fn is_text(ty: ColumnType) -> bool {
 }
 
 /// Whether a spreadsheet would read the cell as a formula (OWASP's list of leading characters).
+/// A plain signed number (`+447911123456`, `-12.5`) is left alone: a spreadsheet reads it as
+/// a number, not a formula, and defusing it would break E.164 phone numbers for importers.
 pub(crate) fn starts_formula(cell: &str) -> bool {
-    matches!(
-        cell.as_bytes().first(),
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
-    )
+    let b = cell.as_bytes();
+    match b.first() {
+        Some(b'=' | b'@' | b'\t' | b'\r') => true,
+        Some(b'+' | b'-') => !is_plain_number(&b[1..]),
+        _ => false,
+    }
+}
+
+/// Digits with at most one decimal point, nothing else.
+fn is_plain_number(rest: &[u8]) -> bool {
+    let digits = rest.iter().filter(|c| c.is_ascii_digit()).count();
+    let dots = rest.iter().filter(|c| **c == b'.').count();
+    digits > 0 && dots <= 1 && digits + dots == rest.len()
 }
 
 fn spell(
@@ -167,6 +178,17 @@ mod tests {
         for cell in ["", "a=1", " =1", "'=1", "1"] {
             assert!(!starts_formula(cell), "{cell:?}");
         }
+    }
+
+    #[test]
+    fn signed_plain_numbers_are_not_formulas() {
+        assert!(!starts_formula("+447911123456"));
+        assert!(!starts_formula("-12.5"));
+        assert!(starts_formula("+1+cmd|' /C calc'!A0"));
+        assert!(starts_formula("-2+3"));
+        assert!(starts_formula("=SUM(A1)"));
+        assert!(starts_formula("@import"));
+        assert!(starts_formula("+"));
     }
 
     #[test]
