@@ -898,11 +898,7 @@ impl Generator {
         date_added: i64,
     ) -> Vec<Value> {
         let h = hash(&[self.seed, aspect::EVENTS, c_raw]);
-        let n = if unit(h) < 0.85 {
-            0
-        } else {
-            1 + (h % 3) as u64
-        };
+        let n = if unit(h) < 0.85 { 0 } else { 1 + h % 3 };
         (0..n)
             .map(|k| {
                 let mut r = rng(&[self.seed, aspect::EVENTS, c_raw, k]);

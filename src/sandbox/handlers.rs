@@ -13,7 +13,7 @@ use super::ids::IdCodec;
 use super::query::{
     parse_search, text_matches, Field, FieldVal, Record, SearchRequest, Sort, SortVal,
 };
-use super::store::{now_ms, Child, Hit};
+use super::store::{now_ms, Child, Hit, PageItem};
 use super::{SandboxState, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -524,40 +524,39 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
         .get("query")
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty());
-    let (page, more, total, position): (Vec<(i64, u64, Vec<u8>)>, bool, u64, usize) =
-        match query.clone() {
-            None => {
-                let (page, more) = st.store.list_page(li, cursor, 0, limit);
-                (
-                    page,
-                    more,
-                    st.store.live_count(li),
-                    st.store.position(li, cursor),
-                )
-            }
-            Some(text) => {
-                let key = format!("list|{text}");
-                let hits = blocking(&st, move |st| {
-                    st.store
-                        .hits_by(li, &key, Sort::default(), &|r: &dyn Record| {
-                            text_matches(r, &text)
-                        })
-                })
-                .await?;
-                let sort = Sort::default();
-                let start = cursor.map_or(0, |(d, k)| {
-                    let c = SortVal::Num(d);
-                    hits.partition_point(|h| {
-                        sort.cmp((&h.sort, h.key), (&c, k)) != std::cmp::Ordering::Greater
+    let (page, more, total, position): (Vec<PageItem>, bool, u64, usize) = match query.clone() {
+        None => {
+            let (page, more) = st.store.list_page(li, cursor, 0, limit);
+            (
+                page,
+                more,
+                st.store.live_count(li),
+                st.store.position(li, cursor),
+            )
+        }
+        Some(text) => {
+            let key = format!("list|{text}");
+            let hits = blocking(&st, move |st| {
+                st.store
+                    .hits_by(li, &key, Sort::default(), &|r: &dyn Record| {
+                        text_matches(r, &text)
                     })
-                });
-                let page: Vec<(i64, u64, Vec<u8>)> = hits_page(&st, &hits, start, limit)
-                    .into_iter()
-                    .map(|(s, raw, c)| (if let SortVal::Num(d) = s { d } else { 0 }, raw, c))
-                    .collect();
-                (page, start + limit < hits.len(), hits.len() as u64, start)
-            }
-        };
+            })
+            .await?;
+            let sort = Sort::default();
+            let start = cursor.map_or(0, |(d, k)| {
+                let c = SortVal::Num(d);
+                hits.partition_point(|h| {
+                    sort.cmp((&h.sort, h.key), (&c, k)) != std::cmp::Ordering::Greater
+                })
+            });
+            let page: Vec<PageItem> = hits_page(&st, &hits, start, limit)
+                .into_iter()
+                .map(|(s, raw, c)| (if let SortVal::Num(d) = s { d } else { 0 }, raw, c))
+                .collect();
+            (page, start + limit < hits.len(), hits.len() as u64, start)
+        }
+    };
     st.count_served(page.len());
     let last = page.last().map(|(d, raw, _)| (*d, st.store.id_of(*raw)));
     let current = position / limit + 1;

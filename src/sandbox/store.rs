@@ -71,6 +71,9 @@ pub struct Hit {
     pub raw: u64,
 }
 
+/// One listed contact: `(dateAdded ms, raw id word, JSON text)`.
+pub type PageItem = (i64, u64, Vec<u8>);
+
 /// Tasks or notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Child {
@@ -80,6 +83,9 @@ pub enum Child {
 
 const CACHE_SLOTS: usize = 8;
 
+/// Cached search results: (cache key, overlay generation, hits).
+type SearchCache = Vec<(String, u64, Arc<Vec<Hit>>)>;
+
 /// Ground truth of the sandbox, shared by the HTTP handlers and by tests.
 #[derive(Debug)]
 pub struct Store {
@@ -87,7 +93,7 @@ pub struct Store {
     locs: Vec<LocData>,
     by_id: HashMap<String, usize>,
     overlay: RwLock<Overlay>,
-    cache: Mutex<Vec<(String, u64, Arc<Vec<Hit>>)>>,
+    cache: Mutex<SearchCache>,
     next_child: AtomicU64,
 }
 
@@ -154,7 +160,7 @@ impl Store {
         self.overlay.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cache(&self) -> MutexGuard<'_, Vec<(String, u64, Arc<Vec<Hit>>)>> {
+    fn cache(&self) -> MutexGuard<'_, SearchCache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -316,7 +322,7 @@ impl Store {
         after: Option<(i64, u64)>,
         skip: usize,
         limit: usize,
-    ) -> (Vec<(i64, u64, Vec<u8>)>, bool) {
+    ) -> (Vec<PageItem>, bool) {
         let ov = self.read();
         let loc = &self.locs[li].meta;
         let mut out = Vec::with_capacity(limit.min(1000));
@@ -433,7 +439,7 @@ impl Store {
         hits.sort_by(|a, b| sort.cmp((&a.sort, a.key), (&b.sort, b.key)));
         let hits = Arc::new(hits);
         let mut cache = self.cache();
-        cache.retain(|(k, g, _)| !(k == cache_key) && *g == generation);
+        cache.retain(|(k, g, _)| k != cache_key && *g == generation);
         if cache.len() >= CACHE_SLOTS {
             cache.remove(0);
         }
