@@ -641,60 +641,53 @@ impl Generator {
 
     /// The contact as `GET /contacts/{id}` answers it.
     pub fn contact_json(&self, loc: &Location, c: &Contact) -> Value {
+        let mut out = Vec::with_capacity(2048);
+        self.write_contact(loc, c, &mut out);
+        // The writer only emits valid JSON; an empty object would flag a bug loudly in tests.
+        serde_json::from_slice(&out).unwrap_or_else(|_| json!({}))
+    }
+
+    /// Writes the contact's JSON text straight into `out`: listing pages of seeded contacts
+    /// never build a `Value`, which is what makes them cheap.
+    pub fn write_contact(&self, loc: &Location, c: &Contact, out: &mut Vec<u8>) {
         let mut r = rng(&[self.seed, aspect::ATTRIBUTION, c.raw]);
-        let mut m = Map::new();
-        let put = |m: &mut Map<String, Value>, k: &str, v: Option<String>| match v {
-            Some(v) => {
-                m.insert(k.into(), Value::String(v));
-            }
-            None if c.nulls => {
-                m.insert(k.into(), Value::Null);
-            }
-            None => {}
-        };
-        m.insert("id".into(), json!(c.id));
-        m.insert("locationId".into(), json!(loc.id));
+        let mut w = ObjWriter::new(out);
+        w.str("id", &c.id);
+        w.str("locationId", &loc.id);
         let full = match (&c.first_name, &c.last_name) {
             (Some(f), Some(l)) => Some(format!("{f} {l}")),
             (Some(f), None) => Some(f.clone()),
             (None, Some(l)) => Some(l.clone()),
             (None, None) => None,
         };
-        put(
-            &mut m,
-            "contactName",
-            full.as_ref().map(|s| s.to_lowercase()),
-        );
-        put(&mut m, "firstName", c.first_name.clone());
-        put(&mut m, "lastName", c.last_name.clone());
-        put(
-            &mut m,
+        let full_lower = full.as_ref().map(|s| s.to_lowercase());
+        w.opt("contactName", full_lower.as_deref(), c.nulls);
+        w.opt("firstName", c.first_name.as_deref(), c.nulls);
+        w.opt("lastName", c.last_name.as_deref(), c.nulls);
+        w.opt(
             "firstNameLowerCase",
-            c.first_name.as_ref().map(|s| s.to_lowercase()),
+            c.first_name.as_ref().map(|s| s.to_lowercase()).as_deref(),
+            c.nulls,
         );
-        put(
-            &mut m,
+        w.opt(
             "lastNameLowerCase",
-            c.last_name.as_ref().map(|s| s.to_lowercase()),
+            c.last_name.as_ref().map(|s| s.to_lowercase()).as_deref(),
+            c.nulls,
         );
-        put(
-            &mut m,
-            "fullNameLowerCase",
-            full.as_ref().map(|s| s.to_lowercase()),
-        );
-        put(&mut m, "companyName", c.company_name.clone());
-        put(&mut m, "email", c.email.clone());
-        put(
-            &mut m,
+        w.opt("fullNameLowerCase", full_lower.as_deref(), c.nulls);
+        w.opt("companyName", c.company_name.as_deref(), c.nulls);
+        w.opt("email", c.email.as_deref(), c.nulls);
+        w.opt(
             "emailLowerCase",
-            c.email.as_ref().map(|s| s.to_lowercase()),
+            c.email.as_ref().map(|s| s.to_lowercase()).as_deref(),
+            c.nulls,
         );
-        put(&mut m, "phone", c.phone.clone());
-        m.insert("dnd".into(), json!(c.dnd));
+        w.opt("phone", c.phone.as_deref(), c.nulls);
+        w.raw("dnd", if c.dnd { "true" } else { "false" });
         if c.dnd || r.random_bool(0.2) {
-            let mut s = Map::new();
-            let channels = ["Call", "Email", "SMS", "WhatsApp", "GMB", "FB"];
-            for ch in channels {
+            w.key("dndSettings");
+            let mut s = ObjWriter::new(w.out);
+            for ch in ["Call", "Email", "SMS", "WhatsApp", "GMB", "FB"] {
                 if c.dnd || r.random_bool(0.3) {
                     let status = if c.dnd {
                         if r.random_bool(0.2) {
@@ -705,73 +698,78 @@ impl Generator {
                     } else {
                         "inactive"
                     };
-                    let mut e = Map::new();
-                    e.insert("status".into(), json!(status));
+                    s.key(ch);
+                    let mut e = ObjWriter::new(s.out);
+                    e.str("status", status);
                     if r.random_bool(0.5) {
-                        e.insert("message".into(), json!("Updated by user, via \"settings\""));
-                        e.insert("code".into(), json!("101"));
+                        e.str("message", "Updated by user, via \"settings\"");
+                        e.str("code", "101");
                     }
-                    s.insert(ch.into(), Value::Object(e));
+                    e.close();
                 }
             }
-            m.insert("dndSettings".into(), Value::Object(s));
+            s.close();
         }
-        m.insert("type".into(), json!(c.contact_type));
-        put(&mut m, "source", c.source.clone());
-        put(&mut m, "assignedTo", c.assigned_to.clone());
+        w.str("type", c.contact_type);
+        w.opt("source", c.source.as_deref(), c.nulls);
+        w.opt("assignedTo", c.assigned_to.as_deref(), c.nulls);
         let place = c.place.map(|p| CITIES[p]);
-        put(
-            &mut m,
-            "address1",
-            place.map(|_| pick(&mut r, STREETS).to_string()),
-        );
-        put(&mut m, "city", place.map(|p| p.0.to_string()));
-        put(&mut m, "state", place.map(|p| p.1.to_string()));
-        put(&mut m, "country", place.map(|p| p.2.to_string()));
-        put(&mut m, "postalCode", place.map(|p| p.3.to_string()));
-        put(&mut m, "timezone", place.map(|p| p.4.to_string()));
-        put(
-            &mut m,
-            "website",
-            r.random_bool(0.2)
-                .then(|| format!("https://www.example.com/{}", c.idx)),
-        );
-        m.insert("tags".into(), json!(c.tags));
-        let dob = r.random_bool(0.3).then(|| {
-            let days = r.random_range(-20_000i64..=9_000);
-            iso_ms(days * 86_400_000)
-        });
-        put(&mut m, "dateOfBirth", dob);
-        m.insert("dateAdded".into(), json!(iso_ms(c.date_added)));
-        m.insert("dateUpdated".into(), json!(iso_ms(c.date_updated)));
-        if r.random_bool(0.3) {
-            m.insert(
-                "lastActivity".into(),
-                json!(iso_ms(c.date_updated + 60_000)),
-            );
+        let street = place.map(|_| *pick(&mut r, STREETS));
+        w.opt("address1", street, c.nulls);
+        w.opt("city", place.map(|p| p.0), c.nulls);
+        w.opt("state", place.map(|p| p.1), c.nulls);
+        w.opt("country", place.map(|p| p.2), c.nulls);
+        w.opt("postalCode", place.map(|p| p.3), c.nulls);
+        w.opt("timezone", place.map(|p| p.4), c.nulls);
+        let site = r
+            .random_bool(0.2)
+            .then(|| format!("https://www.example.com/{}", c.idx));
+        w.opt("website", site.as_deref(), c.nulls);
+        w.key("tags");
+        w.out.push(b'[');
+        for (i, t) in c.tags.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            push_json_str(w.out, t);
         }
-        m.insert(
-            "customFields".into(),
-            Value::Array(self.custom_values(loc, c)),
-        );
-        put(&mut m, "businessId", c.business_id.clone());
+        w.out.push(b']');
+        let dob = r
+            .random_bool(0.3)
+            .then(|| iso_ms(r.random_range(-20_000i64..=9_000) * 86_400_000));
+        w.opt("dateOfBirth", dob.as_deref(), c.nulls);
+        w.str("dateAdded", &iso_ms(c.date_added));
+        w.str("dateUpdated", &iso_ms(c.date_updated));
         if r.random_bool(0.3) {
-            m.insert(
-                "attributionSource".into(),
-                attribution(&mut r, c.date_added),
-            );
+            w.str("lastActivity", &iso_ms(c.date_updated + 60_000));
+        }
+        w.key("customFields");
+        w.out.push(b'[');
+        for (i, (id, value)) in self.custom_values(loc, c).iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            let mut f = ObjWriter::new(w.out);
+            f.str("id", id);
+            f.value("value", value);
+            f.close();
+        }
+        w.out.push(b']');
+        w.opt("businessId", c.business_id.as_deref(), c.nulls);
+        if r.random_bool(0.3) {
+            w.value("attributionSource", &attribution(&mut r, c.date_added));
             if r.random_bool(0.5) {
-                m.insert(
-                    "lastAttributionSource".into(),
-                    attribution(&mut r, c.date_updated),
+                w.value(
+                    "lastAttributionSource",
+                    &attribution(&mut r, c.date_updated),
                 );
             }
         }
-        m.insert("followers".into(), json!([]));
-        Value::Object(m)
+        w.raw("followers", "[]");
+        w.close();
     }
 
-    fn custom_values(&self, loc: &Location, c: &Contact) -> Vec<Value> {
+    fn custom_values<'l>(&self, loc: &'l Location, c: &Contact) -> Vec<(&'l str, Value)> {
         let mut r = rng(&[self.seed, aspect::CUSTOM, c.raw]);
         let mut out = Vec::new();
         for f in &loc.fields {
@@ -823,7 +821,7 @@ impl Generator {
                     }
                 }
             };
-            out.push(json!({"id": f.id, "value": value}));
+            out.push((f.id.as_str(), value));
         }
         out
     }
@@ -900,11 +898,7 @@ impl Generator {
         date_added: i64,
     ) -> Vec<Value> {
         let h = hash(&[self.seed, aspect::EVENTS, c_raw]);
-        let n = if unit(h) < 0.85 {
-            0
-        } else {
-            1 + (h % 3) as u64
-        };
+        let n = if unit(h) < 0.85 { 0 } else { 1 + h % 3 };
         (0..n)
             .map(|k| {
                 let mut r = rng(&[self.seed, aspect::EVENTS, c_raw, k]);
@@ -935,6 +929,85 @@ impl Generator {
                 })
             })
             .collect()
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(format!("\\u{:04x}", b).as_bytes()),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Writes one JSON object, key by key.
+struct ObjWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        ObjWriter { out, first: true }
+    }
+
+    /// Keys are ASCII identifiers, so they need no escaping.
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        push_json_str(self.out, v);
+    }
+
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.out.extend_from_slice(v.as_bytes());
+    }
+
+    /// An absent value is written as `null` or left out, as the contact's style says.
+    fn opt(&mut self, k: &str, v: Option<&str>, nulls: bool) {
+        match v {
+            Some(v) => self.str(k, v),
+            None if nulls => self.raw(k, "null"),
+            None => {}
+        }
+    }
+
+    fn value(&mut self, k: &str, v: &Value) {
+        self.key(k);
+        // Serialising a `Value` into memory cannot fail.
+        self.out.extend(serde_json::to_vec(v).unwrap_or_default());
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
     }
 }
 
@@ -1001,7 +1074,11 @@ mod tests {
         let loc = Location::new(42, 0, 3000);
         let g = Generator::new(42);
         let all: Vec<Value> = (0..3000)
-            .map(|i| g.contact_json(&loc, &g.contact(&loc, i)))
+            .map(|i| {
+                let mut text = Vec::new();
+                g.write_contact(&loc, &g.contact(&loc, i), &mut text);
+                serde_json::from_slice::<Value>(&text).expect("the writer emits valid JSON")
+            })
             .collect();
         let text = serde_json::to_string(&all).unwrap();
         for needle in [
@@ -1030,6 +1107,21 @@ mod tests {
             .collect();
         assert!(counts.iter().filter(|&&n| n <= 2).count() > 2000);
         assert!(counts.iter().any(|&n| n >= 20));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        for s in [
+            "plain",
+            "quote \" and \\ back",
+            "line\nbreak\ttab\r",
+            "\u{1}ctl",
+            "ünï 東京 😀",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::ids::IdCodec;
 use super::query::{
     parse_search, text_matches, Field, FieldVal, Record, SearchRequest, Sort, SortVal,
 };
-use super::store::{now_ms, Child, Hit};
+use super::store::{now_ms, Child, Hit, PageItem};
 use super::{SandboxState, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -445,20 +445,56 @@ fn parse_count(
     }
 }
 
-fn with_search_after(mut c: Value, sort: Value) -> Value {
-    let id = c.get("id").cloned().unwrap_or(Value::Null);
-    if let Some(m) = c.as_object_mut() {
-        m.insert("searchAfter".into(), json!([sort, id]));
+/// Appends `"searchAfter": [sort, id]` to a contact's JSON text.
+fn with_search_after(mut text: Vec<u8>, sort: &Value, id: &str) -> Vec<u8> {
+    if text.last() == Some(&b'}') {
+        text.pop();
+        let tail = json!([sort, id]);
+        text.extend_from_slice(if text.len() > 1 {
+            b",\"searchAfter\":"
+        } else {
+            b"\"searchAfter\":"
+        });
+        text.extend(serde_json::to_vec(&tail).unwrap_or_default());
+        text.push(b'}');
     }
-    c
+    text
 }
 
-fn hits_page(st: &SandboxState, hits: &[Hit], start: usize, limit: usize) -> Vec<(SortVal, Value)> {
+fn hits_page(
+    st: &SandboxState,
+    hits: &[Hit],
+    start: usize,
+    limit: usize,
+) -> Vec<(SortVal, u64, Vec<u8>)> {
     hits.iter()
         .skip(start)
         .take(limit)
-        .filter_map(|h| Some((h.sort.clone(), st.store.contact_by_raw(h.raw)?)))
+        .filter_map(|h| Some((h.sort.clone(), h.raw, st.store.contact_text(h.raw)?)))
         .collect()
+}
+
+/// `{"contacts": [...], <tail>}` assembled from the contacts' JSON text.
+fn contacts_answer(contacts: &[Vec<u8>], tail: &[(&str, Value)]) -> Answer {
+    let mut body = Vec::with_capacity(contacts.iter().map(Vec::len).sum::<usize>() + 256);
+    body.extend_from_slice(b"{\"contacts\":[");
+    for (i, c) in contacts.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(c);
+    }
+    body.push(b']');
+    for (k, v) in tail {
+        body.extend_from_slice(format!(",\"{k}\":").as_bytes());
+        body.extend(serde_json::to_vec(v).unwrap_or_default());
+    }
+    body.push(b'}');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /contacts/`: cursor pagination by (startAfter, startAfterId).
@@ -488,7 +524,7 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
         .get("query")
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty());
-    let (page, more, total, position): (Vec<(i64, Value)>, bool, u64, usize) = match query.clone() {
+    let (page, more, total, position): (Vec<PageItem>, bool, u64, usize) = match query.clone() {
         None => {
             let (page, more) = st.store.list_page(li, cursor, 0, limit);
             (
@@ -514,23 +550,15 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
                     sort.cmp((&h.sort, h.key), (&c, k)) != std::cmp::Ordering::Greater
                 })
             });
-            let page: Vec<(i64, Value)> = hits_page(&st, &hits, start, limit)
+            let page: Vec<PageItem> = hits_page(&st, &hits, start, limit)
                 .into_iter()
-                .map(|(s, c)| (if let SortVal::Num(d) = s { d } else { 0 }, c))
+                .map(|(s, raw, c)| (if let SortVal::Num(d) = s { d } else { 0 }, raw, c))
                 .collect();
             (page, start + limit < hits.len(), hits.len() as u64, start)
         }
     };
     st.count_served(page.len());
-    let last = page.last().map(|(d, c)| {
-        (
-            *d,
-            c.get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        )
-    });
+    let last = page.last().map(|(d, raw, _)| (*d, st.store.id_of(*raw)));
     let current = position / limit + 1;
     let loc_id = &st.store.location(li).id;
     let next_url = match (&last, more) {
@@ -556,8 +584,8 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
         "nextPage": if more { json!(current + 1) } else { Value::Null },
         "prevPage": if current > 1 { json!(current - 1) } else { Value::Null },
     });
-    let contacts: Vec<Value> = page.into_iter().map(|(_, c)| c).collect();
-    ok(StatusCode::OK, json!({"contacts": contacts, "meta": meta}))
+    let contacts: Vec<Vec<u8>> = page.into_iter().map(|(_, _, c)| c).collect();
+    contacts_answer(&contacts, &[("meta", meta)])
 }
 
 /// `POST /contacts/search`.
@@ -566,7 +594,7 @@ pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body
     let req: SearchRequest = parse_search(&body).map_err(err_422)?;
     let li = need_location(&ctx)?;
     let limit = req.page_limit;
-    let (contacts, total): (Vec<Value>, u64) = if req.is_plain() {
+    let (contacts, total): (Vec<Vec<u8>>, u64) = if req.is_plain() {
         let (cursor, skip) = match (&req.page, &req.search_after) {
             (Some(p), _) => (None, (*p as usize - 1) * limit),
             (None, Some((SortVal::Num(d), k))) => (Some((*d, *k)), 0),
@@ -575,7 +603,7 @@ pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body
         let (page, _) = st.store.list_page(li, cursor, skip, limit);
         let contacts = page
             .into_iter()
-            .map(|(d, c)| with_search_after(c, json!(d)))
+            .map(|(d, raw, c)| with_search_after(c, &json!(d), &st.store.id_of(raw)))
             .collect();
         (contacts, st.store.live_count(li))
     } else {
@@ -590,15 +618,12 @@ pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body
         };
         let contacts = hits_page(&st, &hits, start, limit)
             .into_iter()
-            .map(|(s, c)| with_search_after(c, s.to_json()))
+            .map(|(s, raw, c)| with_search_after(c, &s.to_json(), &st.store.id_of(raw)))
             .collect();
         (contacts, hits.len() as u64)
     };
     st.count_served(contacts.len());
-    ok(
-        StatusCode::OK,
-        json!({"contacts": contacts, "total": total}),
-    )
+    contacts_answer(&contacts, &[("total", json!(total))])
 }
 
 /// `GET /contacts/business/{businessId}`: offset pagination.
@@ -624,15 +649,12 @@ pub async fn business_contacts(
             })
     })
     .await?;
-    let contacts: Vec<Value> = hits_page(&st, &hits, skip, limit)
+    let contacts: Vec<Vec<u8>> = hits_page(&st, &hits, skip, limit)
         .into_iter()
-        .map(|(_, c)| c)
+        .map(|(_, _, c)| c)
         .collect();
     st.count_served(contacts.len());
-    ok(
-        StatusCode::OK,
-        json!({"contacts": contacts, "count": hits.len()}),
-    )
+    contacts_answer(&contacts, &[("count", json!(hits.len()))])
 }
 
 pub async fn get_contact(State(st): St, Path(id): Path<String>) -> Answer {

@@ -71,6 +71,9 @@ pub struct Hit {
     pub raw: u64,
 }
 
+/// One listed contact: `(dateAdded ms, raw id word, JSON text)`.
+pub type PageItem = (i64, u64, Vec<u8>);
+
 /// Tasks or notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Child {
@@ -80,6 +83,9 @@ pub enum Child {
 
 const CACHE_SLOTS: usize = 8;
 
+/// Cached search results: (cache key, overlay generation, hits).
+type SearchCache = Vec<(String, u64, Arc<Vec<Hit>>)>;
+
 /// Ground truth of the sandbox, shared by the HTTP handlers and by tests.
 #[derive(Debug)]
 pub struct Store {
@@ -87,7 +93,7 @@ pub struct Store {
     locs: Vec<LocData>,
     by_id: HashMap<String, usize>,
     overlay: RwLock<Overlay>,
-    cache: Mutex<Vec<(String, u64, Arc<Vec<Hit>>)>>,
+    cache: Mutex<SearchCache>,
     next_child: AtomicU64,
 }
 
@@ -154,7 +160,7 @@ impl Store {
         self.overlay.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cache(&self) -> MutexGuard<'_, Vec<(String, u64, Arc<Vec<Hit>>)>> {
+    fn cache(&self) -> MutexGuard<'_, SearchCache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -308,14 +314,15 @@ impl Store {
     }
 
     /// A page of live contacts strictly after the cursor `(dateAdded, key)`, skipping `skip`
-    /// of them first; returns `(dateAdded, JSON)` pairs and whether more follow.
+    /// of them first; returns `(dateAdded, raw, JSON text)` and whether more follow. Seeded
+    /// contacts are written straight to JSON text, without building a `Value`.
     pub(crate) fn list_page(
         &self,
         li: usize,
         after: Option<(i64, u64)>,
         skip: usize,
         limit: usize,
-    ) -> (Vec<(i64, Value)>, bool) {
+    ) -> (Vec<PageItem>, bool) {
         let ov = self.read();
         let loc = &self.locs[li].meta;
         let mut out = Vec::with_capacity(limit.min(1000));
@@ -334,16 +341,43 @@ impl Store {
                 more = true;
                 return false;
             }
-            let json = match stored {
-                Some(Some(v)) => v.clone(),
-                _ => self
-                    .gen
-                    .contact_json(loc, &self.gen.contact(loc, raw as u32)),
+            let text = match stored {
+                Some(Some(v)) => serde_json::to_vec(v).unwrap_or_default(),
+                _ => {
+                    let mut buf = Vec::with_capacity(2048);
+                    self.gen
+                        .write_contact(loc, &self.gen.contact(loc, raw as u32), &mut buf);
+                    buf
+                }
             };
-            out.push((date, json));
+            out.push((date, raw, text));
             true
         });
         (out, more)
+    }
+
+    /// The contact's JSON text (`None` if unknown or deleted).
+    pub(crate) fn contact_text(&self, raw: u64) -> Option<Vec<u8>> {
+        let ov = self.read();
+        match ov.contacts.get(&raw) {
+            Some(v) => v
+                .as_ref()
+                .map(|v| serde_json::to_vec(v).unwrap_or_default()),
+            None => {
+                let loc = &self.locs.get((raw >> 32) as usize)?.meta;
+                let idx = raw as u32;
+                (idx < loc.contacts).then(|| {
+                    let mut buf = Vec::with_capacity(2048);
+                    self.gen
+                        .write_contact(loc, &self.gen.contact(loc, idx), &mut buf);
+                    buf
+                })
+            }
+        }
+    }
+
+    pub(crate) fn id_of(&self, raw: u64) -> String {
+        self.gen.codec.encode(raw)
     }
 
     /// The sorted hits of a search, from the cache when no write happened since.
@@ -405,7 +439,7 @@ impl Store {
         hits.sort_by(|a, b| sort.cmp((&a.sort, a.key), (&b.sort, b.key)));
         let hits = Arc::new(hits);
         let mut cache = self.cache();
-        cache.retain(|(k, g, _)| !(k == cache_key) && *g == generation);
+        cache.retain(|(k, g, _)| k != cache_key && *g == generation);
         if cache.len() >= CACHE_SLOTS {
             cache.remove(0);
         }
@@ -739,8 +773,10 @@ mod tests {
         let mut cursor = None;
         loop {
             let (page, more) = s.list_page(0, cursor, 0, 100);
-            for (date, c) in &page {
+            for (date, raw, text) in &page {
+                let c: Value = serde_json::from_slice(text).unwrap();
                 let id = c["id"].as_str().unwrap().to_string();
+                assert_eq!(id, s.id_of(*raw));
                 cursor = Some((
                     *date,
                     crate::sandbox::ids::IdCodec::sort_key_of(&id).unwrap(),
