@@ -43,13 +43,19 @@ pub fn args(sb: &Sandbox, out: &Path, format: Format) -> ExportArgs {
 }
 
 async fn run(a: &ExportArgs, token: &str) -> Summary {
-    export::run(a, Some(token), true, false).await.expect("export succeeds")
+    export::run(a, Some(token), true, false)
+        .await
+        .expect("export succeeds")
 }
 
 /// Every part file of a table, in name order.
 fn parts(out: &Path, table: &str, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(out.join(table))
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -60,7 +66,12 @@ fn read_parquet(out: &Path, table: &str) -> Vec<RecordBatch> {
         .into_iter()
         .flat_map(|p| {
             let f = std::fs::File::open(&p).unwrap();
-            ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap().map(|b| b.unwrap()).collect::<Vec<_>>()
+            ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -69,9 +80,16 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<Option<String>> {
     batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
-            let s = a.as_any().downcast_ref::<StringArray>().expect("utf8 column");
-            (0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect::<Vec<_>>()
+            let a = b
+                .column_by_name(column)
+                .unwrap_or_else(|| panic!("no column {column}"));
+            let s = a
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8 column");
+            (0..s.len())
+                .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -102,44 +120,98 @@ async fn parquet_export_under_faults_and_rate_limit_is_complete_and_typed() {
     let expected = sb.store().contact_ids(location);
 
     let contacts = read_parquet(dir.path(), "contacts");
-    let ids: Vec<String> = strings(&contacts, "id").into_iter().map(Option::unwrap).collect();
-    assert_eq!(ids, expected, "every contact exactly once, in listing order");
-    assert_eq!(parts(dir.path(), "contacts", "parquet").len(), 3, "1,200 contacts in parts of 500");
+    let ids: Vec<String> = strings(&contacts, "id")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "every contact exactly once, in listing order"
+    );
+    assert_eq!(
+        parts(dir.path(), "contacts", "parquet").len(),
+        3,
+        "1,200 contacts in parts of 500"
+    );
 
     let schema = contacts[0].schema();
     assert_eq!(
         schema.field_with_name("dateAdded").unwrap().data_type(),
         &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
     );
-    assert_eq!(schema.field_with_name("dnd").unwrap().data_type(), &DataType::Boolean);
-    assert!(matches!(schema.field_with_name("tags").unwrap().data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8));
+    assert_eq!(
+        schema.field_with_name("dnd").unwrap().data_type(),
+        &DataType::Boolean
+    );
+    assert!(
+        matches!(schema.field_with_name("tags").unwrap().data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8)
+    );
     // Tags survive as lists.
-    let tags = contacts[0].column_by_name("tags").unwrap().as_any().downcast_ref::<ListArray>().unwrap().clone();
+    let tags = contacts[0]
+        .column_by_name("tags")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .unwrap()
+        .clone();
     let first = sb.store().contact(&expected[0]).unwrap();
-    let want: Vec<String> = first["tags"].as_array().map(|t| t.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+    let want: Vec<String> = first["tags"]
+        .as_array()
+        .map(|t| t.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
     let got = tags.value(0);
     let got = got.as_any().downcast_ref::<StringArray>().unwrap();
-    assert_eq!((0..got.len()).map(|i| got.value(i).to_string()).collect::<Vec<_>>(), want);
+    assert_eq!(
+        (0..got.len())
+            .map(|i| got.value(i).to_string())
+            .collect::<Vec<_>>(),
+        want
+    );
 
     let tasks = counts(&strings(&read_parquet(dir.path(), "tasks"), "contact_id"));
     let notes = counts(&strings(&read_parquet(dir.path(), "notes"), "contact_id"));
     for id in &expected {
-        assert_eq!(tasks.get(id).copied().unwrap_or(0), sb.store().tasks(id).len(), "tasks of {id}");
-        assert_eq!(notes.get(id).copied().unwrap_or(0), sb.store().notes(id).len(), "notes of {id}");
+        assert_eq!(
+            tasks.get(id).copied().unwrap_or(0),
+            sb.store().tasks(id).len(),
+            "tasks of {id}"
+        );
+        assert_eq!(
+            notes.get(id).copied().unwrap_or(0),
+            sb.store().notes(id).len(),
+            "notes of {id}"
+        );
     }
     assert!(tasks.values().sum::<usize>() > 0 && notes.values().sum::<usize>() > 0);
     assert_eq!(summary.contacts, 1_200);
-    assert!(summary.retries > 0, "faults were injected and retried: {summary:?}");
-    assert!(summary.tasks_mode.starts_with("bulk"), "{}", summary.tasks_mode);
+    assert!(
+        summary.retries > 0,
+        "faults were injected and retried: {summary:?}"
+    );
+    assert!(
+        summary.tasks_mode.starts_with("bulk"),
+        "{}",
+        summary.tasks_mode
+    );
     // Pages (13: the last full page is followed by an empty one), custom fields (1), one notes
     // request per contact, and the task search: one request per 100 tasks of each page.
     let task_requests: usize = expected
         .chunks(100)
-        .map(|page| page.iter().map(|id| sb.store().tasks(id).len()).sum::<usize>() / 100 + 1)
+        .map(|page| {
+            page.iter()
+                .map(|id| sb.store().tasks(id).len())
+                .sum::<usize>()
+                / 100
+                + 1
+        })
         .sum();
     let server = sb.stats();
     let spent = server.requests - server.faults_total() - server.rate_limited;
-    assert_eq!(spent as usize, 13 + 1 + 1_200 + task_requests, "requests that did work");
+    assert_eq!(
+        spent as usize,
+        13 + 1 + 1_200 + task_requests,
+        "requests that did work"
+    );
     assert!(dir.path().join("_manifest.json").exists());
     sb.shutdown().await;
 }
@@ -147,15 +219,24 @@ async fn parquet_export_under_faults_and_rate_limit_is_complete_and_typed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_fall_back_to_one_request_per_contact_without_the_search_scope() {
     let mut cfg = quiet_config(150);
-    cfg.tokens = vec!["plain=contacts.readonly,locations/customFields.readonly".parse::<TokenSpec>().unwrap()];
+    cfg.tokens = vec!["plain=contacts.readonly,locations/customFields.readonly"
+        .parse::<TokenSpec>()
+        .unwrap()];
     let sb = sandbox(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let a = args(&sb, dir.path(), Format::Parquet);
     let summary = run(&a, "plain").await;
-    assert!(summary.tasks_mode.starts_with("per contact"), "{}", summary.tasks_mode);
+    assert!(
+        summary.tasks_mode.starts_with("per contact"),
+        "{}",
+        summary.tasks_mode
+    );
     let tasks = counts(&strings(&read_parquet(dir.path(), "tasks"), "contact_id"));
     for id in sb.store().contact_ids(&a.locations[0]) {
-        assert_eq!(tasks.get(&id).copied().unwrap_or(0), sb.store().tasks(&id).len());
+        assert_eq!(
+            tasks.get(&id).copied().unwrap_or(0),
+            sb.store().tasks(&id).len()
+        );
     }
     sb.shutdown().await;
 }
@@ -167,13 +248,20 @@ async fn ndjson_without_mapping_is_lossless() {
     let mut a = args(&sb, dir.path(), Format::Ndjson);
     a.with = vec![Related::None];
     run(&a, DEFAULT_TOKEN).await;
-    let text: String = parts(dir.path(), "contacts", "ndjson").iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let text: String = parts(dir.path(), "contacts", "ndjson")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 300);
     for line in lines {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = v["id"].as_str().unwrap();
-        assert_eq!(v, sb.store().contact(id).unwrap(), "the record as the API answered it");
+        assert_eq!(
+            v,
+            sb.store().contact(id).unwrap(),
+            "the record as the API answered it"
+        );
     }
     sb.shutdown().await;
 }
@@ -190,12 +278,18 @@ fn is_formula(s: &str) -> bool {
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
     let header = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
     (header, rows)
 }
 
 fn col(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +304,11 @@ async fn csv_round_trips_unicode_and_defuses_formulas_when_asked() {
         run(&a, DEFAULT_TOKEN).await;
         let (header, rows) = read_csv(&parts(dir.path(), "contacts", "csv")[0]);
         assert_eq!(rows.len(), 600);
-        let (id_col, first_col, last_col) = (col(&header, "id"), col(&header, "firstName"), col(&header, "lastName"));
+        let (id_col, first_col, last_col) = (
+            col(&header, "id"),
+            col(&header, "firstName"),
+            col(&header, "lastName"),
+        );
         let mut bait = 0;
         let mut exotic = 0;
         for row in &rows {
@@ -223,7 +321,12 @@ async fn csv_round_trips_unicode_and_defuses_formulas_when_asked() {
                 if is_formula(want) {
                     bait += 1;
                     if safe {
-                        assert_eq!(row[i], format!("'{want}"), "defused {field} of {}", row[id_col]);
+                        assert_eq!(
+                            row[i],
+                            format!("'{want}"),
+                            "defused {field} of {}",
+                            row[id_col]
+                        );
                         continue;
                     }
                 }
@@ -242,7 +345,11 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
     let sb = sandbox(quiet_config(800)).await;
     let dir = tempfile::tempdir().unwrap();
     // The shipped mapping, made strict on phones so bad numbers are rejected with a reason.
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/ecosend.toml")).unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/ecosend.toml"
+    ))
+    .unwrap();
     assert!(shipped.contains("on_error = \"null\""));
     let strict = shipped.replacen(
         "transform = [{ phone_e164 = { default_country = \"GB\" } }]\non_error = \"null\"",
@@ -261,8 +368,15 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
     let (email, phone) = (col(&header, "email"), col(&header, "phone"));
     let e164 = regex::Regex::new(r"^\+[1-9][0-9]{6,14}$").unwrap();
     for row in &rows {
-        assert!(!row[email].is_empty() && row[email] == row[email].to_lowercase().trim(), "{row:?}");
-        assert!(row[phone].is_empty() || e164.is_match(&row[phone]), "phone {:?}", row[phone]);
+        assert!(
+            !row[email].is_empty() && row[email] == row[email].to_lowercase().trim(),
+            "{row:?}"
+        );
+        assert!(
+            row[phone].is_empty() || e164.is_match(&row[phone]),
+            "phone {:?}",
+            row[phone]
+        );
         for cell in row {
             assert!(!is_formula(cell), "formula bait left live: {cell:?}");
         }
@@ -271,18 +385,33 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
         .store()
         .contact_ids(&a.locations[0])
         .iter()
-        .filter(|id| sb.store().contact(id).unwrap()["email"].as_str().is_some_and(|e| !e.trim().is_empty()))
+        .filter(|id| {
+            sb.store().contact(id).unwrap()["email"]
+                .as_str()
+                .is_some_and(|e| !e.trim().is_empty())
+        })
         .count();
     let rejected = summary.rejected.get("contacts").copied().unwrap_or(0) as usize;
     assert!(rejected > 0, "some sandbox phones cannot be made E.164");
-    assert_eq!(rows.len() + rejected, with_email, "every contact with an email is either a row or a reject");
+    assert_eq!(
+        rows.len() + rejected,
+        with_email,
+        "every contact with an email is either a row or a reject"
+    );
     let (rh, rrows) = read_csv(&out.join("rejects").join("contacts.csv"));
     assert_eq!(rrows.len(), rejected);
-    let (reason, column, cid) = (col(&rh, "reason"), col(&rh, "column"), col(&rh, "contact_id"));
+    let (reason, column, cid) = (
+        col(&rh, "reason"),
+        col(&rh, "column"),
+        col(&rh, "contact_id"),
+    );
     for r in &rrows {
         assert_eq!(r[column], "phone");
         assert!(!r[reason].is_empty());
-        assert!(sb.store().contact(&r[cid]).is_some(), "the reject names a real contact: {r:?}");
+        assert!(
+            sb.store().contact(&r[cid]).is_some(),
+            "the reject names a real contact: {r:?}"
+        );
     }
     sb.shutdown().await;
 }
@@ -299,7 +428,10 @@ async fn ecologi_and_analytics_mappings_export() {
     a.mapping = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/ecologi.toml").into());
     run(&a, DEFAULT_TOKEN).await;
     let (header, rows) = read_csv(&parts(&dir.path().join("ecologi"), "contacts", "csv")[0]);
-    let link = header.iter().position(|h| h.contains("url") || h.contains("link")).expect("a link column");
+    let link = header
+        .iter()
+        .position(|h| h.contains("url") || h.contains("link"))
+        .expect("a link column");
     assert!(!rows.is_empty());
     for row in &rows {
         assert!(row[link].contains(&location), "{}", row[link]);
@@ -309,14 +441,26 @@ async fn ecologi_and_analytics_mappings_export() {
     a.mapping = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/analytics.toml").into());
     run(&a, DEFAULT_TOKEN).await;
     let batches = read_parquet(&dir.path().join("analytics"), "contacts");
-    let ids = strings(&batches, batches[0].schema().fields().iter().find(|f| f.name() == "id" || f.name() == "contact_id").unwrap().name());
+    let ids = strings(
+        &batches,
+        batches[0]
+            .schema()
+            .fields()
+            .iter()
+            .find(|f| f.name() == "id" || f.name() == "contact_id")
+            .unwrap()
+            .name(),
+    );
     let hashed = strings(&batches, "email_sha256");
     assert_eq!(ids.len(), 300);
     let mut checked = 0;
     for (id, h) in ids.iter().zip(&hashed) {
         let c = sb.store().contact(id.as_ref().unwrap()).unwrap();
         if let Some(e) = c["email"].as_str().filter(|e| !e.trim().is_empty()) {
-            let want: String = sha2::Sha256::digest(e.trim().to_lowercase().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let want: String = sha2::Sha256::digest(e.trim().to_lowercase().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             assert_eq!(h.as_deref(), Some(want.as_str()));
             checked += 1;
         }
@@ -327,7 +471,11 @@ async fn ecologi_and_analytics_mappings_export() {
 }
 
 /// Run the binary's export against `sb`; returns its exit status and a description.
-async fn export_bin(sb: &Sandbox, out: &Path, failpoint: Option<&str>) -> (std::process::ExitStatus, String) {
+async fn export_bin(
+    sb: &Sandbox,
+    out: &Path,
+    failpoint: Option<&str>,
+) -> (std::process::ExitStatus, String) {
     let out = out.to_path_buf();
     let url = sb.url();
     let location = sb.location_ids()[0].clone();
@@ -336,7 +484,19 @@ async fn export_bin(sb: &Sandbox, out: &Path, failpoint: Option<&str>) -> (std::
         let out_s = out.display().to_string();
         let state = out.join(".state.sqlite").display().to_string();
         let args = [
-            "export", "--location", &location, "--out", &out_s, "--state", &state, "--format", "csv", "--part-rows", "200", "--rate", "off",
+            "export",
+            "--location",
+            &location,
+            "--out",
+            &out_s,
+            "--state",
+            &state,
+            "--format",
+            "csv",
+            "--part-rows",
+            "200",
+            "--rate",
+            "off",
             "--quiet",
         ];
         let mut env = vec![("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
@@ -357,7 +517,10 @@ fn snapshot(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         if let Ok(d) = std::fs::read_dir(out.join(table)) {
             for e in d {
                 let p = e.unwrap().path();
-                m.insert(format!("{table}/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read(&p).unwrap());
+                m.insert(
+                    format!("{table}/{}", p.file_name().unwrap().to_string_lossy()),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -372,16 +535,34 @@ async fn a_killed_export_resumes_to_the_same_output_as_a_clean_run() {
     let (status, d) = export_bin(&sb, &clean, None).await;
     assert!(status.success(), "{d}");
     let want = snapshot(&clean);
-    assert_eq!(want.keys().filter(|k| k.starts_with("contacts/")).count(), 5, "{:?}", want.keys());
+    assert_eq!(
+        want.keys().filter(|k| k.starts_with("contacts/")).count(),
+        5,
+        "{:?}",
+        want.keys()
+    );
 
-    for (i, fp) in ["mid-chunk:300", "before-commit:1", "after-commit:2", "before-commit:5", "mid-chunk:900"].iter().enumerate() {
+    for (i, fp) in [
+        "mid-chunk:300",
+        "before-commit:1",
+        "after-commit:2",
+        "before-commit:5",
+        "mid-chunk:900",
+    ]
+    .iter()
+    .enumerate()
+    {
         let out = dir.path().join(format!("killed-{i}"));
         let (status, d) = export_bin(&sb, &out, Some(fp)).await;
         assert!(!status.success(), "the failpoint {fp} killed the run:\n{d}");
         let (status, d) = export_bin(&sb, &out, None).await;
         assert!(status.success(), "the rerun after {fp} finishes:\n{d}");
         let got = snapshot(&out);
-        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "same files after {fp}");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "same files after {fp}"
+        );
         for (k, v) in &want {
             assert!(got[k] == *v, "{k} differs after resuming from {fp}");
         }
@@ -405,17 +586,38 @@ async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
         let out_s = out2.display().to_string();
         let state = out2.join(".state.sqlite").display().to_string();
         let mut child = std::process::Command::new(crate::util::bin())
-            .args(["export", "--location", &location, "--out", &out_s, "--state", &state, "--format", "csv", "--part-rows", "200", "--rate", "off", "--quiet"])
+            .args([
+                "export",
+                "--location",
+                &location,
+                "--out",
+                &out_s,
+                "--state",
+                &state,
+                "--format",
+                "csv",
+                "--part-rows",
+                "200",
+                "--rate",
+                "off",
+                "--quiet",
+            ])
             .env("GHL_BASE_URL", &url)
             .env("GHL_TOKEN", DEFAULT_TOKEN)
             .spawn()
             .unwrap();
         let first = out2.join("contacts").join("part-00001.csv");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !first.exists() && std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        while !first.exists()
+            && std::time::Instant::now() < deadline
+            && child.try_wait().unwrap().is_none()
+        {
             std::thread::sleep(std::time::Duration::from_millis(5)); // poll interval, not synchronisation
         }
-        assert!(child.try_wait().unwrap().is_none(), "the export was still running when killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export was still running when killed"
+        );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     })

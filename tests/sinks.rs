@@ -385,7 +385,7 @@ fn csv_safe_defuses_formulas_only_when_asked() {
     let on = encode(schema, &rows, &opts);
     assert_eq!(
         String::from_utf8(on).unwrap(),
-        "name,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-3\n'+1 555,\n'-2,\n'@SUM(A1),\n'\tx,\nfine = ok,\n"
+        "name,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-3\n'+1 555,\n-2,\n'@SUM(A1),\n'\tx,\nfine = ok,\n"
     );
 }
 

@@ -172,10 +172,10 @@ mod tests {
 
     #[test]
     fn formula_detection() {
-        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        for cell in ["=1+1", "+1+1", "-A1", "@SUM(A1)", "\tx", "\rx"] {
             assert!(starts_formula(cell), "{cell:?}");
         }
-        for cell in ["", "a=1", " =1", "'=1", "1"] {
+        for cell in ["", "a=1", " =1", "'=1", "1", "+1", "-1"] {
             assert!(!starts_formula(cell), "{cell:?}");
         }
     }
@@ -212,7 +212,7 @@ mod tests {
             ]],
             &opts,
         );
-        assert_eq!(out, "n,f,s,l\n-5,-0.5,'-5,'@a;b\n");
+        assert_eq!(out, "n,f,s,l\n-5,-0.5,-5,'@a;b\n");
     }
 
     #[test]
