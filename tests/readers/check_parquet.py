@@ -24,22 +24,22 @@ def main(out: Path) -> int:
     for table, rows in sorted(expected.items()):
         glob = str(out / table / "*.parquet")
         arrow = ds.dataset(str(out / table), format="parquet").to_table()
-        duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}', union_by_name = true)").fetchone()[0]
+        duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}', union_by_name = true)").fetchall()[0][0]
         polars_rows = pl.scan_parquet(glob).select(pl.len()).collect().item()
         print(f"{table}: manifest {rows}, pyarrow {arrow.num_rows}, duckdb {duck}, polars {polars_rows}")
         if not (rows == arrow.num_rows == duck == polars_rows):
             failures.append(f"{table}: row counts disagree")
         if table == "contacts" and rows:
-            dupes = duckdb.sql(f"SELECT count(*) - count(DISTINCT id) FROM read_parquet('{glob}')").fetchone()[0]
+            dupes = duckdb.sql(f"SELECT count(*) - count(DISTINCT id) FROM read_parquet('{glob}')").fetchall()[0][0]
             if dupes:
                 failures.append(f"contacts: {dupes} repeated ids")
             schema = arrow.schema
             for name, check, want in [
-                ("date_added", lambda t: pa.types.is_timestamp(t) and t.tz == "UTC", "timestamp[ms, tz=UTC]"),
+                ("dateAdded", lambda t: pa.types.is_timestamp(t) and t.tz == "UTC", "timestamp[ms, tz=UTC]"),
                 ("tags", lambda t: pa.types.is_list(t) and pa.types.is_string(t.value_type), "list<string>"),
                 ("dnd", pa.types.is_boolean, "bool"),
             ]:
-                field = next((f for f in schema if f.name in (name, name.replace("_", ""), "dateAdded" if name == "date_added" else name)), None)
+                field = next((f for f in schema if f.name == name), None)
                 if field is None:
                     failures.append(f"contacts: no column {name}")
                 elif not check(field.type):
