@@ -158,6 +158,16 @@ pub struct Summary {
     pub tasks_mode: String,
     pub resumed: bool,
     pub files: Vec<String>,
+    /// Peak resident memory of this process (Linux), for the summary and the benchmarks.
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` in /proc/self/status).
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 impl Summary {
@@ -535,6 +545,7 @@ pub async fn run(
         }
         return Err(e);
     }
+    summary.peak_rss_mb = peak_rss_mb();
     let mut db = db;
     db.finish_job(&key)?;
     write_manifest(&args.out, &summary, &parts)?;
@@ -599,6 +610,9 @@ fn print_summary(s: &Summary, out: &Path, rate: Option<crate::api::RateSpec>) {
         None => eprintln!("  request rate  {req_rate:>9.1}/s"),
     }
     eprintln!("  tasks         {}", s.tasks_mode);
+    if let Some(mb) = s.peak_rss_mb {
+        eprintln!("  peak memory   {mb:>9.0} MiB");
+    }
     if s.deleted_meanwhile > 0 {
         eprintln!(
             "  deleted while exporting: {} contacts (kept, without related records)",
@@ -623,6 +637,7 @@ fn write_manifest(out: &Path, summary: &Summary, parts: &[CommittedPart]) -> any
         "retries": summary.retries,
         "throttled": summary.throttled,
         "elapsed_s": summary.elapsed_s,
+        "peak_rss_mb": summary.peak_rss_mb,
         "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
     let path = out.join("_manifest.json");
