@@ -3,7 +3,7 @@
 //! phones, tags, timestamps, a decimal, custom fields as JSON, a sprinkling of nulls).
 //!
 //! Output goes to `io::sink()`, so this measures encoding and compression, not the disk.
-//! Sample counts are small so `cargo bench --bench encode` runs in well under a minute.
+//! Sample counts are small so `cargo bench --bench encode` runs in under a minute.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -141,7 +141,7 @@ fn encode(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(5));
+    group.measurement_time(Duration::from_secs(8));
     for format in [Format::Parquet, Format::Csv, Format::Ndjson] {
         let opts = SinkOptions {
             format,

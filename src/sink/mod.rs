@@ -179,8 +179,9 @@ pub struct Encoder<W: Write + Send> {
 }
 
 enum Inner<W: Write + Send> {
-    Csv(CsvEncoder<W>),
-    // Boxed: the Arrow builders make this variant far larger than the others.
+    // Boxed: the csv crate's state and the Arrow builders are several times larger than
+    // the NDJSON encoder.
+    Csv(Box<CsvEncoder<W>>),
     Parquet(Box<ParquetEncoder<W>>),
     Ndjson(NdjsonEncoder<W>),
 }
@@ -195,7 +196,7 @@ impl<W: Write + Send> Encoder<W> {
             });
         }
         let inner = match opts.format {
-            Format::Csv => Inner::Csv(CsvEncoder::new(out, schema, opts)?),
+            Format::Csv => Inner::Csv(Box::new(CsvEncoder::new(out, schema, opts)?)),
             Format::Parquet => Inner::Parquet(Box::new(ParquetEncoder::new(out, schema, opts)?)),
             Format::Ndjson => Inner::Ndjson(NdjsonEncoder::new(out, schema, opts)),
         };

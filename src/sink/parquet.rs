@@ -266,6 +266,55 @@ mod tests {
         }
     }
 
+    /// Counts the bytes that reach the underlying writer.
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rows_leave_memory_as_row_groups_fill() {
+        let schema = Arc::new(TableSchema {
+            table: TableKind::Contacts,
+            columns: vec![Column {
+                name: "n".into(),
+                ty: ColumnType::Int,
+            }],
+        });
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let opts = SinkOptions {
+            row_group_rows: 1_000,
+            ..SinkOptions::default()
+        };
+        let mut enc = ParquetEncoder::new(Counting(written.clone()), schema, &opts).unwrap();
+        let mut after_first_batch = 0;
+        for i in 0..(3 * BATCH_ROWS as i64 + 10) {
+            enc.write(&vec![Value::Int(i)]).unwrap();
+            assert!(
+                enc.buffered < BATCH_ROWS,
+                "builders are drained every batch"
+            );
+            if i == BATCH_ROWS as i64 {
+                after_first_batch = written.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        // The first batch filled several row groups, which went to the writer at once
+        // rather than waiting for `finish`.
+        assert!(after_first_batch > 4 * 1_000, "{after_first_batch} bytes");
+        let before_finish = written.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(before_finish > after_first_batch);
+        enc.finish().unwrap();
+        assert!(written.load(std::sync::atomic::Ordering::Relaxed) > before_finish);
+    }
+
     #[test]
     fn bad_options_are_refused() {
         let schema = Arc::new(TableSchema {
