@@ -22,14 +22,26 @@ fn export(sb: &Sandbox, out: &Path, with: &str, source: &str) -> serde_json::Val
         .arg(out)
         .arg("--state")
         .arg(out.join(".state.sqlite"))
-        .args(["--with", with, "--source", source, "--rate", "off", "--concurrency", "64", "--quiet"])
+        .args([
+            "--with",
+            with,
+            "--source",
+            source,
+            "--rate",
+            "off",
+            "--concurrency",
+            "64",
+            "--quiet",
+        ])
         .env("GHL_BASE_URL", sb.url())
         .env("GHL_TOKEN", DEFAULT_TOKEN)
         .status()
         .expect("ghl-etl runs");
     assert!(status.success(), "export failed: {status}");
     let wall = t.elapsed().as_secs_f64();
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).expect("manifest")).expect("json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).expect("manifest"))
+            .expect("json");
     m["wall_s"] = wall.into();
     m
 }
@@ -49,20 +61,46 @@ fn report(label: &str, m: &serde_json::Value) {
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (small, large) = if quick { (20_000, 100_000) } else { (100_000, 1_000_000) };
+    let (small, large) = if quick {
+        (20_000, 100_000)
+    } else {
+        (100_000, 1_000_000)
+    };
     let dir = tempfile::tempdir().expect("tempdir");
-    let sb = Sandbox::start(SandboxConfig { contacts: small, rate_limit: None, ..SandboxConfig::default() }).await.expect("sandbox");
+    let sb = Sandbox::start(SandboxConfig {
+        contacts: small,
+        rate_limit: None,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
     let out = dir.path().join("small");
     let sbr = &sb;
     let (a, b, c) = tokio::task::block_in_place(|| {
-        (export(sbr, &out, "none", "list"), export(sbr, &out, "none", "search"), export(sbr, &out, "tasks,notes", "search"))
+        (
+            export(sbr, &out, "none", "list"),
+            export(sbr, &out, "none", "search"),
+            export(sbr, &out, "tasks,notes", "search"),
+        )
     });
-    report(&format!("{small} contacts, contacts only (list, 100/page)"), &a);
-    report(&format!("{small} contacts, contacts only (search, 500/page)"), &b);
+    report(
+        &format!("{small} contacts, contacts only (list, 100/page)"),
+        &a,
+    );
+    report(
+        &format!("{small} contacts, contacts only (search, 500/page)"),
+        &b,
+    );
     report(&format!("{small} contacts, with tasks and notes"), &c);
     sb.shutdown().await;
 
-    let sb = Sandbox::start(SandboxConfig { contacts: large, rate_limit: None, ..SandboxConfig::default() }).await.expect("sandbox");
+    let sb = Sandbox::start(SandboxConfig {
+        contacts: large,
+        rate_limit: None,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
     let out = dir.path().join("large");
     let sbr = &sb;
     let d = tokio::task::block_in_place(|| export(sbr, &out, "none", "search"));

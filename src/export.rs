@@ -36,7 +36,7 @@ use crate::api::{Client, ContactPage, Cursor, Source};
 use crate::cli::ConnectionArgs;
 use crate::commands::{self, Interrupted};
 use crate::mapping::{CustomFieldInfo, Mapping, RecordContext, RowOutcome};
-use crate::sink::{self, Format, PartWriter, RejectWriter, SinkOptions};
+use crate::sink::{self, Format, PartWriter, SinkOptions};
 use crate::state::{CommittedPart, JobStatus, LocationState, StateDb};
 use crate::table::{TableKind, TableSchema};
 
@@ -171,6 +171,18 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 impl Summary {
+    /// Rows and rejects per table, from the committed part files (this run's and, when
+    /// resumed, the earlier runs').
+    fn add_parts(&mut self, parts: &[CommittedPart]) {
+        for p in parts {
+            match p.table.strip_prefix("rejects/") {
+                Some(t) => *self.rejected.entry(t.to_string()).or_default() += p.rows,
+                None => *self.rows.entry(p.table.clone()).or_default() += p.rows,
+            }
+            self.files.push(p.path.clone());
+        }
+    }
+
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }
@@ -419,10 +431,7 @@ pub async fn run(
             resumed: true,
             ..Default::default()
         };
-        for p in db.parts(&key)? {
-            *summary.rows.entry(p.table.clone()).or_default() += p.rows;
-            summary.files.push(p.path);
-        }
+        summary.add_parts(&db.parts(&key)?);
         return Ok(summary);
     }
     let resumed = status == JobStatus::Resuming;
@@ -474,17 +483,12 @@ pub async fn run(
         });
     }
     let mut failure: Option<anyhow::Error> = None;
-    let mut rejected: HashMap<String, u64> = HashMap::new();
     loop {
         tokio::select! {
             next = tasks.join_next() => {
                 let Some(joined) = next else { break };
                 match joined {
-                    Ok((_, Ok(rej))) => {
-                        for (t, n) in rej {
-                            *rejected.entry(t).or_default() += n;
-                        }
-                    }
+                    Ok((_, Ok(()))) => {}
                     Ok((location, Err(e))) => {
                         // Stop the other locations too: a fatal error (auth, budget) usually hits all.
                         job.cancelled.store(true, Ordering::Relaxed);
@@ -528,13 +532,9 @@ pub async fn run(
             "per contact (GET /contacts/{id}/tasks)".into()
         },
         resumed,
-        rejected,
         ..Default::default()
     };
-    for p in &parts {
-        *summary.rows.entry(p.table.clone()).or_default() += p.rows;
-        summary.files.push(p.path.clone());
-    }
+    summary.add_parts(&parts);
     if let Some(e) = failure {
         if !quiet {
             eprintln!(
@@ -586,7 +586,7 @@ fn print_summary(s: &Summary, out: &Path, rate: Option<crate::api::RateSpec>) {
         eprintln!(
             "  {t:<13} {n:>9} rows{}",
             if rej > 0 {
-                format!(", {rej} rejected (see rejects/{t}.csv)")
+                format!(", {rej} rejected (see rejects/{t}/)")
             } else {
                 String::new()
             }
@@ -824,7 +824,7 @@ async fn export_location(
     location: &str,
     location_index: usize,
     base_mapping: Option<Mapping>,
-) -> anyhow::Result<HashMap<String, u64>> {
+) -> anyhow::Result<()> {
     let start = {
         let db = db.lock().unwrap_or_else(|e| e.into_inner());
         db.location(&job.key, location)?.unwrap_or(LocationState {
@@ -835,7 +835,7 @@ async fn export_location(
         })
     };
     if start.done {
-        return Ok(HashMap::new());
+        return Ok(());
     }
     let mapping = Arc::new(mapping_for(job, location, base_mapping).await?);
     let tables: Vec<TableKind> = std::iter::once(TableKind::Contacts)
@@ -911,12 +911,12 @@ async fn export_location(
         .await
         .map_err(|e| anyhow::anyhow!("writer task failed: {e}"))?;
     // A writer error explains a closed channel; report it first.
-    let rejected = written?;
+    written?;
     produced?;
     if job.cancelled.load(Ordering::Relaxed) {
         anyhow::bail!(Interrupted);
     }
-    Ok(rejected)
+    Ok(())
 }
 
 /// Part files of location number `i` (its place in `--location`, which the job key fixes)
@@ -988,8 +988,40 @@ fn crash_if(point: Option<Failpoint>, here: Failpoint) {
 struct Chunk {
     seq: u32,
     writers: Vec<(TableKind, Option<PartWriter>)>,
+    /// Rejected records of this chunk, per table: part files like the data, so they are
+    /// committed (or redone) together with it and a resumed run never repeats a reject.
+    rejects: Vec<(TableKind, Option<PartWriter>)>,
     contacts: u64,
     started: Instant,
+}
+
+/// Folder of the reject part files, beside the tables: `DIR/rejects/<table>/part-NNNNN.csv`.
+fn rejects_dir(out: &Path) -> PathBuf {
+    out.join("rejects")
+}
+
+/// The columns of a reject file.
+fn reject_schema(table: TableKind) -> TableSchema {
+    use crate::table::{Column, ColumnType};
+    TableSchema {
+        table,
+        columns: ["contact_id", "record_id", "column", "reason", "record_json"]
+            .into_iter()
+            .map(|name| Column {
+                name: name.into(),
+                ty: ColumnType::String,
+            })
+            .collect(),
+    }
+}
+
+fn reject_options() -> SinkOptions {
+    // Rejects are for people to read in a spreadsheet: CSV, formulas defused.
+    SinkOptions {
+        format: Format::Csv,
+        csv_safe: true,
+        ..SinkOptions::default()
+    }
 }
 
 /// The writer stage (a blocking thread): map, encode, and commit chunks.
@@ -1003,7 +1035,7 @@ fn write_location(
     tables: &[TableKind],
     start: LocationState,
     mut rx: mpsc::Receiver<EnrichedPage>,
-) -> anyhow::Result<HashMap<String, u64>> {
+) -> anyhow::Result<()> {
     let schemas: HashMap<TableKind, Arc<TableSchema>> = tables
         .iter()
         .filter_map(|t| {
@@ -1012,22 +1044,25 @@ fn write_location(
                 .map(|m| (*t, Arc::new(m.schema().clone())))
         })
         .collect();
-    let mut rejects: HashMap<TableKind, RejectWriter> = HashMap::new();
-    let mut rejected: HashMap<String, u64> = HashMap::new();
+    let reject_schemas: HashMap<TableKind, Arc<TableSchema>> = tables
+        .iter()
+        .map(|t| (*t, Arc::new(reject_schema(*t))))
+        .collect();
+    let reject_opts = reject_options();
     let mut state = start;
     let new_chunk = |seq: u32| Chunk {
         seq,
         writers: tables.iter().map(|t| (*t, None)).collect(),
+        rejects: tables.iter().map(|t| (*t, None)).collect(),
         contacts: 0,
         started: Instant::now(),
     };
     let mut chunk = new_chunk(state.next_part);
 
-    let mut write_row = |chunk: &mut Chunk,
-                         table: TableKind,
-                         record: &Value,
-                         ctx: &RecordContext,
-                         rejects: &mut HashMap<TableKind, RejectWriter>|
+    let write_row = |chunk: &mut Chunk,
+                     table: TableKind,
+                     record: &Value,
+                     ctx: &RecordContext|
      -> anyhow::Result<bool> {
         let Some(tm) = mapping.table(table) else {
             return Ok(true);
@@ -1055,15 +1090,33 @@ fn write_location(
             }
             RowOutcome::Filtered => Ok(false),
             RowOutcome::Rejected { column, reason } => {
-                let rw = match rejects.entry(table) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(RejectWriter::open(&job.out, table)?)
-                    }
+                let Some(slot) = chunk
+                    .rejects
+                    .iter_mut()
+                    .find(|(t, _)| *t == table)
+                    .map(|(_, w)| w)
+                else {
+                    return Ok(false);
                 };
+                if slot.is_none() {
+                    *slot = Some(PartWriter::create(
+                        &rejects_dir(&job.out),
+                        reject_schemas[&table].clone(),
+                        part_number(location_index, chunk.seq),
+                        &reject_opts,
+                    )?);
+                }
                 let rid = record.get("id").and_then(Value::as_str).unwrap_or("");
-                rw.reject(ctx.contact_id.unwrap_or(rid), rid, &column, &reason, record)?;
-                *rejected.entry(table.name().to_string()).or_default() += 1;
+                let line = vec![
+                    crate::table::Value::String(ctx.contact_id.unwrap_or(rid).to_string()),
+                    crate::table::Value::String(rid.to_string()),
+                    crate::table::Value::String(column.clone()),
+                    crate::table::Value::String(reason.clone()),
+                    crate::table::Value::String(record.to_string()),
+                ];
+                if let Some(w) = slot.as_mut() {
+                    w.write(&line, None)?;
+                }
                 tracing::debug!(table = %table, record_id = rid, column, reason, "Rejected a record.");
                 Ok(false)
             }
@@ -1075,7 +1128,15 @@ fn write_location(
     let mut commit =
         |chunk: Chunk, state: &mut LocationState, cursor: Cursor| -> anyhow::Result<()> {
             let mut parts = Vec::new();
-            for (table, w) in chunk.writers {
+            let data = chunk
+                .writers
+                .into_iter()
+                .map(|(t, w)| (t.name().to_string(), w));
+            let rejects = chunk
+                .rejects
+                .into_iter()
+                .map(|(t, w)| (format!("rejects/{}", t.name()), w));
+            for (table, w) in data.chain(rejects) {
                 if let Some(w) = w {
                     let f = w.finish()?;
                     let rel = f
@@ -1085,7 +1146,7 @@ fn write_location(
                         .display()
                         .to_string();
                     parts.push(CommittedPart {
-                        table: table.name().to_string(),
+                        table,
                         location: location.to_string(),
                         seq: chunk.seq,
                         path: rel,
@@ -1123,7 +1184,6 @@ fn write_location(
                     location_id: location,
                     contact_id: None,
                 },
-                &mut rejects,
             )?;
             if !kept {
                 job.progress.filtered.fetch_add(1, Ordering::Relaxed);
@@ -1142,7 +1202,7 @@ fn write_location(
                 (TableKind::Appointments, &rel.appointments),
             ] {
                 for r in records {
-                    write_row(&mut chunk, table, r, &ctx, &mut rejects)?;
+                    write_row(&mut chunk, table, r, &ctx)?;
                 }
             }
         }
@@ -1173,13 +1233,13 @@ fn write_location(
     if last_cursor == Cursor::Done {
         drop(chunk);
     } else {
-        for (_, w) in chunk.writers {
+        for (_, w) in chunk.writers.into_iter().chain(chunk.rejects) {
             if let Some(w) = w {
                 w.abort();
             }
         }
     }
-    Ok(rejected)
+    Ok(())
 }
 
 /// `ghl-etl mapping check FILE [--location L]`.

@@ -398,7 +398,9 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
         with_email,
         "every contact with an email is either a row or a reject"
     );
-    let (rh, rrows) = read_csv(&out.join("rejects").join("contacts.csv"));
+    let reject_files = parts(&out.join("rejects"), "contacts", "csv");
+    assert_eq!(reject_files.len(), 1);
+    let (rh, rrows) = read_csv(&reject_files[0]);
     assert_eq!(rrows.len(), rejected);
     let (reason, column, cid) = (
         col(&rh, "reason"),
@@ -513,7 +515,7 @@ async fn export_bin(
 /// Every output file (relative path -> bytes), temporary files included so leftovers show.
 fn snapshot(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut m = std::collections::BTreeMap::new();
-    for table in ["contacts", "tasks", "notes"] {
+    for table in ["contacts", "tasks", "notes", "rejects/contacts"] {
         if let Ok(d) = std::fs::read_dir(out.join(table)) {
             for e in d {
                 let p = e.unwrap().path();
