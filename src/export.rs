@@ -937,18 +937,24 @@ fn sweep_uncommitted(
     locations: &[String],
 ) -> anyhow::Result<()> {
     for table in TableKind::ALL {
-        let keep: Vec<u32> = parts
-            .iter()
-            .filter(|p| p.table == table.name())
-            .filter_map(|p| {
-                locations
-                    .iter()
-                    .position(|l| *l == p.location)
-                    .map(|i| part_number(i, p.seq))
-            })
-            .collect();
-        for r in sink::clean_uncommitted(out, table, format, &keep)? {
-            tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
+        let data = (out.to_path_buf(), table.name().to_string(), format);
+        let rejects = (
+            rejects_dir(out),
+            format!("rejects/{}", table.name()),
+            Format::Csv,
+        );
+        for (dir, name, format) in [data, rejects] {
+            let keep: Vec<u32> = parts
+                .iter()
+                .filter(|p| p.table == name)
+                .filter_map(|p| {
+                    let index = locations.iter().position(|l| *l == p.location)?;
+                    Some(part_number(index, p.seq))
+                })
+                .collect();
+            for r in sink::clean_uncommitted(&dir, table, format, &keep)? {
+                tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
+            }
         }
     }
     Ok(())

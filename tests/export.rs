@@ -340,11 +340,8 @@ async fn csv_round_trips_unicode_and_defuses_formulas_when_asked() {
     sb.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
-    let sb = sandbox(quiet_config(800)).await;
-    let dir = tempfile::tempdir().unwrap();
-    // The shipped mapping, made strict on phones so bad numbers are rejected with a reason.
+/// The shipped EcoSend mapping, made strict on phones so bad numbers are rejected with a reason.
+fn strict_ecosend(dir: &Path) -> PathBuf {
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/mappings/ecosend.toml"
@@ -357,8 +354,16 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
         1,
     );
     assert_ne!(strict, shipped, "the phone column's on_error was found");
-    let mapping = dir.path().join("ecosend-strict.toml");
+    let mapping = dir.join("ecosend-strict.toml");
     std::fs::write(&mapping, strict).unwrap();
+    mapping
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
+    let sb = sandbox(quiet_config(800)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = strict_ecosend(dir.path());
     let mut a = args(&sb, &dir.path().join("out"), Format::Csv);
     a.with = vec![Related::None];
     a.mapping = Some(mapping);
@@ -478,14 +483,24 @@ async fn export_bin(
     out: &Path,
     failpoint: Option<&str>,
 ) -> (std::process::ExitStatus, String) {
+    export_bin_with(sb, out, failpoint, None).await
+}
+
+async fn export_bin_with(
+    sb: &Sandbox,
+    out: &Path,
+    failpoint: Option<&str>,
+    mapping: Option<&Path>,
+) -> (std::process::ExitStatus, String) {
     let out = out.to_path_buf();
+    let mapping = mapping.map(|m| m.display().to_string());
     let url = sb.url();
     let location = sb.location_ids()[0].clone();
     let failpoint = failpoint.map(str::to_string);
     tokio::task::spawn_blocking(move || {
         let out_s = out.display().to_string();
         let state = out.join(".state.sqlite").display().to_string();
-        let args = [
+        let mut args = vec![
             "export",
             "--location",
             &location,
@@ -501,6 +516,9 @@ async fn export_bin(
             "off",
             "--quiet",
         ];
+        if let Some(m) = mapping.as_deref() {
+            args.extend(["--mapping", m]);
+        }
         let mut env = vec![("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
         if let Some(f) = failpoint.as_deref() {
             env.push(("GHL_ETL_FAILPOINT", f));
@@ -533,40 +551,66 @@ fn snapshot(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 async fn a_killed_export_resumes_to_the_same_output_as_a_clean_run() {
     let sb = sandbox(quiet_config(1_000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let clean = dir.path().join("clean");
-    let (status, d) = export_bin(&sb, &clean, None).await;
-    assert!(status.success(), "{d}");
-    let want = snapshot(&clean);
-    assert_eq!(
-        want.keys().filter(|k| k.starts_with("contacts/")).count(),
-        5,
-        "{:?}",
-        want.keys()
-    );
-
-    for (i, fp) in [
-        "mid-chunk:300",
-        "before-commit:1",
-        "after-commit:2",
-        "before-commit:5",
-        "mid-chunk:900",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let out = dir.path().join(format!("killed-{i}"));
-        let (status, d) = export_bin(&sb, &out, Some(fp)).await;
-        assert!(!status.success(), "the failpoint {fp} killed the run:\n{d}");
-        let (status, d) = export_bin(&sb, &out, None).await;
-        assert!(status.success(), "the rerun after {fp} finishes:\n{d}");
-        let got = snapshot(&out);
+    // The default mapping (contacts, tasks, notes), and a strict one that rejects rows, so the
+    // reject files are shown to resume exactly too (exit 1: rows were rejected).
+    let strict = strict_ecosend(dir.path());
+    for (m, mapping, code) in [("default", None, 0), ("strict", Some(strict.as_path()), 1)] {
+        let clean = dir.path().join(format!("clean-{m}"));
+        let (status, d) = export_bin_with(&sb, &clean, None, mapping).await;
+        assert_eq!(status.code(), Some(code), "{d}");
+        let want = snapshot(&clean);
         assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "same files after {fp}"
+            want.keys().filter(|k| k.starts_with("contacts/")).count(),
+            5,
+            "{:?}",
+            want.keys()
         );
-        for (k, v) in &want {
-            assert!(got[k] == *v, "{k} differs after resuming from {fp}");
+        if mapping.is_some() {
+            assert!(
+                want.keys()
+                    .filter(|k| k.starts_with("rejects/contacts/"))
+                    .count()
+                    >= 3,
+                "{:?}",
+                want.keys()
+            );
+        } else {
+            assert!(
+                want.keys().any(|k| k.starts_with("tasks/"))
+                    && want.keys().any(|k| k.starts_with("notes/"))
+            );
+        }
+        for (i, fp) in [
+            "mid-chunk:300",
+            "before-commit:1",
+            "after-commit:2",
+            "before-commit:5",
+            "mid-chunk:900",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let out = dir.path().join(format!("killed-{m}-{i}"));
+            let (status, d) = export_bin_with(&sb, &out, Some(fp), mapping).await;
+            assert!(
+                status.code() != Some(0) && status.code() != Some(1),
+                "the failpoint {fp} killed the run:\n{d}"
+            );
+            let (status, d) = export_bin_with(&sb, &out, None, mapping).await;
+            assert_eq!(
+                status.code(),
+                Some(code),
+                "the rerun after {fp} finishes:\n{d}"
+            );
+            let got = snapshot(&out);
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "same files after {fp} ({m})"
+            );
+            for (k, v) in &want {
+                assert!(got[k] == *v, "{k} differs after resuming from {fp} ({m})");
+            }
         }
     }
     sb.shutdown().await;
