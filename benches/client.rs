@@ -16,6 +16,10 @@ use ghl_etl::api::{AuthConfig, Client, ClientConfig, Cursor, RateSpec, Source};
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
 use ghl_etl::secret::Secret;
 
+/// The allocator the `ghl-etl` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter()

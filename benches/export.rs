@@ -14,6 +14,10 @@ use std::time::Instant;
 
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
 
+/// The sandbox serves from this process: give it the allocator the `ghl-etl` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn export(sb: &Sandbox, out: &Path, with: &str, source: &str) -> serde_json::Value {
     let _ = std::fs::remove_dir_all(out);
     let t = Instant::now();
