@@ -176,3 +176,58 @@ async fn plain_http_to_a_remote_host_is_a_usage_error() {
         "{d}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_mapping_is_refused_with_file_line_column_and_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "version = 1\n[contacts]\n[[contacts.columns]]\nname = \"email\"\ntransform = [\"lowercase\"]\n[[contacts.columns]]\nname = \"x\"\ntype = \"strng\"\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let (out, d) = run(vec!["mapping".into(), "check".into(), path.clone()], vec![]).await;
+    assert_eq!(out.status.code(), Some(2), "{d}");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains(&format!("{path}:5:")),
+        "names file and line:\n{d}"
+    );
+    assert!(err.contains("did you mean `lower`"), "{d}");
+    assert!(
+        err.contains("strng") && err.contains("did you mean `string`"),
+        "every error at once:\n{d}"
+    );
+    // The export refuses the same file before making any request.
+    let (out, d) = run(
+        vec![
+            "export".into(),
+            "--location".into(),
+            "L".into(),
+            "--out".into(),
+            dir.path().join("o").display().to_string(),
+            "--mapping".into(),
+            path,
+        ],
+        vec![
+            ("GHL_TOKEN".into(), "t".into()),
+            ("GHL_BASE_URL".into(), "http://127.0.0.1:9".into()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_mappings_pass_mapping_check() {
+    for m in ["analytics", "ecosend", "ecologi", "tagging"] {
+        let path = format!("{}/mappings/{m}.toml", env!("CARGO_MANIFEST_DIR"));
+        let (out, d) = run(vec!["mapping".into(), "check".into(), path], vec![]).await;
+        assert_eq!(out.status.code(), Some(0), "{d}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("contacts ("),
+            "{d}"
+        );
+    }
+}

@@ -680,3 +680,81 @@ async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
     assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updated_since_exports_only_recently_updated_contacts() {
+    let sb = sandbox(quiet_config(600)).await;
+    let location = sb.location_ids()[0].clone();
+    let mut stamps: Vec<(String, i64)> = sb
+        .store()
+        .contact_ids(&location)
+        .into_iter()
+        .map(|id| {
+            let c = sb.store().contact(&id).unwrap();
+            let ms = ghl_etl::api::pages::epoch_ms(&c["dateUpdated"]).unwrap();
+            (id, ms)
+        })
+        .collect();
+    stamps.sort_by_key(|(_, ms)| *ms);
+    let cut = stamps[stamps.len() / 2].1;
+    let since = chrono::DateTime::from_timestamp_millis(cut)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Parquet);
+    a.with = vec![Related::None];
+    a.updated_since = Some(since);
+    run(&a, DEFAULT_TOKEN).await;
+    let mut got: Vec<String> = strings(&read_parquet(dir.path(), "contacts"), "id")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let mut want: Vec<String> = stamps
+        .iter()
+        .filter(|(_, ms)| *ms >= cut)
+        .map(|(id, _)| id.clone())
+        .collect();
+    got.sort();
+    want.sort();
+    assert!(!want.is_empty() && want.len() < 600);
+    assert_eq!(got, want);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_locations_export_in_parallel_into_one_dataset() {
+    let mut cfg = quiet_config(250);
+    cfg.locations = 2;
+    let sb = sandbox(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Parquet);
+    a.locations = sb.location_ids();
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    assert_eq!(summary.contacts, 500);
+    let files: Vec<String> = parts(dir.path(), "contacts", "parquet")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["part-00000.parquet", "part-100000.parquet"]);
+    let batches = read_parquet(dir.path(), "contacts");
+    let mut got: Vec<String> = strings(&batches, "id")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let mut want: Vec<String> = sb
+        .location_ids()
+        .iter()
+        .flat_map(|l| sb.store().contact_ids(l))
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let notes = counts(&strings(&read_parquet(dir.path(), "notes"), "contact_id"));
+    for id in &want {
+        assert_eq!(
+            notes.get(id).copied().unwrap_or(0),
+            sb.store().notes(id).len()
+        );
+    }
+    sb.shutdown().await;
+}
