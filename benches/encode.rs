@@ -2,6 +2,10 @@
 //! synthetic contact rows of 26 columns shaped like a real contact export (names, emails,
 //! phones, tags, timestamps, a decimal, custom fields as JSON, a sprinkling of nulls).
 //!
+//! A second group, `map_and_encode`, measures the export's writer stage as a whole: 20,000 raw
+//! contact records from the sandbox's generator (messy, with custom fields) mapped by the
+//! default mapping (~90 columns) and by `mappings/analytics.toml`, then encoded as Parquet.
+//!
 //! Output goes to `io::sink()`, so this measures encoding and compression, not the disk.
 //! Sample counts are small so `cargo bench --bench encode` runs in under a minute.
 
@@ -161,5 +165,69 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode);
+fn map_and_encode(c: &mut Criterion) {
+    use ghl_etl::mapping::{CustomFieldInfo, Mapping, RecordContext, RowOutcome};
+    use ghl_etl::sandbox::{SandboxConfig, SandboxState};
+    const N: usize = 20_000;
+    let state = SandboxState::new(SandboxConfig {
+        contacts: N,
+        ..SandboxConfig::default()
+    })
+    .expect("sandbox data");
+    let location = state.store().location_ids()[0].clone();
+    let records: Vec<serde_json::Value> = state
+        .store()
+        .contact_ids(&location)
+        .iter()
+        .filter_map(|id| state.store().contact(id))
+        .collect();
+    let fields: Vec<CustomFieldInfo> = state
+        .store()
+        .custom_fields(&location)
+        .iter()
+        .map(|f| CustomFieldInfo {
+            id: f["id"].as_str().unwrap_or_default().to_string(),
+            name: f["name"].as_str().unwrap_or_default().to_string(),
+            field_key: f["fieldKey"].as_str().map(str::to_string),
+            data_type: f["dataType"].as_str().map(str::to_string),
+        })
+        .collect();
+    let analytics = Mapping::from_path(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/analytics.toml"
+    )))
+    .expect("analytics mapping");
+    let mut group = c.benchmark_group("map_and_encode");
+    group.throughput(Throughput::Elements(N as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(8));
+    let opts = SinkOptions::default();
+    for (name, mapping) in [
+        ("default_mapping_parquet", Mapping::default_for(&fields)),
+        ("analytics_parquet", analytics),
+    ] {
+        let table = mapping.table(TableKind::Contacts).expect("contacts");
+        let schema = Arc::new(table.schema().clone());
+        let ctx = RecordContext {
+            location_id: &location,
+            contact_id: None,
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut enc =
+                    Encoder::new(std::io::sink(), schema.clone(), &opts).expect("encoder");
+                for r in &records {
+                    if let RowOutcome::Row(row) = table.apply(r, &ctx) {
+                        enc.write(&row, Some(r)).expect("row");
+                    }
+                }
+                black_box(enc.finish().expect("finish"));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode, map_and_encode);
 criterion_main!(benches);

@@ -549,17 +549,20 @@ pub async fn run(
     let mut db = db;
     db.finish_job(&key)?;
     write_manifest(&args.out, &summary, &parts)?;
-    if !quiet {
+    if !quiet && !json_logs {
         print_summary(&summary, &args.out, client.rate(&args.locations[0]));
     }
-    tracing::info!(
-        contacts = summary.contacts,
-        requests = summary.requests,
-        retries = summary.retries,
-        throttled = summary.throttled,
-        elapsed_s = summary.elapsed_s,
-        "Export finished."
-    );
+    if json_logs {
+        // For log shippers: the summary as one structured event (people read the lines above).
+        tracing::info!(
+            contacts = summary.contacts,
+            requests = summary.requests,
+            retries = summary.retries,
+            throttled = summary.throttled,
+            elapsed_s = summary.elapsed_s,
+            "Export finished."
+        );
+    }
     Ok(summary)
 }
 

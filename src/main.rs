@@ -16,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,ghl_etl=info",
+        (false, 0) => "warn,ghl_etl=info,ghl_etl::sandbox=warn",
         (false, 1) => "info,ghl_etl=debug",
         _ => "debug,ghl_etl=trace",
     };
