@@ -1228,6 +1228,14 @@ fn write_location(
         state.contacts += n;
         job.progress.contacts.fetch_add(n, Ordering::Relaxed);
         job.bar.inc(n);
+        let stats = job.client.stats();
+        job.bar.set_message(format!(
+            "{} pages, {} requests, {} retries, {} 429s",
+            job.progress.pages.load(Ordering::Relaxed),
+            stats.requests,
+            stats.retries,
+            stats.throttled
+        ));
         last_cursor = ep.page.next.clone();
         let full = chunk.contacts >= job.part_rows || chunk.started.elapsed() >= job.commit_every;
         if full || last_cursor == Cursor::Done {

@@ -176,7 +176,12 @@ fn contact_columns() -> Vec<(String, ColumnType)> {
 /// The column type for a custom field's `dataType`.
 fn custom_type(data_type: Option<&str>) -> ColumnType {
     match data_type.map(str::to_ascii_uppercase).as_deref() {
-        Some("NUMERICAL" | "MONETORY" | "MONETARY") => ColumnType::Float,
+        Some("NUMERICAL") => ColumnType::Float,
+        // Money is exact: a decimal with cents, not a float that turns 0.1 + 0.2 into 0.30000000000000004.
+        Some("MONETORY" | "MONETARY") => ColumnType::Decimal {
+            precision: 18,
+            scale: 2,
+        },
         Some("CHECKBOX" | "MULTIPLE_OPTIONS") => ListString,
         Some("DATE") => ColumnType::Date,
         Some("FILE_UPLOAD" | "TEXTBOX_LIST") => Json,
