@@ -671,21 +671,26 @@ fn contact_id(r: &Value) -> &str {
     r.get("id").and_then(Value::as_str).unwrap_or("")
 }
 
+/// What the mapping needs of a location's custom-field definitions.
+fn custom_field_infos(fields: Vec<crate::api::model::CustomField>) -> Vec<CustomFieldInfo> {
+    fields
+        .into_iter()
+        .map(|f| CustomFieldInfo {
+            name: f.name.clone().unwrap_or_else(|| f.id.clone()),
+            id: f.id,
+            field_key: f.field_key,
+            data_type: f.data_type,
+        })
+        .collect()
+}
+
 /// The mapping for one location: the file's (custom fields resolved against the location), or
 /// the full default built from the location's custom fields.
 async fn mapping_for(job: &Job, location: &str, base: Option<Mapping>) -> anyhow::Result<Mapping> {
     let needs_fields = base.as_ref().is_none_or(|m| m.uses_custom_fields());
     let fields = if needs_fields {
         match job.client.custom_fields(location).await {
-            Ok(f) => f
-                .into_iter()
-                .map(|f| CustomFieldInfo {
-                    name: f.name.clone().unwrap_or_else(|| f.id.clone()),
-                    id: f.id,
-                    field_key: f.field_key,
-                    data_type: f.data_type,
-                })
-                .collect(),
+            Ok(f) => custom_field_infos(f),
             Err(e) if e.kind == ErrorKind::Unauthorized && base.is_none() => {
                 tracing::warn!(error = %e, "Cannot read custom-field names; custom fields stay in the customFields column.");
                 Vec::new()
@@ -1274,17 +1279,7 @@ pub async fn mapping_check(
     };
     if let Some(location) = location {
         let client = Client::new(conn.client_config(None)?)?;
-        let fields: Vec<CustomFieldInfo> = client
-            .custom_fields(location)
-            .await?
-            .into_iter()
-            .map(|f| CustomFieldInfo {
-                name: f.name.clone().unwrap_or_else(|| f.id.clone()),
-                id: f.id,
-                field_key: f.field_key,
-                data_type: f.data_type,
-            })
-            .collect();
+        let fields = custom_field_infos(client.custom_fields(location).await?);
         if let Err(e) = mapping.resolve_custom_fields(&fields) {
             eprintln!("{e}");
             return Ok(commands::EXIT_USAGE);
