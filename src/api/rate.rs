@@ -68,7 +68,7 @@ impl FromStr for RateSpec {
             "h" => num * 3600.0,
             _ => return Err(bad()),
         };
-        if !(secs > 0.0) {
+        if secs.is_nan() || secs <= 0.0 {
             return Err(bad());
         }
         Ok(RateSpec {
