@@ -323,7 +323,8 @@ mod tests {
                 rows: 100,
                 bytes: 1234,
             };
-            db.commit_chunk("j1", "L", &st, std::slice::from_ref(&part)).unwrap();
+            db.commit_chunk("j1", "L", &st, std::slice::from_ref(&part))
+                .unwrap();
             // The same part twice is refused, and the failed transaction changes nothing.
             let st2 = LocationState {
                 next_part: 2,

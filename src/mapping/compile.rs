@@ -686,7 +686,7 @@ impl<'s, 't> Cx<'s, 't> {
         let ok = parse_path(name, pos).ok().filter(|p| {
             !matches!(p.root, Root::Custom(_))
                 && p.root_field()
-                    .map_or(true, |(f, quoted)| quoted || known_roots(kind).contains(&f))
+                    .is_none_or(|(f, quoted)| quoted || known_roots(kind).contains(&f))
         });
         if ok.is_some() {
             return ok;

@@ -126,7 +126,7 @@ impl Grant {
     pub fn reaches(&self, location_id: &str) -> bool {
         self.locations
             .as_ref()
-            .map_or(true, |l| l.iter().any(|x| x == location_id))
+            .is_none_or(|l| l.iter().any(|x| x == location_id))
     }
 
     pub fn scope_string(&self) -> String {

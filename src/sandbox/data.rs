@@ -1088,7 +1088,7 @@ mod tests {
         }
         let no_email = all
             .iter()
-            .filter(|c| c.get("email").map_or(true, Value::is_null))
+            .filter(|c| c.get("email").is_none_or(Value::is_null))
             .count();
         assert!(no_email > 100 && no_email < 1000);
         let has_array_value = all.iter().any(|c| {

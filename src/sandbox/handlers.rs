@@ -1062,12 +1062,11 @@ pub async fn search_tasks(State(st): St, Extension(ctx): Extension<Ctx>, body: B
     let contact_ids: Option<Vec<String>> = body.get("contactId").map(|v| strings(Some(v)));
     let tasks = blocking(&st, move |st| {
         let keep = |t: &Value| {
-            completed.map_or(true, |c| {
-                t.get("completed").and_then(Value::as_bool) == Some(c)
-            }) && (assigned.is_empty()
-                || t.get("assignedTo")
-                    .and_then(Value::as_str)
-                    .is_some_and(|a| assigned.iter().any(|x| x == a)))
+            completed.is_none_or(|c| t.get("completed").and_then(Value::as_bool) == Some(c))
+                && (assigned.is_empty()
+                    || t.get("assignedTo")
+                        .and_then(Value::as_str)
+                        .is_some_and(|a| assigned.iter().any(|x| x == a)))
                 && (text.is_empty()
                     || t.get("title")
                         .and_then(Value::as_str)
@@ -1213,7 +1212,7 @@ trait EmptyOrMissing {
 
 impl EmptyOrMissing for Option<&String> {
     fn is_none_or_empty(&self) -> bool {
-        self.map_or(true, |s| s.is_empty())
+        self.is_none_or(|s| s.is_empty())
     }
 }
 

@@ -448,7 +448,7 @@ impl Filter {
                         let test = |bound: &Option<Scalar>, ok: &dyn Fn(Ordering) -> bool| {
                             bound
                                 .as_ref()
-                                .map_or(true, |b| cmp_scalar(&v, b).is_some_and(ok))
+                                .is_none_or(|b| cmp_scalar(&v, b).is_some_and(ok))
                         };
                         present(&v)
                             && test(gt, &|o| o == Ordering::Greater)
@@ -737,7 +737,7 @@ impl SearchRequest {
 
     pub fn matches(&self, r: &dyn Record) -> bool {
         self.filters.iter().all(|f| f.matches(r))
-            && self.query.as_deref().map_or(true, |q| text_matches(r, q))
+            && self.query.as_deref().is_none_or(|q| text_matches(r, q))
     }
 }
 

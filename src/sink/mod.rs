@@ -255,7 +255,7 @@ pub(crate) fn check_row(schema: &TableSchema, row: &Row) -> Result<(), EncodeErr
                 // to check here (Parquet refuses such a schema up front).
                 let fits = 10_i128
                     .checked_pow(u32::from(precision))
-                    .map_or(true, |limit| v.unsigned_abs() < limit.unsigned_abs());
+                    .is_none_or(|limit| v.unsigned_abs() < limit.unsigned_abs());
                 if !fits {
                     return Err(value_error(
                         col,
