@@ -124,7 +124,7 @@ fn banner(sb: &Sandbox, args: &SandboxArgs, refresh: &str) -> String {
     let _ = writeln!(b, "  export GHL_BASE_URL={url}");
     let _ = writeln!(b, "  export GHL_TOKEN={DEFAULT_TOKEN}");
     if let Some(first) = ids.first() {
-        let _ = writeln!(b, "  ghl-etl export --location {first}");
+        let _ = writeln!(b, "  ghl-etl export --location {first} --out ./export");
     }
     let _ = writeln!(b, "\nCounters: curl {url}/_sandbox/stats");
     let _ = writeln!(b, "Press Ctrl-C to stop.");
