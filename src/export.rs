@@ -63,9 +63,10 @@ pub struct ExportArgs {
     #[arg(long = "location", env = "GHL_LOCATION", value_delimiter = ',')]
     pub locations: Vec<String>,
 
-    /// Where contacts come from: `list` (GET /contacts/), `search` (POST /contacts/search,
-    /// pages of 500) or `business:<id>` (the contacts of one business).
-    #[arg(long, default_value = "list")]
+    /// Where contacts come from: `search` (POST /contacts/search, pages of 500: the fewest
+    /// requests), `list` (GET /contacts/, pages of 100, deprecated by GHL) or `business:<id>`
+    /// (the contacts of one business).
+    #[arg(long, default_value = "search")]
     pub source: String,
 
     /// Only contacts updated at or after this instant (RFC 3339 or YYYY-MM-DD); uses search.

@@ -510,6 +510,8 @@ async fn export_bin_with(
             &state,
             "--format",
             "csv",
+            "--source",
+            "list",
             "--part-rows",
             "200",
             "--rate",
