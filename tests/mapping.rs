@@ -548,7 +548,13 @@ fn default_mapping_names_custom_columns_and_breaks_name_ties() {
         .unwrap_or_else(|| panic!("contacts"));
     let cols = &t.schema().columns;
     let ty = |n: &str| cols.iter().find(|c| c.name == n).map(|c| c.ty);
-    assert_eq!(ty("Budget"), Some(ColumnType::Float));
+    assert_eq!(
+        ty("Budget"),
+        Some(ColumnType::Decimal {
+            precision: 18,
+            scale: 2
+        })
+    );
     assert_eq!(ty("custom.Budget"), Some(ColumnType::String));
     assert_eq!(ty("Files"), Some(ColumnType::Json));
     assert_eq!(ty("tags"), Some(ColumnType::ListString));
@@ -567,7 +573,7 @@ fn default_mapping_names_custom_columns_and_breaks_name_ties() {
         }),
         &CTX,
     );
-    assert_eq!(cell(&r, "Budget"), Value::Float(1500.5));
+    assert_eq!(cell(&r, "Budget"), Value::Decimal(150050));
     assert_eq!(cell(&r, "custom.Budget"), s("about 2k"));
     assert_eq!(
         cell(&r, "Files"),
