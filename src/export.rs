@@ -658,60 +658,6 @@ struct EnrichedPage {
     /// Per contact (same index as `page.records`): tasks, notes, appointments; `None` when the
     /// contact was deleted before they could be fetched.
     related: Vec<RelatedRecords>,
-    /// Per contact: the mapping's rows (filled by the map stage, empty before it).
-    mapped: Vec<MappedContact>,
-}
-
-/// The mapping's verdict on one contact and its related records.
-struct MappedContact {
-    contact: RowOutcome,
-    /// Per child table, one outcome per record in answer order; empty when the contact itself
-    /// was filtered out or rejected.
-    children: Vec<(TableKind, Vec<RowOutcome>)>,
-}
-
-/// The map stage: apply the mapping to a page. CPU work, run on the blocking pool so several
-/// pages are mapped in parallel while the writer encodes earlier ones.
-fn map_page(
-    mapping: &Mapping,
-    location: &str,
-    page: &ContactPage,
-    related: &[RelatedRecords],
-) -> Vec<MappedContact> {
-    let own = RecordContext {
-        location_id: location,
-        contact_id: None,
-    };
-    page.records
-        .iter()
-        .zip(related)
-        .map(|(record, rel)| {
-            let contact = match mapping.table(TableKind::Contacts) {
-                Some(tm) => tm.apply(record, &own),
-                None => RowOutcome::Filtered,
-            };
-            let mut children = Vec::new();
-            if matches!(contact, RowOutcome::Row(_)) {
-                let ctx = RecordContext {
-                    location_id: location,
-                    contact_id: Some(contact_id(record)),
-                };
-                for (table, records) in [
-                    (TableKind::Tasks, &rel.tasks),
-                    (TableKind::Notes, &rel.notes),
-                    (TableKind::Appointments, &rel.appointments),
-                ] {
-                    if let Some(tm) = mapping.table(table) {
-                        if !records.is_empty() {
-                            children
-                                .push((table, records.iter().map(|r| tm.apply(r, &ctx)).collect()));
-                        }
-                    }
-                }
-            }
-            MappedContact { contact, children }
-        })
-        .collect()
 }
 
 #[derive(Default)]
@@ -850,11 +796,7 @@ async fn enrich(
             slot.appointments = f.appointments;
         }
     }
-    Ok(EnrichedPage {
-        page,
-        related,
-        mapped: Vec::new(),
-    })
+    Ok(EnrichedPage { page, related })
 }
 
 async fn bulk_tasks(
@@ -957,17 +899,7 @@ async fn export_location(
                 }
                 let job = job.clone();
                 let location = location.to_string();
-                let mapping = mapping.clone();
-                async move {
-                    let mut ep = enrich(&job, &location, page).await?;
-                    let mapped = tokio::task::spawn_blocking(move || {
-                        ep.mapped = map_page(&mapping, &location, &ep.page, &ep.related);
-                        ep
-                    })
-                    .await;
-                    // A panic in the mapping is a bug: let it surface as one.
-                    Ok(mapped.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
-                }
+                async move { enrich(&job, &location, page).await }
             })
             .try_buffered(PREFETCH_PAGES));
         while let Some(page) = enriched.next().await {
@@ -1142,14 +1074,15 @@ fn write_location(
     };
     let mut chunk = new_chunk(state.next_part);
 
-    // Write one mapped record: a row to its table's part file, a reject to the reject part.
-    let write_outcome = |chunk: &mut Chunk,
-                         table: TableKind,
-                         outcome: RowOutcome,
-                         record: &Value,
-                         ctx: &RecordContext|
+    let write_row = |chunk: &mut Chunk,
+                     table: TableKind,
+                     record: &Value,
+                     ctx: &RecordContext|
      -> anyhow::Result<bool> {
-        match outcome {
+        let Some(tm) = mapping.table(table) else {
+            return Ok(true);
+        };
+        match tm.apply(record, ctx) {
             RowOutcome::Row(row) => {
                 let slot = chunk
                     .writers
@@ -1252,16 +1185,15 @@ fn write_location(
     let mut last_cursor = state.cursor.clone();
     while let Some(ep) = rx.blocking_recv() {
         let n = ep.page.records.len() as u64;
-        for ((record, rel), mapped) in ep.page.records.iter().zip(&ep.related).zip(ep.mapped) {
+        for (record, rel) in ep.page.records.iter().zip(&ep.related) {
             let cid = contact_id(record);
             let ctx = RecordContext {
                 location_id: location,
                 contact_id: Some(cid),
             };
-            let kept = write_outcome(
+            let kept = write_row(
                 &mut chunk,
                 TableKind::Contacts,
-                mapped.contact,
                 record,
                 &RecordContext {
                     location_id: location,
@@ -1279,15 +1211,13 @@ fn write_location(
                     "The contact was deleted while exporting; kept without related records."
                 );
             }
-            for (table, outcomes) in mapped.children {
-                let records = match table {
-                    TableKind::Tasks => &rel.tasks,
-                    TableKind::Notes => &rel.notes,
-                    TableKind::Appointments => &rel.appointments,
-                    TableKind::Contacts => continue,
-                };
-                for (r, outcome) in records.iter().zip(outcomes) {
-                    write_outcome(&mut chunk, table, outcome, r, &ctx)?;
+            for (table, records) in [
+                (TableKind::Tasks, &rel.tasks),
+                (TableKind::Notes, &rel.notes),
+                (TableKind::Appointments, &rel.appointments),
+            ] {
+                for r in records {
+                    write_row(&mut chunk, table, r, &ctx)?;
                 }
             }
         }
