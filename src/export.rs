@@ -106,7 +106,8 @@ pub struct ExportArgs {
     #[arg(long, default_value = ".ghl-etl/state.sqlite")]
     pub state: PathBuf,
 
-    /// Forget earlier progress of this export and start over (its part files are deleted).
+    /// Forget earlier progress of this export and start over: every part file in the output
+    /// folder is deleted.
     #[arg(long)]
     pub restart: bool,
 
@@ -436,6 +437,20 @@ pub async fn run(
         return Ok(summary);
     }
     let resumed = status == JobStatus::Resuming;
+    if status == JobStatus::New && !args.restart {
+        // The sweep below deletes part files this export did not commit: never let it touch the
+        // files of another export that used the same folder.
+        let foreign = part_files_in(&args.out);
+        if !foreign.is_empty() {
+            db.reset_job(&key)?;
+            anyhow::bail!(
+                "{} already holds {} part files of another export (e.g. {}); use an empty --out folder (such as one per night), or delete those files",
+                args.out.display(),
+                foreign.len(),
+                foreign[0].display()
+            );
+        }
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
 
@@ -935,6 +950,26 @@ const PARTS_PER_LOCATION: u32 = 100_000;
 
 fn part_number(location_index: usize, seq: u32) -> u32 {
     location_index as u32 * PARTS_PER_LOCATION + seq
+}
+
+/// Part files (finished or temporary) under an output folder, of any table and format.
+fn part_files_in(out: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for table in TableKind::ALL {
+        for dir in [out.join(table.name()), rejects_dir(out).join(table.name())] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("part-") || name.starts_with(".part-") {
+                    found.push(e.path());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Remove part files a crash left behind (written but never committed), for every table.

@@ -644,6 +644,8 @@ async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
                 &state,
                 "--format",
                 "csv",
+                "--source",
+                "list",
                 "--part-rows",
                 "200",
                 "--rate",
@@ -758,5 +760,32 @@ async fn several_locations_export_in_parallel_into_one_dataset() {
             sb.store().notes(id).len()
         );
     }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_export_never_deletes_files_of_another_in_the_same_folder() {
+    let sb = sandbox(quiet_config(120)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Csv);
+    a.with = vec![Related::None];
+    run(&a, DEFAULT_TOKEN).await;
+    let before = std::fs::read(dir.path().join("contacts/part-00000.csv")).unwrap();
+    // Another export (different related tables) into the same folder is refused...
+    a.with = vec![Related::Notes];
+    let err = export::run(&a, Some(DEFAULT_TOKEN), true, false)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("another export"), "{err:#}");
+    // ...and the first export's files are untouched.
+    assert_eq!(
+        std::fs::read(dir.path().join("contacts/part-00000.csv")).unwrap(),
+        before
+    );
+    // With --restart it starts over in that folder.
+    a.restart = true;
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    assert_eq!(summary.rows.get("contacts"), Some(&120));
+    assert!(summary.rows.get("notes").copied().unwrap_or(0) > 0);
     sb.shutdown().await;
 }
