@@ -4,7 +4,8 @@
 //! 0 success · 1 finished, but some records were rejected or failed (see the reject files) ·
 //! 2 usage, configuration or I/O error · 3 authentication/authorisation (token, scope, location) ·
 //! 4 the location's daily request budget is spent (rerun later: it resumes) ·
-//! 5 the API kept failing after retries (rerun: it resumes) · 130 interrupted (rerun: it resumes).
+//! 5 the API kept failing after retries (rerun: it resumes) · 6 the API answered pages that
+//! cannot be followed (a repeating cursor): rerunning will not help · 130 interrupted (rerun: it resumes).
 
 use std::io::Write;
 
@@ -20,6 +21,7 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_AUTH: i32 = 3;
 pub const EXIT_BUDGET: i32 = 4;
 pub const EXIT_API: i32 = 5;
+pub const EXIT_PAGING: i32 = 6;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Marks an error as an interruption (Ctrl-C), for the exit code.
@@ -38,6 +40,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,
                 ErrorKind::DailyBudgetExhausted { .. } => EXIT_BUDGET,
                 ErrorKind::Config => EXIT_USAGE,
+                ErrorKind::CursorLoop => EXIT_PAGING,
                 _ => EXIT_API,
             };
         }
@@ -122,17 +125,10 @@ pub async fn auth_check(
             Err(e) if e.status.is_some_and(|s| probe.accepted.contains(&s)) => {
                 (true, "ok (probe changed nothing)".to_string())
             }
-            Err(e)
-                if e.kind == ErrorKind::Unauthorized
-                    && e.messages
-                        .iter()
-                        .any(|m| m.to_lowercase().contains("scope")) =>
-            {
-                (
-                    false,
-                    "missing: the token is not authorised for this scope".to_string(),
-                )
-            }
+            Err(e) if e.is_scope_error() => (
+                false,
+                "missing: the token is not authorised for this scope".to_string(),
+            ),
             Err(e) if e.is_auth() => {
                 writeln!(out, "  {:<34} refused", probe.scope)?;
                 return Err(

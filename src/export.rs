@@ -40,6 +40,11 @@ use crate::sink::{self, Format, PartWriter, SinkOptions};
 use crate::state::{CommittedPart, JobStatus, LocationState, StateDb};
 use crate::table::{TableKind, TableSchema};
 
+/// Names the export (job key) that owns an output folder.
+const OWNER_MARKER: &str = ".ghl-etl-export";
+/// Written last, when an export has finished: tables, row counts, files, costs.
+const MANIFEST: &str = "_manifest.json";
+
 /// Pages fetched and enriched ahead of the writer, per location.
 const PREFETCH_PAGES: usize = 2;
 /// Contact ids per task-search request.
@@ -275,6 +280,11 @@ fn job_key(
         serde_json::to_string(source).unwrap_or_default(),
         related.join(","),
         format!("{:?}", args.format),
+        // CSV formatting shapes the bytes too: a resume must not mix two spellings.
+        format!(
+            "csv_safe={} no_csv_safe={} sep={:?}",
+            args.csv_safe, args.no_csv_safe, args.list_separator
+        ),
         mapping_text.unwrap_or("").to_string(),
         args.base_url_for_key(),
     ] {
@@ -433,26 +443,56 @@ pub async fn run(
             resumed: true,
             ..Default::default()
         };
-        summary.add_parts(&db.parts(&key)?);
+        let parts = db.parts(&key)?;
+        summary.add_parts(&parts);
+        if !args.out.join(MANIFEST).exists() {
+            let total = contacts_total(&db, &key, &args.locations)?;
+            write_manifest(&args.out, &summary, &parts, total)?;
+        }
         return Ok(summary);
     }
     let resumed = status == JobStatus::Resuming;
-    if status == JobStatus::New && !args.restart {
-        // The sweep below deletes part files this export did not commit: never let it touch the
-        // files of another export that used the same folder.
-        let foreign = part_files_in(&args.out);
-        if !foreign.is_empty() {
-            db.reset_job(&key)?;
-            anyhow::bail!(
-                "{} already holds {} part files of another export (e.g. {}); use an empty --out folder (such as one per night), or delete those files",
-                args.out.display(),
-                foreign.len(),
-                foreign[0].display()
-            );
+    // The folder's owner: the sweep below deletes part files this export did not commit, so it
+    // must never run in a folder that another export writes to.
+    let marker = args.out.join(OWNER_MARKER);
+    let owner = std::fs::read_to_string(&marker)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let foreign = match &owner {
+        _ if args.restart => None,
+        Some(o) if *o != key => Some(format!("belongs to another export (job {o})")),
+        None if status == JobStatus::New => {
+            let files = part_files_in(&args.out);
+            (!files.is_empty()).then(|| {
+                format!(
+                    "already holds {} part files of another export (e.g. {})",
+                    files.len(),
+                    files[0].display()
+                )
+            })
         }
+        _ => None,
+    };
+    if let Some(why) = foreign {
+        if status == JobStatus::New {
+            db.reset_job(&key)?;
+        }
+        anyhow::bail!(
+            "{} {why}; use an empty --out folder (such as one per night), or --restart to replace its contents",
+            args.out.display()
+        );
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    std::fs::write(&marker, format!("{key}\n"))
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    // A manifest describes a finished export only: remove the last one until this run ends.
+    match std::fs::remove_file(args.out.join(MANIFEST)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context("cannot remove the previous _manifest.json"))
+        }
+        _ => {}
+    }
 
     let bar = if quiet || json_logs {
         ProgressBar::hidden()
@@ -563,8 +603,10 @@ pub async fn run(
     }
     summary.peak_rss_mb = peak_rss_mb();
     let mut db = db;
+    // Manifest first: an export marked finished always has one.
+    let total = contacts_total(&db, &key, &args.locations)?;
+    write_manifest(&args.out, &summary, &parts, total)?;
     db.finish_job(&key)?;
-    write_manifest(&args.out, &summary, &parts)?;
     if !quiet && !json_logs {
         print_summary(&summary, &args.out, client.rate(&args.locations[0]));
     }
@@ -646,11 +688,27 @@ fn print_summary(s: &Summary, out: &Path, rate: Option<crate::api::RateSpec>) {
     );
 }
 
-fn write_manifest(out: &Path, summary: &Summary, parts: &[CommittedPart]) -> anyhow::Result<()> {
+/// Contacts listed by the export over all its runs.
+fn contacts_total(db: &StateDb, key: &str, locations: &[String]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for l in locations {
+        total += db.location(key, l)?.map_or(0, |s| s.contacts);
+    }
+    Ok(total)
+}
+
+fn write_manifest(
+    out: &Path,
+    summary: &Summary,
+    parts: &[CommittedPart],
+    contacts_total: u64,
+) -> anyhow::Result<()> {
     let manifest = serde_json::json!({
         "tables": summary.rows,
         "rejected": summary.rejected,
         "files": parts.iter().map(|p| serde_json::json!({"table": p.table, "location": p.location, "path": p.path, "rows": p.rows, "bytes": p.bytes})).collect::<Vec<_>>(),
+        "contacts_total": contacts_total,
+        // The rest describes the last run (a resumed export's earlier runs are not counted).
         "contacts": summary.contacts,
         "requests": summary.requests,
         "retries": summary.retries,
@@ -659,8 +717,8 @@ fn write_manifest(out: &Path, summary: &Summary, parts: &[CommittedPart]) -> any
         "peak_rss_mb": summary.peak_rss_mb,
         "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
-    let path = out.join("_manifest.json");
-    let tmp = out.join("._manifest.json.tmp");
+    let path = out.join(MANIFEST);
+    let tmp = out.join(format!(".{MANIFEST}.tmp"));
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -752,12 +810,7 @@ async fn enrich(
                     related[i].tasks = by_contact.remove(id).unwrap_or_default();
                 }
             }
-            Err(e)
-                if e.kind == ErrorKind::Unauthorized
-                    && e.messages
-                        .iter()
-                        .any(|m| m.to_lowercase().contains("scope")) =>
-            {
+            Err(e) if e.is_scope_error() => {
                 if job.bulk_tasks.swap(false, Ordering::Relaxed) {
                     tracing::warn!("The token lacks locations/tasks.readonly: fetching tasks with one request per contact.");
                 }

@@ -462,3 +462,43 @@ fn client_config_debug_never_shows_the_token() {
     assert!(!shown.contains("supersecret"), "{shown}");
     let _ = Duration::from_secs(1);
 }
+
+#[tokio::test]
+async fn a_missing_scope_never_rotates_the_oauth_refresh_token() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refresh_token");
+    std::fs::write(&file, sb.issue_refresh_token(&["contacts.readonly"])).unwrap();
+    let mut cfg = ClientConfig::new(
+        sb.url(),
+        AuthConfig::OAuth(OAuthConfig {
+            client_id: OAUTH_CLIENT_ID.into(),
+            client_secret: Secret::new(OAUTH_CLIENT_SECRET),
+            refresh_token_file: file.clone(),
+            user_type: "Location".into(),
+        }),
+    );
+    cfg.rate = None;
+    cfg.retry = crate::util::fast_retry();
+    let c = Client::new(cfg).unwrap();
+    // The first call refreshes once (there is no access token yet).
+    assert!(c
+        .contact_notes(&location, &sb.store().contact_ids(&location)[0])
+        .await
+        .is_ok());
+    let after_first = std::fs::read_to_string(&file).unwrap();
+    // A write without contacts.write: a scope error, not an expired token.
+    let err = c
+        .upsert_contact(&location, serde_json::json!({"email": "x@example.com"}))
+        .await
+        .unwrap_err();
+    assert!(err.is_scope_error(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        after_first,
+        "no second rotation"
+    );
+    assert_eq!(c.stats().token_refreshes, 0);
+    sb.shutdown().await;
+}

@@ -350,7 +350,13 @@ impl Client {
     /// Send `call` with retries; on a 401 with OAuth, refresh the token once and try again.
     pub async fn call_bytes(&self, call: &Call) -> Result<Bytes> {
         match self.call_with_retries(call).await {
-            Err(e) if e.kind == ErrorKind::Unauthorized && self.inner.auth.is_oauth() => {
+            // A missing scope is not an expired token: refreshing (which rotates the single-use
+            // refresh token) cannot help.
+            Err(e)
+                if e.kind == ErrorKind::Unauthorized
+                    && self.inner.auth.is_oauth()
+                    && !e.is_scope_error() =>
+            {
                 bump(&self.inner.stats.token_refreshes);
                 self.call_with_retries(call).await
             }
@@ -495,8 +501,11 @@ impl Client {
                 }
             }
             StatusCode::UNAUTHORIZED => {
-                self.inner.auth.invalidate(&token).await;
-                err(ErrorKind::Unauthorized)
+                let e = err(ErrorKind::Unauthorized);
+                if !e.is_scope_error() {
+                    self.inner.auth.invalidate(&token).await;
+                }
+                e
             }
             StatusCode::FORBIDDEN => err(ErrorKind::Forbidden),
             StatusCode::BAD_REQUEST => err(ErrorKind::BadRequest),

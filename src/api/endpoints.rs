@@ -111,24 +111,50 @@ impl Client {
 
     /// `POST /locations/{id}/tasks/search`: the tasks of many contacts, all pages of them.
     /// Needs `locations/tasks.readonly`.
+    ///
+    /// The largest `limit` the API honours is undocumented (its default is 25), so a short
+    /// page only ends the search when it is shorter than a page already seen; a first short
+    /// page costs one more request to confirm. A page of tasks already answered (a server that
+    /// ignores `skip`) stops with an error instead of looping.
     pub async fn search_tasks(&self, location: &str, contact_ids: &[String]) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        let mut skip = 0usize;
+        let path = format!("/locations/{location}/tasks/search");
+        let mut out: Vec<Value> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut largest = 0usize;
         loop {
-            let body = json!({ "contactId": contact_ids, "limit": TASK_SEARCH_PAGE, "skip": skip });
-            let call = Call::with_body(
-                location,
-                Method::POST,
-                format!("/locations/{location}/tasks/search"),
-                body,
-            );
+            let body =
+                json!({ "contactId": contact_ids, "limit": TASK_SEARCH_PAGE, "skip": out.len() });
+            let call = Call::with_body(location, Method::POST, path.clone(), body);
             let answer: TasksAnswer = self.call(&call).await?;
             let n = answer.tasks.len();
-            out.extend(answer.tasks);
-            if n < TASK_SEARCH_PAGE {
+            if n == 0 {
                 return Ok(out);
             }
-            skip += n;
+            let fresh = answer
+                .tasks
+                .iter()
+                .filter(|t| {
+                    t.get("id")
+                        .and_then(Value::as_str)
+                        .is_none_or(|id| seen.insert(id.to_string()))
+                })
+                .count();
+            if fresh == 0 {
+                return Err(super::error::Error::new(
+                    super::error::ErrorKind::CursorLoop,
+                    "POST",
+                    &path,
+                )
+                .with_message(format!(
+                    "the task search answered only tasks already listed (skip {})",
+                    out.len()
+                )));
+            }
+            out.extend(answer.tasks);
+            if n < TASK_SEARCH_PAGE && n < largest {
+                return Ok(out);
+            }
+            largest = largest.max(n);
         }
     }
 

@@ -86,6 +86,15 @@ impl Error {
         matches!(self.kind, ErrorKind::Unauthorized | ErrorKind::Forbidden)
     }
 
+    /// A 401 that names a missing scope (the token itself is fine).
+    pub fn is_scope_error(&self) -> bool {
+        self.kind == ErrorKind::Unauthorized
+            && self
+                .messages
+                .iter()
+                .any(|m| m.to_lowercase().contains("scope"))
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }

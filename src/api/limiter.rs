@@ -98,26 +98,38 @@ impl LocationLimiter {
     /// Wait for this location's turn. Returns `false` when the daily budget is spent.
     pub async fn acquire(&self) -> bool {
         loop {
-            if *self
-                .daily_exhausted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-            {
+            if self.exhausted() {
                 return false;
             }
-            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => break,
+            if let Some(t) = self.paused() {
+                tokio::time::sleep_until(t).await;
+                continue;
+            }
+            let bucket = self
+                .bucket
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            bucket.until_ready().await;
+            // A 429 (or the daily reserve) may have arrived while this task queued for the
+            // bucket: check again, so queued tasks do not send into a pause.
+            if self.paused().is_none() && !self.exhausted() {
+                return true;
             }
         }
-        let bucket = self
-            .bucket
-            .read()
+    }
+
+    fn exhausted(&self) -> bool {
+        *self
+            .daily_exhausted
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        bucket.until_ready().await;
-        true
+    }
+
+    /// The end of the current pause, if one is running.
+    fn paused(&self) -> Option<Instant> {
+        let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.filter(|t| *t > Instant::now())
     }
 
     /// Stop every request of this location for `d` (a 429's Retry-After, or the interval).

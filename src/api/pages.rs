@@ -120,11 +120,15 @@ fn record_id(r: &Value) -> Option<&str> {
 pub fn cmp_sort_keys(a: &[Value], b: &[Value]) -> Ordering {
     for (x, y) in a.iter().zip(b) {
         let o = match (x, y) {
-            (Value::Number(m), Value::Number(n)) => m
-                .as_f64()
-                .unwrap_or(0.0)
-                .partial_cmp(&n.as_f64().unwrap_or(0.0))
-                .unwrap_or(Ordering::Equal),
+            (Value::Number(m), Value::Number(n)) => match (m.as_i64(), n.as_i64()) {
+                // Exact for integers (epoch ms), which f64 would round above 2^53.
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => m
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .partial_cmp(&n.as_f64().unwrap_or(0.0))
+                    .unwrap_or(Ordering::Equal),
+            },
             (Value::String(m), Value::String(n)) => m.cmp(n),
             _ => x.to_string().cmp(&y.to_string()),
         };
