@@ -41,6 +41,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
                 ErrorKind::DailyBudgetExhausted { .. } => EXIT_BUDGET,
                 ErrorKind::Config => EXIT_USAGE,
                 ErrorKind::CursorLoop => EXIT_PAGING,
+                ErrorKind::Cancelled => EXIT_INTERRUPTED,
                 _ => EXIT_API,
             };
         }

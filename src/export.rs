@@ -220,7 +220,9 @@ struct Job {
     bulk_tasks: AtomicBool,
     progress: Progress,
     bar: ProgressBar,
-    cancelled: AtomicBool,
+    /// Set on Ctrl-C or a fatal error of any location; every stage checks it before new work,
+    /// so a stop does not wait for a page's remaining requests.
+    cancelled: Arc<AtomicBool>,
 }
 
 pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> anyhow::Result<Source> {
@@ -520,7 +522,7 @@ pub async fn run(
         bulk_tasks: AtomicBool::new(!args.tasks_per_contact),
         progress: Progress::default(),
         bar,
-        cancelled: AtomicBool::new(false),
+        cancelled: Arc::new(AtomicBool::new(false)),
     });
     let db = Arc::new(std::sync::Mutex::new(db));
 
@@ -561,6 +563,15 @@ pub async fn run(
             _ = tokio::signal::ctrl_c(), if failure.is_none() => {
                 job.cancelled.store(true, Ordering::Relaxed);
                 failure = Some(anyhow::Error::new(Interrupted));
+                if !quiet {
+                    eprintln!("Stopping: committed parts are kept; press Ctrl-C again to quit at once (a rerun resumes either way).");
+                }
+                // A second Ctrl-C quits on the spot: resume copes with a hard stop.
+                tokio::spawn(async {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(commands::EXIT_INTERRUPTED);
+                    }
+                });
             }
         }
     }
@@ -826,7 +837,15 @@ async fn enrich(
             .map(|id| {
                 let client = job.client.clone();
                 let location = location.to_string();
+                let cancelled = job.cancelled.clone();
                 async move {
+                    if cancelled.load(Ordering::Relaxed) {
+                        return Err(crate::api::Error::new(
+                            ErrorKind::Cancelled,
+                            "GET",
+                            &format!("/contacts/{id}/..."),
+                        ));
+                    }
                     let mut r = RelatedRecords::default();
                     if per_contact_tasks {
                         match client.contact_tasks(&location, &id).await? {
@@ -929,6 +948,8 @@ async fn export_location(
         tracing::info!(location, contacts = start.contacts, cursor = ?start.cursor, "Resuming from the last committed part.");
     }
 
+    check_columns(job, db, location, &mapping, &tables, start.next_part > 0)?;
+
     let (tx, rx) = mpsc::channel::<EnrichedPage>(PREFETCH_PAGES);
     let writer = {
         let job = job.clone();
@@ -1003,6 +1024,45 @@ const PARTS_PER_LOCATION: u32 = 100_000;
 
 fn part_number(location_index: usize, seq: u32) -> u32 {
     location_index as u32 * PARTS_PER_LOCATION + seq
+}
+
+/// Keep a dataset's columns the same across runs: the first run records each table's columns;
+/// a resumed run whose columns differ (a custom field added or renamed meanwhile, without
+/// `--mapping`) stops instead of writing parts that readers could not line up.
+fn check_columns(
+    job: &Job,
+    db: &std::sync::Mutex<StateDb>,
+    location: &str,
+    mapping: &Mapping,
+    tables: &[TableKind],
+    resuming: bool,
+) -> anyhow::Result<()> {
+    let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+    for t in tables {
+        let Some(tm) = mapping.table(*t) else {
+            continue;
+        };
+        let columns: Vec<String> = tm
+            .schema()
+            .columns
+            .iter()
+            .map(|c| format!("{}:{}", c.name, c.ty.spelling()))
+            .collect();
+        let columns = columns.join(",");
+        match db.columns(&job.key, location, t.name())? {
+            Some(before) if resuming && before != columns => {
+                let old: Vec<&str> = before.split(',').collect();
+                let new: Vec<&str> = columns.split(',').collect();
+                let added: Vec<&&str> = new.iter().filter(|c| !old.contains(c)).collect();
+                let gone: Vec<&&str> = old.iter().filter(|c| !new.contains(c)).collect();
+                anyhow::bail!(
+                    "the columns of table {t} changed since this export started (added {added:?}, removed {gone:?}), most likely a custom field of location {location} was added or renamed; rerun with --restart to export again with the new columns"
+                );
+            }
+            _ => db.save_columns(&job.key, location, t.name(), &columns)?,
+        }
+    }
+    Ok(())
 }
 
 /// Part files (finished or temporary) under an output folder, of any table and format.

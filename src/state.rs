@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::api::Cursor;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -148,8 +148,52 @@ impl StateDb {
             );
             self.sql(r)?;
         }
+        if version < 2 {
+            // v2: the output columns of each table, so a resume cannot change them mid-dataset.
+            let r = self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS schemas (
+                     job TEXT NOT NULL REFERENCES jobs(job) ON DELETE CASCADE,
+                     location TEXT NOT NULL,
+                     tbl TEXT NOT NULL,
+                     columns TEXT NOT NULL,
+                     PRIMARY KEY (job, location, tbl)
+                 );
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            );
+            self.sql(r)?;
+        }
         let r = self.conn.execute_batch("PRAGMA foreign_keys=ON;");
         self.sql(r)
+    }
+
+    /// The columns a table of this job and location was started with (`name:type,...`).
+    pub fn columns(&self, job: &str, location: &str, table: &str) -> Result<Option<String>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT columns FROM schemas WHERE job = ?1 AND location = ?2 AND tbl = ?3",
+                [job, location, table],
+                |r| r.get(0),
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    pub fn save_columns(
+        &mut self,
+        job: &str,
+        location: &str,
+        table: &str,
+        columns: &str,
+    ) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT INTO schemas (job, location, tbl, columns) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (job, location, tbl) DO UPDATE SET columns = ?4",
+            params![job, location, table, columns],
+        );
+        self.sql(r).map(|_| ())
     }
 
     pub fn path(&self) -> &Path {
@@ -344,6 +388,11 @@ mod tests {
             }
         );
         assert_eq!(db.parts("j1").unwrap().len(), 1);
+        db.save_columns("j1", "L", "contacts", "id:string").unwrap();
+        assert_eq!(
+            db.columns("j1", "L", "contacts").unwrap().as_deref(),
+            Some("id:string")
+        );
         db.finish_job("j1").unwrap();
         assert_eq!(db.begin_job("j1", "export").unwrap(), JobStatus::Finished);
         db.reset_job("j1").unwrap();

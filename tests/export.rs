@@ -795,3 +795,29 @@ async fn a_different_export_never_deletes_files_of_another_in_the_same_folder() 
     assert!(summary.rows.get("notes").copied().unwrap_or(0) > 0);
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_refuses_columns_that_changed_since_the_export_started() {
+    let sb = sandbox(quiet_config(600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (status, d) = export_bin(&sb, &out, Some("after-commit:1")).await;
+    assert!(status.code() != Some(0), "{d}");
+    // As if a custom field had been renamed in GHL between the two runs.
+    let conn = rusqlite::Connection::open(out.join(".state.sqlite")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE schemas SET columns = columns || ',Old Field:string' WHERE tbl = 'contacts'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let (status, d) = export_bin(&sb, &out, None).await;
+    assert_eq!(status.code(), Some(2), "{d}");
+    assert!(
+        d.contains("columns of table contacts changed") && d.contains("Old Field"),
+        "{d}"
+    );
+    sb.shutdown().await;
+}

@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Config,
     /// A pagination cursor repeated: continuing would loop forever.
     CursorLoop,
+    /// The run is stopping (Ctrl-C): the request was not sent.
+    Cancelled,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +171,7 @@ impl fmt::Display for Error {
             ErrorKind::Transport => "connection failed".to_string(),
             ErrorKind::Config => "invalid client configuration".to_string(),
             ErrorKind::CursorLoop => "pagination cursor repeated".to_string(),
+            ErrorKind::Cancelled => "not sent: the run is stopping".to_string(),
         };
         write!(f, "{} {}: {}", self.method, self.path, what)?;
         if let Some(status) = self.status {
