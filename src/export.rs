@@ -1026,6 +1026,16 @@ fn part_number(location_index: usize, seq: u32) -> u32 {
     location_index as u32 * PARTS_PER_LOCATION + seq
 }
 
+/// Refuse a part number that would run into the next location's range.
+fn check_part_seq(seq: u32) -> anyhow::Result<()> {
+    if seq >= PARTS_PER_LOCATION {
+        anyhow::bail!(
+            "a location reached {PARTS_PER_LOCATION} part files; rerun with --restart and a larger --part-rows or --commit-seconds"
+        );
+    }
+    Ok(())
+}
+
 /// Keep a dataset's columns the same across runs: the first run records each table's columns;
 /// a resumed run whose columns differ (a custom field added or renamed meanwhile, without
 /// `--mapping`) stops instead of writing parts that readers could not line up.
@@ -1239,6 +1249,7 @@ fn write_location(
                     .map(|(_, w)| w);
                 let Some(slot) = slot else { return Ok(true) };
                 if slot.is_none() {
+                    check_part_seq(chunk.seq)?;
                     *slot = Some(PartWriter::create(
                         &job.out,
                         schemas[&table].clone(),

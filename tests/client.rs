@@ -502,3 +502,27 @@ async fn a_missing_scope_never_rotates_the_oauth_refresh_token() {
     assert_eq!(c.stats().token_refreshes, 0);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn creates_are_not_retried_after_the_server_may_have_acted() {
+    let mut cfg = quiet_config(5);
+    cfg.fault_rate = 1.0;
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let id = sb.store().contact_ids(&location)[0].clone();
+    let c = client(&sb, None);
+    for _ in 0..10 {
+        let before = sb.store().notes(&id).len();
+        let _ = c
+            .create_note(&location, &id, serde_json::json!({"body": "once"}))
+            .await;
+        // A lost answer (truncated or dropped after the write) may leave one note; never two.
+        assert!(sb.store().notes(&id).len() - before <= 1);
+    }
+    let s = c.stats();
+    assert!(
+        s.retries <= s.throttled,
+        "only 429s are retried for creates: {s:?}"
+    );
+    sb.shutdown().await;
+}

@@ -149,6 +149,9 @@ pub struct Call {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<serde_json::Value>,
+    /// False for creates (tasks, notes): a retry after an answer was lost would create a
+    /// duplicate, so only a 429 (refused before any work) is retried.
+    pub idempotent: bool,
 }
 
 impl Call {
@@ -159,6 +162,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            idempotent: true,
         }
     }
 
@@ -174,7 +178,14 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: Some(body),
+            idempotent: true,
         }
+    }
+
+    /// Mark a call that must not be repeated once the server may have acted on it.
+    pub fn not_idempotent(mut self) -> Call {
+        self.idempotent = false;
+        self
     }
 
     pub fn query(mut self, key: &'static str, value: impl ToString) -> Call {
@@ -374,7 +385,10 @@ impl Client {
             .with_jitter();
         (|| self.attempt(call))
             .retry(backoff)
-            .when(Error::is_retryable)
+            .when(|e: &Error| {
+                e.is_retryable()
+                    && (call.idempotent || matches!(e.kind, ErrorKind::RateLimited { .. }))
+            })
             .adjust(|e, delay| match (&e.kind, delay) {
                 // Honour Retry-After, never less than the backoff (Retry-After: 0 exists).
                 (

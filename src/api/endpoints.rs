@@ -232,35 +232,36 @@ impl Client {
         .await
     }
 
-    /// `POST /contacts/{id}/tasks` (not idempotent: callers check before retrying a lost answer).
+    /// `POST /contacts/{id}/tasks`. Not idempotent: only a 429 is retried; after any other
+    /// failure the caller checks whether the task exists before trying again.
     pub async fn create_task(
         &self,
         location: &str,
         contact_id: &str,
         body: Value,
     ) -> Result<Value> {
-        self.call(&Call::with_body(
+        let call = Call::with_body(
             location,
             Method::POST,
             format!("/contacts/{contact_id}/tasks"),
             body,
-        ))
-        .await
+        );
+        self.call(&call.not_idempotent()).await
     }
 
-    /// `POST /contacts/{id}/notes` (not idempotent, as above).
+    /// `POST /contacts/{id}/notes`. Not idempotent, as above.
     pub async fn create_note(
         &self,
         location: &str,
         contact_id: &str,
         body: Value,
     ) -> Result<Value> {
-        self.call(&Call::with_body(
+        let call = Call::with_body(
             location,
             Method::POST,
             format!("/contacts/{contact_id}/notes"),
             body,
-        ))
-        .await
+        );
+        self.call(&call.not_idempotent()).await
     }
 }
