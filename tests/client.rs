@@ -289,6 +289,22 @@ async fn daily_budget_stops_cleanly_with_a_resume_hint() {
     sb.shutdown().await;
 }
 
+/// A client of the sandbox's OAuth app, its refresh token in `file` (as a run would start).
+fn oauth_client(sb: &ghl_etl::sandbox::Sandbox, file: &std::path::Path) -> Client {
+    let mut cfg = ClientConfig::new(
+        sb.url(),
+        AuthConfig::OAuth(OAuthConfig {
+            client_id: OAUTH_CLIENT_ID.into(),
+            client_secret: Secret::new(OAUTH_CLIENT_SECRET),
+            refresh_token_file: file.to_path_buf(),
+            user_type: "Location".into(),
+        }),
+    );
+    cfg.rate = None;
+    cfg.retry = crate::util::fast_retry();
+    Client::new(cfg).unwrap()
+}
+
 #[tokio::test]
 async fn oauth_refresh_token_rotation_persists_across_runs() {
     let sb = sandbox(quiet_config(5)).await;
@@ -297,20 +313,7 @@ async fn oauth_refresh_token_rotation_persists_across_runs() {
     let file = dir.path().join("refresh_token");
     let first = sb.issue_refresh_token(&["contacts.readonly", "contacts.write"]);
     std::fs::write(&file, &first).unwrap();
-    let oauth = || {
-        let mut cfg = ClientConfig::new(
-            sb.url(),
-            AuthConfig::OAuth(OAuthConfig {
-                client_id: OAUTH_CLIENT_ID.into(),
-                client_secret: Secret::new(OAUTH_CLIENT_SECRET),
-                refresh_token_file: file.clone(),
-                user_type: "Location".into(),
-            }),
-        );
-        cfg.rate = None;
-        cfg.retry = crate::util::fast_retry();
-        Client::new(cfg).unwrap()
-    };
+    let oauth = || oauth_client(&sb, &file);
     // Run 1: refreshes, persists the rotated token, then reads.
     let run1 = oauth();
     assert!(run1
@@ -470,18 +473,7 @@ async fn a_missing_scope_never_rotates_the_oauth_refresh_token() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("refresh_token");
     std::fs::write(&file, sb.issue_refresh_token(&["contacts.readonly"])).unwrap();
-    let mut cfg = ClientConfig::new(
-        sb.url(),
-        AuthConfig::OAuth(OAuthConfig {
-            client_id: OAUTH_CLIENT_ID.into(),
-            client_secret: Secret::new(OAUTH_CLIENT_SECRET),
-            refresh_token_file: file.clone(),
-            user_type: "Location".into(),
-        }),
-    );
-    cfg.rate = None;
-    cfg.retry = crate::util::fast_retry();
-    let c = Client::new(cfg).unwrap();
+    let c = oauth_client(&sb, &file);
     // The first call refreshes once (there is no access token yet).
     assert!(c
         .contact_notes(&location, &sb.store().contact_ids(&location)[0])

@@ -483,6 +483,28 @@ async fn ecologi_and_analytics_mappings_export() {
     sb.shutdown().await;
 }
 
+/// The command line of the resume tests: CSV (compared byte for byte), parts of 200 contacts.
+fn export_cli_args<'a>(location: &'a str, out: &'a str, state: &'a str) -> Vec<&'a str> {
+    vec![
+        "export",
+        "--location",
+        location,
+        "--out",
+        out,
+        "--state",
+        state,
+        "--format",
+        "csv",
+        "--source",
+        "list",
+        "--part-rows",
+        "200",
+        "--rate",
+        "off",
+        "--quiet",
+    ]
+}
+
 /// Run the binary's export against `sb`; returns its exit status and a description.
 async fn export_bin(
     sb: &Sandbox,
@@ -506,24 +528,7 @@ async fn export_bin_with(
     tokio::task::spawn_blocking(move || {
         let out_s = out.display().to_string();
         let state = out.join(".state.sqlite").display().to_string();
-        let mut args = vec![
-            "export",
-            "--location",
-            &location,
-            "--out",
-            &out_s,
-            "--state",
-            &state,
-            "--format",
-            "csv",
-            "--source",
-            "list",
-            "--part-rows",
-            "200",
-            "--rate",
-            "off",
-            "--quiet",
-        ];
+        let mut args = export_cli_args(&location, &out_s, &state);
         if let Some(m) = mapping.as_deref() {
             args.extend(["--mapping", m]);
         }
@@ -640,24 +645,7 @@ async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
         let out_s = out2.display().to_string();
         let state = out2.join(".state.sqlite").display().to_string();
         let mut child = std::process::Command::new(crate::util::bin())
-            .args([
-                "export",
-                "--location",
-                &location,
-                "--out",
-                &out_s,
-                "--state",
-                &state,
-                "--format",
-                "csv",
-                "--source",
-                "list",
-                "--part-rows",
-                "200",
-                "--rate",
-                "off",
-                "--quiet",
-            ])
+            .args(export_cli_args(&location, &out_s, &state))
             .env("GHL_BASE_URL", &url)
             .env("GHL_TOKEN", DEFAULT_TOKEN)
             .spawn()
