@@ -809,3 +809,36 @@ async fn a_resume_refuses_columns_that_changed_since_the_export_started() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appointments_export_when_asked() {
+    let sb = sandbox(quiet_config(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Parquet);
+    a.with = vec![Related::Appointments];
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    let got = counts(&strings(
+        &read_parquet(dir.path(), "appointments"),
+        "contact_id",
+    ));
+    let mut total = 0;
+    for id in sb.store().contact_ids(&a.locations[0]) {
+        let want = sb.store().appointments(&id).len();
+        total += want;
+        assert_eq!(
+            got.get(&id).copied().unwrap_or(0),
+            want,
+            "appointments of {id}"
+        );
+    }
+    assert!(total > 0, "the sandbox has appointments");
+    assert!(
+        parts(dir.path(), "tasks", "parquet").is_empty(),
+        "only what was asked"
+    );
+    assert_eq!(
+        summary.rows.get("appointments").copied(),
+        Some(total as u64)
+    );
+    sb.shutdown().await;
+}
