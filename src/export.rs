@@ -40,6 +40,18 @@ use crate::sink::{self, Format, PartWriter, SinkOptions};
 use crate::state::{CommittedPart, JobStatus, LocationState, StateDb};
 use crate::table::{TableKind, TableSchema};
 
+/// Errors that concern one location only (its daily budget, a token without access to it).
+fn is_location_specific(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::api::Error>().is_some_and(|a| {
+            matches!(
+                a.kind,
+                ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Forbidden
+            )
+        })
+    })
+}
+
 /// Names the export (job key) that owns an output folder.
 const OWNER_MARKER: &str = ".ghl-etl-export";
 /// Written last, when an export has finished: tables, row counts, files, costs.
@@ -548,8 +560,13 @@ pub async fn run(
                 match joined {
                     Ok((_, Ok(()))) => {}
                     Ok((location, Err(e))) => {
-                        // Stop the other locations too: a fatal error (auth, budget) usually hits all.
-                        job.cancelled.store(true, Ordering::Relaxed);
+                        // A location's own trouble (its daily budget, no access to it) leaves the
+                        // others running: GHL budgets and grants access per location. Anything
+                        // else (a bad token, a bad mapping, the disk) stops them all.
+                        if !is_location_specific(&e) {
+                            job.cancelled.store(true, Ordering::Relaxed);
+                        }
+                        tracing::warn!(location = %location, error = %format!("{e:#}"), "The location stopped.");
                         if failure.is_none() {
                             failure = Some(e.context(format!("location {location}")));
                         }

@@ -842,3 +842,37 @@ async fn appointments_export_when_asked() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_without_access_does_not_stop_the_others() {
+    let mut cfg = quiet_config(200);
+    cfg.locations = 2;
+    cfg.tokens = vec![
+        "first-only=contacts.readonly,locations/customFields.readonly,locations/tasks.readonly@0"
+            .parse::<TokenSpec>()
+            .unwrap(),
+    ];
+    let sb = sandbox(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(&sb, dir.path(), Format::Parquet);
+    a.locations = sb.location_ids();
+    let err = export::run(&a, Some("first-only"), true, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ghl_etl::commands::exit_code_for(&err),
+        ghl_etl::commands::EXIT_AUTH,
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains(&sb.location_ids()[1]),
+        "names the location: {err:#}"
+    );
+    // The location the token can read was exported completely.
+    let ids: Vec<String> = strings(&read_parquet(dir.path(), "contacts"), "id")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
+    sb.shutdown().await;
+}
