@@ -79,34 +79,49 @@ fn or_deleted<T>(r: Result<T>) -> Result<Option<T>> {
 }
 
 impl Client {
-    /// `GET /contacts/{id}/tasks`; `None` if the contact is gone.
+    /// `GET /contacts/{id}/{child}`, the answer's list picked by `pick`; `None` if the contact
+    /// is gone (deleted after it was listed).
+    async fn contact_children<A: serde::de::DeserializeOwned>(
+        &self,
+        location: &str,
+        contact_id: &str,
+        child: &str,
+        pick: fn(A) -> Vec<Value>,
+    ) -> Result<Option<Vec<Value>>> {
+        let call = Call::get(location, format!("/contacts/{contact_id}/{child}"));
+        Ok(or_deleted(self.call::<A>(&call).await)?.map(pick))
+    }
+
+    /// `GET /contacts/{id}/tasks`.
     pub async fn contact_tasks(
         &self,
         location: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<Value>>> {
-        let call = Call::get(location, format!("/contacts/{contact_id}/tasks"));
-        Ok(or_deleted(self.call::<TasksAnswer>(&call).await)?.map(|a| a.tasks))
+        self.contact_children(location, contact_id, "tasks", |a: TasksAnswer| a.tasks)
+            .await
     }
 
-    /// `GET /contacts/{id}/notes`; `None` if the contact is gone.
+    /// `GET /contacts/{id}/notes`.
     pub async fn contact_notes(
         &self,
         location: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<Value>>> {
-        let call = Call::get(location, format!("/contacts/{contact_id}/notes"));
-        Ok(or_deleted(self.call::<NotesAnswer>(&call).await)?.map(|a| a.notes))
+        self.contact_children(location, contact_id, "notes", |a: NotesAnswer| a.notes)
+            .await
     }
 
-    /// `GET /contacts/{id}/appointments`; `None` if the contact is gone.
+    /// `GET /contacts/{id}/appointments` (the answer calls them `events`).
     pub async fn contact_appointments(
         &self,
         location: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<Value>>> {
-        let call = Call::get(location, format!("/contacts/{contact_id}/appointments"));
-        Ok(or_deleted(self.call::<EventsAnswer>(&call).await)?.map(|a| a.events))
+        self.contact_children(location, contact_id, "appointments", |a: EventsAnswer| {
+            a.events
+        })
+        .await
     }
 
     /// `POST /locations/{id}/tasks/search`: the tasks of many contacts, all pages of them.
