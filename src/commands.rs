@@ -29,6 +29,12 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 #[error("interrupted; rerun the same command to resume")]
 pub struct Interrupted;
 
+/// The first API error in an error's chain, if any.
+pub fn api_error(err: &anyhow::Error) -> Option<&crate::api::Error> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<crate::api::Error>())
+}
+
 /// The exit code for a fatal error: looks for an API error anywhere in the chain.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {

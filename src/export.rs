@@ -42,13 +42,11 @@ use crate::table::{TableKind, TableSchema};
 
 /// Errors that concern one location only (its daily budget, a token without access to it).
 fn is_location_specific(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<crate::api::Error>().is_some_and(|a| {
-            matches!(
-                a.kind,
-                ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Forbidden
-            )
-        })
+    commands::api_error(e).is_some_and(|a| {
+        matches!(
+            a.kind,
+            ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Forbidden
+        )
     })
 }
 

@@ -90,21 +90,22 @@ async fn auth_check_reports_each_scope() {
     cfg.tokens = vec!["limited=contacts.readonly".parse::<TokenSpec>().unwrap()];
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
-    let base = vec![("GHL_BASE_URL".to_string(), sb.url())];
 
-    let mut env = base.clone();
-    env.push(("GHL_TOKEN".into(), ghl_etl::sandbox::DEFAULT_TOKEN.into()));
-    let (out, d) = run(
-        vec![
+    let check = |token: &str| {
+        let env = vec![
+            ("GHL_BASE_URL".to_string(), sb.url()),
+            ("GHL_TOKEN".to_string(), token.to_string()),
+        ];
+        let args = vec![
             "auth".into(),
             "check".into(),
             "--location".into(),
             location.clone(),
             "--write".into(),
-        ],
-        env,
-    )
-    .await;
+        ];
+        run(args, env)
+    };
+    let (out, d) = check(ghl_etl::sandbox::DEFAULT_TOKEN).await;
     assert_eq!(out.status.code(), Some(0), "{d}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     for scope in [
@@ -120,19 +121,7 @@ async fn auth_check_reports_each_scope() {
         );
     }
 
-    let mut env = base.clone();
-    env.push(("GHL_TOKEN".into(), "limited".into()));
-    let (out, d) = run(
-        vec![
-            "auth".into(),
-            "check".into(),
-            "--location".into(),
-            location.clone(),
-            "--write".into(),
-        ],
-        env,
-    )
-    .await;
+    let (out, d) = check("limited").await;
     assert_eq!(out.status.code(), Some(3), "{d}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

@@ -270,6 +270,14 @@ pub(crate) fn server_message(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// An HTML page (a proxy's error page) where JSON was promised.
+fn is_html(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("html"))
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -466,10 +474,7 @@ impl Client {
             }
         };
         if status.is_success() {
-            let is_html = headers
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("html"));
+            let is_html = is_html(&headers);
             if is_html {
                 bump(&self.inner.stats.bad_bodies);
                 return Err(fail(ErrorKind::Decode {
@@ -530,11 +535,7 @@ impl Client {
             StatusCode::UNPROCESSABLE_ENTITY => err(ErrorKind::Unprocessable),
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
                 bump(&self.inner.stats.server_errors);
-                if headers
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.contains("html"))
-                {
+                if is_html(&headers) {
                     fail(ErrorKind::Server)
                         .with_status(status.as_u16())
                         .with_message("an HTML error page came instead of JSON")

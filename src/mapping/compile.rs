@@ -24,7 +24,7 @@ use super::phone;
 use super::plan::{ColumnPlan, Filter, FilterOp, OnError, FILTER_OPS};
 use super::transform::{Step, Transform, TRANSFORM_NAMES};
 use super::{Mapping, TableMapping};
-use crate::table::{Column, ColumnType, TableKind, TableSchema};
+use crate::table::{ColumnType, TableKind};
 
 type Node<'i> = Spanned<DeValue<'i>>;
 
@@ -468,24 +468,13 @@ impl<'s, 't> Cx<'s, 't> {
                 }
             }
         }
-        let schema = TableSchema {
-            table: kind,
-            columns: columns
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    ty: c.ty,
-                })
-                .collect(),
-        };
-        Some(TableMapping {
+        Some(TableMapping::new(
             kind,
-            schema,
             columns,
             filters,
-            sep: self.sep.clone(),
+            self.sep.clone(),
             on_error,
-        })
+        ))
     }
 
     fn on_error(&mut self, node: &Node<'_>) -> Option<OnError> {

@@ -9,7 +9,7 @@
 use super::path::{parse_path, CustomRef, Path, Root};
 use super::plan::{ColumnPlan, OnError};
 use super::{CustomFieldInfo, Mapping, TableMapping};
-use crate::table::{Column, ColumnType, TableKind, TableSchema};
+use crate::table::{ColumnType, TableKind};
 
 use ColumnType::{Bool, Json, ListString, String as Str, Timestamp};
 
@@ -209,24 +209,7 @@ fn field_column(name: &str, ty: ColumnType) -> Option<ColumnPlan> {
 }
 
 fn table(kind: TableKind, columns: Vec<ColumnPlan>) -> TableMapping {
-    let schema = TableSchema {
-        table: kind,
-        columns: columns
-            .iter()
-            .map(|c| Column {
-                name: c.name.clone(),
-                ty: c.ty,
-            })
-            .collect(),
-    };
-    TableMapping {
-        kind,
-        schema,
-        columns,
-        filters: Vec::new(),
-        sep: ";".to_string(),
-        on_error: OnError::Null,
-    }
+    TableMapping::new(kind, columns, Vec::new(), ";".to_string(), OnError::Null)
 }
 
 fn child(kind: TableKind, fields: &[(&str, ColumnType)]) -> TableMapping {

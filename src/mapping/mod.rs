@@ -172,6 +172,37 @@ pub struct TableMapping {
     on_error: plan::OnError,
 }
 
+impl TableMapping {
+    /// A table from its compiled columns; the output schema is derived from them, so the two
+    /// can never disagree.
+    fn new(
+        kind: TableKind,
+        columns: Vec<ColumnPlan>,
+        filters: Vec<Filter>,
+        sep: String,
+        on_error: plan::OnError,
+    ) -> TableMapping {
+        let schema = TableSchema {
+            table: kind,
+            columns: columns
+                .iter()
+                .map(|c| crate::table::Column {
+                    name: c.name.clone(),
+                    ty: c.ty,
+                })
+                .collect(),
+        };
+        TableMapping {
+            kind,
+            schema,
+            columns,
+            filters,
+            sep,
+            on_error,
+        }
+    }
+}
+
 /// What a child record's path can reach besides the record itself.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordContext<'a> {
