@@ -1,23 +1,37 @@
 //! ghl-etl: move CRM data out of and into GoHighLevel (LeadConnector) through its Contacts API v2.
 //!
 //! # Layout
-//! Data flows one way, from the API to the files:
-//! - [`cli`]: command-line flags (runtime settings only).
+//! Data flows one way: API pages (or input files) → mapping → sinks (or API writes), with the
+//! state database beside. Jobs use the shared parts and never each other; nothing imports `cli`.
+//!
+//! Shared parts:
+//! - [`exit`]: exit codes and [`exit::JobError`], the typed error every command returns.
 //! - [`secret`]: the wrapper that keeps tokens out of every message.
 //! - [`api`]: the typed GHL client: auth, rate limiting, retries, pagination streams.
-//! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
-//! - [`table`]: typed rows, the contract between mapping and sinks.
-//! - [`mapping`]: mapping files -> validated plan -> rows.
-//! - [`sink`]: CSV, Parquet and NDJSON writers.
-//! - [`state`]: the SQLite state database (cursors, committed part files).
+//! - [`table`]: typed rows and the tables, the contract between mapping and sinks.
+//! - [`mapping`]: mapping files → validated plan → rows.
+//! - [`sink`]: CSV, Parquet and NDJSON encoders; part files.
+//! - [`state`]: the SQLite state database (jobs, export cursors and committed parts).
+//! - [`report`]: per-record outcome files (export's rejects).
+//! - [`job`]: what every job shares: connection, identity, per-location fan-out with Ctrl-C,
+//!   progress, summary, the output folder.
+//!
+//! Jobs and commands:
 //! - [`export`]: the pipelined export job.
-//! - [`commands`]: one function per subcommand.
+//! - [`check`]: `auth check` and `mapping check`.
+//! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
+//!
+//! - [`cli`]: the flags of every command, resolved into the plans the jobs take; only
+//!   `main.rs` uses it.
 
 pub mod api;
+pub mod check;
 pub mod cli;
-pub mod commands;
+pub mod exit;
 pub mod export;
+pub mod job;
 pub mod mapping;
+pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod sink;

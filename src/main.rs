@@ -1,17 +1,27 @@
-//! The `ghl-etl` binary: parse flags, set up logging, run one command, turn the outcome into
-//! an exit code. Everything else lives in the library.
+//! The `ghl-etl` binary: parse flags, set up logging, run one command, print its error once,
+//! exit with its code. Everything else lives in the library.
 
-use clap::Parser;
+use std::io::IsTerminal;
+
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 use ghl_etl::cli::{AuthCommand, Cli, Command, LogFormat, MappingCommand};
-use ghl_etl::commands;
+use ghl_etl::exit::{self, JobError};
+use ghl_etl::job::Ui;
+use ghl_etl::{check, export, sandbox};
 
 /// mimalloc instead of glibc malloc: the pipeline parses pages on async workers and frees the
 /// records on the writer thread, and glibc's arena locks made those cross-thread frees the
 /// largest cost of a contacts-only export.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Colour only for a person at a terminal, and never when `NO_COLOR` is set (no-color.org):
+/// a cron job's log file must not fill with escape codes.
+fn use_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
 
 fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
@@ -25,8 +35,8 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_target(false).with_ansi(use_colour()).init(),
     }
 }
 
@@ -40,17 +50,42 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(commands::EXIT_USAGE);
+            std::process::exit(exit::USAGE);
         }
     };
-    let code = runtime.block_on(run(cli));
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            report(&err);
+            err.exit_code()
+        }
+    };
     std::process::exit(code);
 }
 
-async fn run(cli: Cli) -> i32 {
-    let result = match cli.command {
+/// Print a command's error once, with what to do about it. Every error's text is whole (it
+/// names its own cause), so nothing is walked or repeated.
+fn report(err: &JobError) {
+    eprintln!("error: {err}");
+    if err.rerun_resumes() {
+        eprintln!("Rerun the same command to resume where it stopped.");
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32, JobError> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        json_logs: cli.log_format == LogFormat::Json,
+    };
+    match cli.command {
         Command::Export(args) => {
-            ghl_etl::export::run_cli(*args, cli.quiet, cli.log_format == LogFormat::Json).await
+            let (conn, plan) = args.resolve()?;
+            let summary = export::export(&conn, &plan, ui).await?;
+            Ok(if summary.rejected_total() > 0 {
+                exit::RECORD_FAILURES
+            } else {
+                exit::OK
+            })
         }
         Command::Auth {
             command:
@@ -59,7 +94,7 @@ async fn run(cli: Cli) -> i32 {
                     location,
                     write,
                 },
-        } => commands::auth_check(&conn, &location, write, None).await,
+        } => check::auth_check(&conn.resolve()?, &location, write).await,
         Command::Mapping {
             command:
                 MappingCommand::Check {
@@ -67,17 +102,25 @@ async fn run(cli: Cli) -> i32 {
                     location,
                     conn,
                 },
-        } => ghl_etl::export::mapping_check(&file, location.as_deref(), &conn).await,
-        Command::Sandbox(args) => ghl_etl::sandbox::run_cli(args)
+        } => check::mapping_check(&file, location.as_deref(), &conn.resolve()?).await,
+        Command::Sandbox(args) => sandbox::run_cli(args)
             .await
-            .map(|_| commands::EXIT_OK),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            let code = commands::exit_code_for(&err);
-            eprintln!("error: {err:#}");
-            code
+            .map(|_| exit::OK)
+            .map_err(|e| JobError::usage(format!("{e:#}"))),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ghl-etl",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| JobError::io("write the manual page to", "stdout", e))?;
+            Ok(exit::OK)
         }
     }
 }

@@ -6,46 +6,71 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, TimeUnit};
-use ghl_etl::cli::ConnectionArgs;
-use ghl_etl::export::{self, ExportArgs, Related, Summary};
+use clap::Parser;
+use ghl_etl::api::AuthConfig;
+use ghl_etl::cli::ExportArgs;
+use ghl_etl::exit::JobError;
+use ghl_etl::export::{self, Summary};
+use ghl_etl::job::Ui;
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN};
+use ghl_etl::secret::Secret;
 use ghl_etl::sink::Format;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::util::{describe, quiet_config, run_bin, sandbox};
 
+/// The export flags, as a user would type them.
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    export: ExportArgs,
+}
+
 pub fn args(sb: &Sandbox, out: &Path, format: Format) -> ExportArgs {
-    let mut conn = ConnectionArgs::for_sandbox(&sb.url());
-    conn.rate = "off".into();
-    conn.retry_max_delay = 0.2;
-    ExportArgs {
-        conn,
-        locations: vec![sb.location_ids()[0].clone()],
-        source: "list".into(),
-        updated_since: None,
-        with: vec![Related::Tasks, Related::Notes],
-        mapping: None,
+    let url = sb.url();
+    let out_s = out.display().to_string();
+    let state = out.join(".state.sqlite").display().to_string();
+    let format = format.extension();
+    Flags::parse_from([
+        "export",
+        "--base-url",
+        &url,
+        "--rate",
+        "off",
+        "--retry-max-delay",
+        "0.2",
+        "--location",
+        &sb.location_ids()[0],
+        "--source",
+        "list",
+        "--with",
+        "tasks,notes",
+        "--format",
         format,
-        out: out.to_path_buf(),
-        concurrency: 16,
-        page_size: None,
-        state: out.join(".state.sqlite"),
-        restart: false,
-        part_rows: 100_000,
-        commit_seconds: 3_600,
-        csv_safe: false,
-        no_csv_safe: false,
-        list_separator: None,
-        tasks_per_contact: false,
-        sandbox: false,
-        sandbox_contacts: 0,
-    }
+        "--out",
+        &out_s,
+        "--state",
+        &state,
+        "--commit-seconds",
+        "3600",
+    ])
+    .export
+}
+
+/// `--with` values.
+fn with(tables: &[&str]) -> Vec<String> {
+    tables.iter().map(|t| t.to_string()).collect()
+}
+
+/// Run an export in this process with `token`.
+async fn try_run(a: &ExportArgs, token: &str) -> Result<Summary, JobError> {
+    let (mut conn, plan) = a.resolve()?;
+    conn.auth = Some(AuthConfig::Static(Secret::new(token)));
+    export::export(&conn, &plan, Ui::QUIET).await
 }
 
 async fn run(a: &ExportArgs, token: &str) -> Summary {
-    export::run(a, Some(token), true, false)
-        .await
-        .expect("export succeeds")
+    try_run(a, token).await.expect("export succeeds")
 }
 
 /// Every part file of a table, in name order.
@@ -113,7 +138,7 @@ async fn parquet_export_under_faults_and_rate_limit_is_complete_and_typed() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Parquet);
-    a.conn.rate = "300/1s".into();
+    a.conn.rate = Some("300/1s".into());
     a.part_rows = 500;
     let summary = run(&a, DEFAULT_TOKEN).await;
     let location = &a.locations[0];
@@ -252,7 +277,7 @@ async fn ndjson_without_mapping_is_lossless() {
     let sb = sandbox(quiet_config(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Ndjson);
-    a.with = vec![Related::None];
+    a.with = with(&["none"]);
     run(&a, DEFAULT_TOKEN).await;
     let text: String = parts(dir.path(), "contacts", "ndjson")
         .iter()
@@ -305,7 +330,7 @@ async fn csv_round_trips_unicode_and_defuses_formulas_when_asked() {
     for safe in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let mut a = args(&sb, dir.path(), Format::Csv);
-        a.with = vec![Related::None];
+        a.with = with(&["none"]);
         a.csv_safe = safe;
         run(&a, DEFAULT_TOKEN).await;
         let (header, rows) = read_csv(&parts(dir.path(), "contacts", "csv")[0]);
@@ -371,7 +396,7 @@ async fn ecosend_mapping_gives_importable_rows_and_a_reject_file() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = strict_ecosend(dir.path());
     let mut a = args(&sb, &dir.path().join("out"), Format::Csv);
-    a.with = vec![Related::None];
+    a.with = with(&["none"]);
     a.mapping = Some(mapping);
     let summary = run(&a, DEFAULT_TOKEN).await;
     let out = dir.path().join("out");
@@ -437,7 +462,7 @@ async fn ecologi_and_analytics_mappings_export() {
     let dir = tempfile::tempdir().unwrap();
 
     let mut a = args(&sb, &dir.path().join("ecologi"), Format::Csv);
-    a.with = vec![Related::None];
+    a.with = with(&["none"]);
     a.mapping = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/ecologi.toml").into());
     run(&a, DEFAULT_TOKEN).await;
     let (header, rows) = read_csv(&parts(&dir.path().join("ecologi"), "contacts", "csv")[0]);
@@ -700,7 +725,7 @@ async fn updated_since_exports_only_recently_updated_contacts() {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Parquet);
-    a.with = vec![Related::None];
+    a.with = with(&["none"]);
     a.updated_since = Some(since);
     run(&a, DEFAULT_TOKEN).await;
     let mut got: Vec<String> = strings(&read_parquet(dir.path(), "contacts"), "id")
@@ -762,14 +787,12 @@ async fn a_different_export_never_deletes_files_of_another_in_the_same_folder() 
     let sb = sandbox(quiet_config(120)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Csv);
-    a.with = vec![Related::None];
+    a.with = with(&["none"]);
     run(&a, DEFAULT_TOKEN).await;
     let before = std::fs::read(dir.path().join("contacts/part-00000.csv")).unwrap();
     // Another export (different related tables) into the same folder is refused...
-    a.with = vec![Related::Notes];
-    let err = export::run(&a, Some(DEFAULT_TOKEN), true, false)
-        .await
-        .unwrap_err();
+    a.with = with(&["notes"]);
+    let err = try_run(&a, DEFAULT_TOKEN).await.unwrap_err();
     assert!(format!("{err:#}").contains("another export"), "{err:#}");
     // ...and the first export's files are untouched.
     assert_eq!(
@@ -815,7 +838,7 @@ async fn appointments_export_when_asked() {
     let sb = sandbox(quiet_config(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Parquet);
-    a.with = vec![Related::Appointments];
+    a.with = with(&["appointments"]);
     let summary = run(&a, DEFAULT_TOKEN).await;
     let got = counts(&strings(
         &read_parquet(dir.path(), "appointments"),
@@ -856,14 +879,8 @@ async fn a_location_without_access_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(&sb, dir.path(), Format::Parquet);
     a.locations = sb.location_ids();
-    let err = export::run(&a, Some("first-only"), true, false)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        ghl_etl::commands::exit_code_for(&err),
-        ghl_etl::commands::EXIT_AUTH,
-        "{err:#}"
-    );
+    let err = try_run(&a, "first-only").await.unwrap_err();
+    assert_eq!(err.exit_code(), ghl_etl::exit::AUTH, "{err:#}");
     assert!(
         format!("{err:#}").contains(&sb.location_ids()[1]),
         "names the location: {err:#}"

@@ -12,8 +12,8 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::Bytes;
 use ghl_etl::sink::{
-    clean_uncommitted, part_file_name, temp_file_name, Encoder, Format, PartWriter, RejectWriter,
-    SinkError, SinkOptions,
+    clean_uncommitted, part_file_name, temp_file_name, Encoder, Format, PartWriter, SinkError,
+    SinkOptions,
 };
 use ghl_etl::table::{Column, ColumnType, Row, TableKind, TableSchema, Value};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -638,40 +638,4 @@ fn resume_rewrites_an_uncommitted_part_instead_of_duplicating_it() {
     let second = fs::read_to_string(dir.join("part-00001.csv")).unwrap();
     assert_eq!(second.lines().count(), 2);
     assert!(second.contains("Zoë"), "{second}");
-}
-
-#[test]
-fn rejects_append_with_one_header() {
-    let tmp = tempfile::tempdir().unwrap();
-    let record = json!({"id": "t1", "title": "Call,\n back"});
-    {
-        let mut r = RejectWriter::open(tmp.path(), TableKind::Tasks).unwrap();
-        r.reject("c1", "t1", "due_date", "not a date: \"soon\"", &record)
-            .unwrap();
-        r.reject("c2", "t2", "title", "=cmd()", &json!(null))
-            .unwrap();
-    }
-    let mut r = RejectWriter::open(tmp.path(), TableKind::Tasks).unwrap();
-    r.reject("c3", "t3", "", "x", &json!([1])).unwrap();
-    let path = tmp.path().join("rejects/tasks.csv");
-    assert_eq!(r.path(), path);
-
-    let mut reader = csv::Reader::from_path(&path).unwrap();
-    assert_eq!(
-        reader.headers().unwrap(),
-        vec!["contact_id", "record_id", "column", "reason", "record_json"]
-    );
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect();
-    assert_eq!(rows.len(), 3);
-    assert_eq!(
-        rows[0][..4],
-        ["c1", "t1", "due_date", "not a date: \"soon\""]
-    );
-    let back: serde_json::Value = serde_json::from_str(&rows[0][4]).unwrap();
-    assert_eq!(back, record);
-    assert_eq!(rows[1][3], "'=cmd()", "formulas are defused");
-    assert_eq!(rows[2], ["c3", "t3", "", "x", "[1]"]);
 }

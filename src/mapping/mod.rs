@@ -149,6 +149,18 @@ pub struct CustomFieldInfo {
     pub data_type: Option<String>,
 }
 
+impl From<crate::api::model::CustomField> for CustomFieldInfo {
+    /// A field without a name is known by its id.
+    fn from(f: crate::api::model::CustomField) -> CustomFieldInfo {
+        CustomFieldInfo {
+            name: f.name.unwrap_or_else(|| f.id.clone()),
+            id: f.id,
+            field_key: f.field_key,
+            data_type: f.data_type,
+        }
+    }
+}
+
 /// A validated, compiled plan for every table it maps. Cheap to share in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Mapping {

@@ -4,8 +4,8 @@
 //! Three formats share one shape. [`Encoder`] turns rows into bytes on any `Write` (tests and
 //! benches use a `Vec<u8>`); [`PartWriter`] puts an encoder on a hidden temporary file and only
 //! gives it its visible name once it is complete and durable, so a killed run never leaves a
-//! file that looks finished. [`clean_uncommitted`] sweeps what a crash left behind, and
-//! [`RejectWriter`] records rows that could not be written.
+//! file that looks finished. [`clean_uncommitted`] sweeps what a crash left behind. Files of
+//! rejected records are `report`'s, written through the same part files.
 //!
 //! This module decides nothing about *which* part numbers exist or are committed: the export
 //! job numbers parts, and the state database remembers which ones are committed. Mapping API
@@ -17,7 +17,6 @@ mod csv;
 mod ndjson;
 mod parquet;
 mod part;
-mod reject;
 mod text;
 
 use std::io::Write;
@@ -32,7 +31,6 @@ pub use self::parquet::{arrow_schema, ParquetEncoder};
 pub use self::part::{
     clean_uncommitted, part_file_name, part_path, table_dir, temp_file_name, PartFile, PartWriter,
 };
-pub use self::reject::RejectWriter;
 
 /// Output file format of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,58 +1,20 @@
-//! One function per subcommand, and the mapping from outcomes to exit codes.
-//!
-//! Exit codes (documented in the README):
-//! 0 success · 1 finished, but some records were rejected or failed (see the reject files) ·
-//! 2 usage, configuration or I/O error · 3 authentication/authorisation (token, scope, location) ·
-//! 4 the location's daily request budget is spent (rerun later: it resumes) ·
-//! 5 the API kept failing after retries (rerun: it resumes) · 6 the API answered pages that
-//! cannot be followed (a repeating cursor): rerunning will not help · 130 interrupted (rerun: it resumes).
+//! The check commands: `auth check` (which scopes a token has for a location) and `mapping
+//! check` (is a mapping file valid, and what does it produce).
 
 use std::io::Write;
+use std::path::Path;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::api::{Call, Client, ErrorKind};
-use crate::cli::ConnectionArgs;
+use crate::api::{Call, Client};
+use crate::exit::{self, JobError, Result};
+use crate::job::{Connection, ConnectionPlan};
+use crate::mapping::{CustomFieldInfo, Mapping};
 
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_RECORD_FAILURES: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_AUTH: i32 = 3;
-pub const EXIT_BUDGET: i32 = 4;
-pub const EXIT_API: i32 = 5;
-pub const EXIT_PAGING: i32 = 6;
-pub const EXIT_INTERRUPTED: i32 = 130;
-
-/// Marks an error as an interruption (Ctrl-C), for the exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted; rerun the same command to resume")]
-pub struct Interrupted;
-
-/// The first API error in an error's chain, if any.
-pub fn api_error(err: &anyhow::Error) -> Option<&crate::api::Error> {
-    err.chain()
-        .find_map(|c| c.downcast_ref::<crate::api::Error>())
-}
-
-/// The exit code for a fatal error: looks for an API error anywhere in the chain.
-pub fn exit_code_for(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<Interrupted>().is_some() {
-            return EXIT_INTERRUPTED;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::api::Error>() {
-            return match e.kind {
-                ErrorKind::Unauthorized | ErrorKind::Forbidden => EXIT_AUTH,
-                ErrorKind::DailyBudgetExhausted { .. } => EXIT_BUDGET,
-                ErrorKind::Config => EXIT_USAGE,
-                ErrorKind::CursorLoop => EXIT_PAGING,
-                ErrorKind::Cancelled => EXIT_INTERRUPTED,
-                _ => EXIT_API,
-            };
-        }
-    }
-    EXIT_USAGE
+/// The only I/O of `auth check` is its report on stdout.
+fn stdout_error(e: std::io::Error) -> JobError {
+    JobError::io("write to", "stdout", e)
 }
 
 /// One scope probe of `auth check`.
@@ -64,15 +26,16 @@ struct Probe {
 }
 
 /// `ghl-etl auth check`: which scopes does this token have for this location?
-pub async fn auth_check(
-    conn: &ConnectionArgs,
-    location: &str,
-    write: bool,
-    default_token: Option<&str>,
-) -> anyhow::Result<i32> {
-    let mut cfg = conn.client_config(default_token)?;
-    cfg.retry.max_attempts = cfg.retry.max_attempts.min(4);
-    let client = Client::new(cfg)?;
+pub async fn auth_check(conn: &ConnectionPlan, location: &str, write: bool) -> Result<i32> {
+    let mut conn = conn.clone();
+    conn.retry.max_attempts = conn.retry.max_attempts.min(4);
+    let connection = Connection::open(&conn, true).await?;
+    let result = probe_scopes(&connection.client, location, write).await;
+    connection.close().await;
+    result
+}
+
+async fn probe_scopes(client: &Client, location: &str, write: bool) -> Result<i32> {
     let mut probes = vec![
         Probe {
             scope: "contacts.readonly",
@@ -122,7 +85,8 @@ pub async fn auth_check(
         out,
         "Token check for location {location} at {}:",
         client.base_url()
-    )?;
+    )
+    .map_err(stdout_error)?;
     let mut essential_ok = true;
     let mut write_ok = true;
     for probe in probes {
@@ -137,14 +101,12 @@ pub async fn auth_check(
                 "missing: the token is not authorised for this scope".to_string(),
             ),
             Err(e) if e.is_auth() => {
-                writeln!(out, "  {:<34} refused", probe.scope)?;
-                return Err(
-                    anyhow::Error::new(e).context("the token does not work for this location")
-                );
+                writeln!(out, "  {:<34} refused", probe.scope).map_err(stdout_error)?;
+                return Err(e.into());
             }
             Err(e) => (false, format!("failed: {e}")),
         };
-        writeln!(out, "  {:<34} {}", probe.scope, detail)?;
+        writeln!(out, "  {:<34} {}", probe.scope, detail).map_err(stdout_error)?;
         if !ok && probe.scope == "contacts.readonly" {
             essential_ok = false;
         }
@@ -157,20 +119,52 @@ pub async fn auth_check(
         out,
         "{} requests, {} retries.",
         stats.requests, stats.retries
-    )?;
+    )
+    .map_err(stdout_error)?;
     if !essential_ok {
         writeln!(
             out,
             "The token cannot read contacts: exports need `contacts.readonly`."
-        )?;
-        return Ok(EXIT_AUTH);
+        )
+        .map_err(stdout_error)?;
+        return Ok(exit::AUTH);
     }
     if !write_ok {
         writeln!(
             out,
             "The token cannot write contacts: imports and tagging need `contacts.write`."
-        )?;
-        return Ok(EXIT_AUTH);
+        )
+        .map_err(stdout_error)?;
+        return Ok(exit::AUTH);
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
+}
+
+/// `ghl-etl mapping check FILE [--location L]`: every problem with file:line:col, or the
+/// tables and columns the mapping produces.
+pub async fn mapping_check(
+    file: &Path,
+    location: Option<&str>,
+    conn: &ConnectionPlan,
+) -> Result<i32> {
+    let mut mapping = match Mapping::from_path(file) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if let Some(location) = location {
+        let connection = Connection::open(conn, true).await?;
+        let fields = connection.client.custom_fields(location).await;
+        connection.close().await;
+        let fields: Vec<CustomFieldInfo> = fields?.into_iter().map(CustomFieldInfo::from).collect();
+        if let Err(e) = mapping.resolve_custom_fields(&fields) {
+            eprintln!("{e}");
+            return Ok(exit::USAGE);
+        }
+    }
+    print!("{}", crate::mapping::describe(&mapping));
+    println!("{}: ok", file.display());
+    Ok(exit::OK)
 }

@@ -1,4 +1,4 @@
-//! The state database (SQLite): where each export stands, so a killed run resumes.
+//! The state database (SQLite): where each job stands, so a killed run resumes.
 //!
 //! One export is a *job*, keyed by a hash of the arguments that shape its output (locations,
 //! source, tables, mapping, format, output folder). For each location a job keeps the listing
@@ -8,12 +8,20 @@
 //! crash after it leaves the new ones. Either way nothing is lost or written twice.
 //!
 //! The schema carries a version (`PRAGMA user_version`); opening a newer database refuses.
+//!
+//! This module opens and migrates the database; each concern keeps its queries in a file of its
+//! own: `jobs` (a job's identity and whether it finished, shared by every job), `export` (listing
+//! cursors, committed part files and table columns).
+
+mod export;
+mod jobs;
+
+pub use export::{CommittedPart, LocationState};
+pub use jobs::JobStatus;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
-
-use crate::api::Cursor;
+use rusqlite::Connection;
 
 const SCHEMA_VERSION: i64 = 2;
 
@@ -42,27 +50,6 @@ pub enum StateError {
 }
 
 pub type Result<T> = std::result::Result<T, StateError>;
-
-/// Where one location of a job stands.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocationState {
-    pub cursor: Cursor,
-    /// Sequence number of the next part file.
-    pub next_part: u32,
-    pub contacts: u64,
-    pub done: bool,
-}
-
-/// A part file recorded as complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedPart {
-    pub table: String,
-    pub location: String,
-    pub seq: u32,
-    pub path: String,
-    pub rows: u64,
-    pub bytes: u64,
-}
 
 pub struct StateDb {
     conn: Connection,
@@ -167,180 +154,18 @@ impl StateDb {
         let r = self.conn.execute_batch("PRAGMA foreign_keys=ON;");
         self.sql(r)
     }
-
-    /// The columns a table of this job and location was started with (`name:type,...`).
-    pub fn columns(&self, job: &str, location: &str, table: &str) -> Result<Option<String>> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT columns FROM schemas WHERE job = ?1 AND location = ?2 AND tbl = ?3",
-                [job, location, table],
-                |r| r.get(0),
-            )
-            .optional();
-        self.sql(r)
-    }
-
-    pub fn save_columns(
-        &mut self,
-        job: &str,
-        location: &str,
-        table: &str,
-        columns: &str,
-    ) -> Result<()> {
-        let r = self.conn.execute(
-            "INSERT INTO schemas (job, location, tbl, columns) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (job, location, tbl) DO UPDATE SET columns = ?4",
-            params![job, location, table, columns],
-        );
-        self.sql(r).map(|_| ())
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// Register a job (if new). Answers whether it had finished before.
-    pub fn begin_job(&mut self, job: &str, description: &str) -> Result<JobStatus> {
-        let existing: Option<Option<String>> = {
-            let r = self
-                .conn
-                .query_row("SELECT finished_at FROM jobs WHERE job = ?1", [job], |r| {
-                    r.get(0)
-                })
-                .optional();
-            self.sql(r)?
-        };
-        match existing {
-            Some(Some(_)) => Ok(JobStatus::Finished),
-            Some(None) => Ok(JobStatus::Resuming),
-            None => {
-                let r = self.conn.execute(
-                    "INSERT INTO jobs (job, description, started_at) VALUES (?1, ?2, ?3)",
-                    params![job, description, now()],
-                );
-                self.sql(r)?;
-                Ok(JobStatus::New)
-            }
-        }
-    }
-
-    /// Forget a job (for `--restart`): its cursors and part records go; the caller deletes files.
-    pub fn reset_job(&mut self, job: &str) -> Result<()> {
-        let r = self.conn.execute("DELETE FROM jobs WHERE job = ?1", [job]);
-        self.sql(r).map(|_| ())
-    }
-
-    pub fn finish_job(&mut self, job: &str) -> Result<()> {
-        let r = self.conn.execute(
-            "UPDATE jobs SET finished_at = ?2 WHERE job = ?1",
-            params![job, now()],
-        );
-        self.sql(r).map(|_| ())
-    }
-
-    pub fn location(&self, job: &str, location: &str) -> Result<Option<LocationState>> {
-        let row: Option<(String, u32, u64, bool)> = {
-            let r = self
-                .conn
-                .query_row(
-                    "SELECT cursor, next_part, contacts, done FROM locations WHERE job = ?1 AND location = ?2",
-                    [job, location],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional();
-            self.sql(r)?
-        };
-        row.map(|(cursor, next_part, contacts, done)| {
-            let cursor = serde_json::from_str(&cursor).map_err(|source| StateError::Cursor {
-                path: self.path.clone(),
-                source,
-            })?;
-            Ok(LocationState {
-                cursor,
-                next_part,
-                contacts,
-                done,
-            })
-        })
-        .transpose()
-    }
-
-    pub fn parts(&self, job: &str) -> Result<Vec<CommittedPart>> {
-        let mut stmt = {
-            let r = self
-                .conn
-                .prepare("SELECT tbl, location, seq, path, rows, bytes FROM parts WHERE job = ?1 ORDER BY tbl, location, seq");
-            self.sql(r)?
-        };
-        let rows = stmt
-            .query_map([job], |r| {
-                Ok(CommittedPart {
-                    table: r.get(0)?,
-                    location: r.get(1)?,
-                    seq: r.get(2)?,
-                    path: r.get(3)?,
-                    rows: r.get(4)?,
-                    bytes: r.get(5)?,
-                })
-            })
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|source| StateError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// Record a chunk: its part files and the cursor after it, atomically.
-    pub fn commit_chunk(
-        &mut self,
-        job: &str,
-        location: &str,
-        state: &LocationState,
-        parts: &[CommittedPart],
-    ) -> Result<()> {
-        let cursor = serde_json::to_string(&state.cursor).map_err(|source| StateError::Cursor {
-            path: self.path.clone(),
-            source,
-        })?;
-        let path = self.path.clone();
-        let wrap = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(wrap)?;
-        for p in parts {
-            tx.execute(
-                "INSERT INTO parts (job, tbl, location, seq, path, rows, bytes, committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![job, p.table, p.location, p.seq, p.path, p.rows, p.bytes, now()],
-            )
-            .map_err(wrap)?;
-        }
-        tx.execute(
-            "INSERT INTO locations (job, location, cursor, next_part, contacts, done, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (job, location) DO UPDATE SET cursor = ?3, next_part = ?4, contacts = ?5, done = ?6, updated_at = ?7",
-            params![job, location, cursor, state.next_part, state.contacts, state.done, now()],
-        )
-        .map_err(wrap)?;
-        tx.commit().map_err(wrap)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    New,
-    Resuming,
-    Finished,
 }
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Cursor;
 
     #[test]
     fn chunk_commit_and_resume() {

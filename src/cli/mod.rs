@@ -1,0 +1,104 @@
+//! Command-line flags (clap derive) of every command, and their resolution into the plans the
+//! jobs take (ripgrep's low args → high args): flags are parsed here, files and environment
+//! read, defaults applied once, and a job receives a plan it cannot misread. Nothing outside
+//! `main.rs` imports this module. *What* to move lives in mapping files, *how hard* to push
+//! lives in flags.
+//!
+//! - `connection`: how to reach the API (every command that calls it).
+//! - `export`: `ghl-etl export`.
+//!
+//! Secrets are never flags: tokens come from `GHL_TOKEN` / `GHL_CLIENT_SECRET` in the
+//! environment or from files (`--token-file`, `--refresh-token-file`), so they stay out of
+//! shell history, `ps` and `--help`.
+
+mod connection;
+mod export;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use connection::ConnectionArgs;
+pub use export::ExportArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ghl-etl",
+    version,
+    about = "Move CRM data out of and into GoHighLevel (LeadConnector) through its Contacts API v2."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GHL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Only errors on stderr: no progress bar, no summary (for cron).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// More detail in logs (-v: debug, -vv: trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Export contacts (with tasks, notes, appointments) to Parquet, CSV or NDJSON files.
+    Export(Box<ExportArgs>),
+    /// Check that a token works for a location, and which scopes it has.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Validate a mapping file and print the output schema.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+    /// Run the GHL-compatible sandbox server (seeded data, rate limits, faults).
+    Sandbox(crate::sandbox::SandboxArgs),
+    /// Print a shell completion script: `ghl-etl completions bash > /etc/bash_completion.d/ghl-etl`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ghl-etl man | man -l -`.
+    Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Call one cheap read per scope (and with --write, a write probe that changes nothing).
+    Check {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        /// The location (sub-account) id.
+        #[arg(long, env = "GHL_LOCATION")]
+        location: String,
+        /// Also probe `contacts.write` (sends an update for a contact id that cannot exist).
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MappingCommand {
+    /// Parse and validate FILE; print each table's columns and types.
+    Check {
+        file: PathBuf,
+        /// Resolve `custom."Name"` references against this location's custom fields.
+        #[arg(long)]
+        location: Option<String>,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+}

@@ -1,0 +1,159 @@
+//! Exit codes, and [`JobError`]: the one error type every command returns, which knows its exit
+//! code and whether rerunning the same command can help.
+//!
+//! Exit codes (documented in the README):
+//! 0 success · 1 finished, but some records were rejected or failed (see the reject/failed
+//! files) · 2 usage, configuration or I/O error · 3 authentication/authorisation (token, scope,
+//! location) · 4 the location's daily request budget is spent (rerun later: it resumes) ·
+//! 5 the API kept failing after retries (rerun: it resumes) · 6 the API answered pages that
+//! cannot be followed (a repeating cursor): rerunning will not help · 130 interrupted (rerun:
+//! it resumes).
+
+use std::path::PathBuf;
+
+use crate::api::{self, ErrorKind};
+use crate::sink::SinkError;
+use crate::state::StateError;
+
+pub const OK: i32 = 0;
+pub const RECORD_FAILURES: i32 = 1;
+pub const USAGE: i32 = 2;
+pub const AUTH: i32 = 3;
+pub const BUDGET: i32 = 4;
+pub const API: i32 = 5;
+pub const PAGING: i32 = 6;
+pub const INTERRUPTED: i32 = 130;
+
+/// Why a command stopped. Library code returns this; only `main` prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Flags, configuration or a mapping file that cannot work; the message says what to fix.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Api(#[from] api::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Ctrl-C: committed work is kept.
+    #[error("interrupted")]
+    Interrupted,
+    /// One location's failure, named.
+    #[error("location {location}: {source}")]
+    Location {
+        location: String,
+        #[source]
+        source: Box<JobError>,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, JobError>;
+
+impl JobError {
+    pub fn usage(message: impl Into<String>) -> JobError {
+        JobError::Usage(message.into())
+    }
+
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> JobError {
+        JobError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn in_location(self, location: &str) -> JobError {
+        JobError::Location {
+            location: location.to_string(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error under any location wrapper.
+    pub fn root(&self) -> &JobError {
+        match self {
+            JobError::Location { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
+    /// The API error behind this one, if any.
+    pub fn api(&self) -> Option<&api::Error> {
+        match self.root() {
+            JobError::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self.root() {
+            JobError::Interrupted => INTERRUPTED,
+            JobError::Api(e) => match e.kind {
+                ErrorKind::Unauthorized | ErrorKind::Forbidden => AUTH,
+                ErrorKind::DailyBudgetExhausted { .. } => BUDGET,
+                ErrorKind::Config => USAGE,
+                ErrorKind::CursorLoop => PAGING,
+                ErrorKind::Cancelled => INTERRUPTED,
+                _ => API,
+            },
+            _ => USAGE,
+        }
+    }
+
+    /// Whether the same command, run again, continues where this run stopped and can succeed:
+    /// true for an interruption, a spent daily budget and retries that ran out; false where
+    /// something must be fixed first (token, scope, access, mapping, flags, disk).
+    pub fn rerun_resumes(&self) -> bool {
+        matches!(self.exit_code(), INTERRUPTED | BUDGET | API)
+    }
+
+    /// Errors that concern one location only (its daily budget, a token without access to
+    /// it): the other locations of the run go on.
+    pub fn is_location_specific(&self) -> bool {
+        self.api().is_some_and(|a| {
+            matches!(
+                a.kind,
+                ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Forbidden
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_advice_follow_the_root_cause() {
+        let auth = api::Error::new(ErrorKind::Unauthorized, "GET", "/contacts/");
+        let e = JobError::from(auth).in_location("L1");
+        assert_eq!(e.exit_code(), AUTH);
+        assert!(!e.rerun_resumes());
+        assert!(e.to_string().starts_with("location L1: "), "{e}");
+
+        let server = api::Error::new(ErrorKind::Server, "GET", "/contacts/x/notes");
+        assert_eq!(JobError::from(server).exit_code(), API);
+        assert!(JobError::Interrupted.rerun_resumes());
+        assert_eq!(JobError::usage("bad flag").exit_code(), USAGE);
+
+        let budget = api::Error::new(
+            ErrorKind::DailyBudgetExhausted {
+                resets_in: std::time::Duration::from_secs(60),
+            },
+            "GET",
+            "/contacts/",
+        );
+        let e = JobError::from(budget).in_location("L2");
+        assert!(e.is_location_specific());
+        assert_eq!(e.exit_code(), BUDGET);
+        assert!(e.rerun_resumes());
+    }
+}

@@ -1,0 +1,177 @@
+//! One location's pipeline: its mapping, its column check, then the pager feeding the fetch
+//! stage feeding the writer thread, joined by a bounded channel.
+//!
+//! ```text
+//!  pager ──pages──▶ fetch (children: bounded concurrency, in order) ──bounded chan──▶ writer
+//!  (cursor)          (through the client's limiter and retries)                      (map, encode,
+//!                                                                                     commit chunk)
+//! ```
+//! At most `PREFETCH_PAGES` pages are in flight, so a slow writer slows the pager and memory
+//! stays flat.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use super::fetch::{enrich, EnrichedPage};
+use super::plan::PREFETCH_PAGES;
+use super::write::LocationWriter;
+use super::Run;
+use crate::api::Cursor;
+use crate::exit::{JobError, Result};
+use crate::mapping::{CustomFieldInfo, Mapping};
+use crate::state::LocationState;
+use crate::table::TableKind;
+
+/// Export one location from where its last run committed.
+pub async fn export_location(run: Arc<Run>, location: String, location_index: usize) -> Result<()> {
+    let start = run
+        .db()
+        .location(&run.key, &location)?
+        .unwrap_or(LocationState {
+            cursor: Cursor::Start,
+            next_part: 0,
+            contacts: 0,
+            done: false,
+        });
+    if start.done {
+        return Ok(());
+    }
+    let mapping = Arc::new(mapping_for(&run, &location).await?);
+    let tables: Vec<TableKind> = run
+        .plan
+        .tables()
+        .into_iter()
+        .filter(|t| mapping.table(*t).is_some())
+        .collect();
+    if start.contacts > 0 {
+        tracing::info!(location, contacts = start.contacts, cursor = ?start.cursor, "Resuming from the last committed part.");
+    }
+    check_columns(&run, &location, &mapping, &tables, start.next_part > 0)?;
+
+    let (tx, rx) = mpsc::channel::<EnrichedPage>(PREFETCH_PAGES);
+    let writer = {
+        let run = run.clone();
+        let location = location.clone();
+        let start = start.clone();
+        tokio::task::spawn_blocking(move || {
+            LocationWriter::new(&run, &location, location_index, &mapping, &tables, start).run(rx)
+        })
+    };
+    let produced = produce(&run, &location, start.cursor, tx).await;
+    let written = writer
+        .await
+        .map_err(|e| JobError::usage(format!("the writer task failed: {e}")))?;
+    // A writer error explains a closed channel; report it first.
+    written?;
+    produced?;
+    if run.cancelled.load(Ordering::Relaxed) {
+        return Err(JobError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Page the listing from `cursor`, fetch each page's children, and hand the pages on in order.
+async fn produce(
+    run: &Arc<Run>,
+    location: &str,
+    cursor: Cursor,
+    tx: mpsc::Sender<EnrichedPage>,
+) -> Result<()> {
+    let plan = &run.plan;
+    let pages = run
+        .client
+        .contact_pages(location, plan.source.clone(), plan.page_size, cursor);
+    let mut enriched = std::pin::pin!(pages
+        .map_ok(|page| {
+            if let Some(t) = page.total {
+                run.progress.grow_to(t);
+            }
+            let run = run.clone();
+            let location = location.to_string();
+            async move { enrich(&run, &location, page).await }
+        })
+        .try_buffered(PREFETCH_PAGES));
+    while let Some(page) = enriched.next().await {
+        if run.cancelled.load(Ordering::Relaxed) {
+            break;
+        }
+        let page = page?;
+        run.progress.pages.fetch_add(1, Ordering::Relaxed);
+        if tx.send(page).await.is_err() {
+            break; // the writer stopped; its error says why
+        }
+    }
+    Ok(())
+}
+
+/// The mapping for one location: the file's (custom fields resolved against the location), or
+/// the full default built from the location's custom fields.
+async fn mapping_for(run: &Run, location: &str) -> Result<Mapping> {
+    let base = run.plan.mapping.as_ref().map(|m| m.mapping.clone());
+    let needs_fields = base.as_ref().is_none_or(|m| m.uses_custom_fields());
+    let fields: Vec<CustomFieldInfo> = if needs_fields {
+        match run.client.custom_fields(location).await {
+            Ok(f) => f.into_iter().map(CustomFieldInfo::from).collect(),
+            // Without a mapping, a token that may not read field names still exports them,
+            // by id. A refused token is not that case: the listing reports it.
+            Err(e) if e.is_scope_error() && base.is_none() => {
+                tracing::warn!(error = %e, "Cannot read custom-field names; custom fields stay in the customFields column.");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Vec::new()
+    };
+    match base {
+        Some(mut m) => {
+            if needs_fields {
+                m.resolve_custom_fields(&fields)
+                    .map_err(|e| JobError::usage(e.to_string()))?;
+            }
+            Ok(m)
+        }
+        None => Ok(Mapping::default_for(&fields)),
+    }
+}
+
+/// Keep a dataset's columns the same across runs: the first run records each table's columns;
+/// a resumed run whose columns differ (a custom field added or renamed meanwhile, without
+/// `--mapping`) stops instead of writing parts that readers could not line up.
+fn check_columns(
+    run: &Run,
+    location: &str,
+    mapping: &Mapping,
+    tables: &[TableKind],
+    resuming: bool,
+) -> Result<()> {
+    let mut db = run.db();
+    for t in tables {
+        let Some(tm) = mapping.table(*t) else {
+            continue;
+        };
+        let columns: Vec<String> = tm
+            .schema()
+            .columns
+            .iter()
+            .map(|c| format!("{}:{}", c.name, c.ty.spelling()))
+            .collect();
+        let columns = columns.join(",");
+        match db.columns(&run.key, location, t.name())? {
+            Some(before) if resuming && before != columns => {
+                let old: Vec<&str> = before.split(',').collect();
+                let new: Vec<&str> = columns.split(',').collect();
+                let added: Vec<&&str> = new.iter().filter(|c| !old.contains(c)).collect();
+                let gone: Vec<&&str> = old.iter().filter(|c| !new.contains(c)).collect();
+                return Err(JobError::usage(format!(
+                    "the columns of table {t} changed since this export started (added {added:?}, removed {gone:?}), most likely a custom field of location {location} was added or renamed; rerun with --restart to export again with the new columns"
+                )));
+            }
+            _ => db.save_columns(&run.key, location, t.name(), &columns)?,
+        }
+    }
+    Ok(())
+}

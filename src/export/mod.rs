@@ -1,0 +1,353 @@
+//! The export job: list each location's contacts, fetch their tasks/notes/appointments, map
+//! them to rows, write part files and commit progress, as a pipeline per location.
+//!
+//! - `plan`: what the export does, resolved before any request ([`ExportPlan`]).
+//! - `location`: one location's pipeline (pager → fetch → writer) and its mapping.
+//! - `fetch`: a page's child records, bulk or per contact.
+//! - `write`: the writer thread: map, encode, commit chunks.
+//! - `failpoint`: crash injection for the resume tests (test builds only).
+//!
+//! Progress is committed in chunks: when a chunk's part files are complete on disk, the cursor
+//! after its last page and the part list go into the state database in one transaction. A
+//! rerun of the same export deletes part files the database does not know and continues from
+//! the stored cursor, so its output equals an uninterrupted run's.
+
+mod failpoint;
+mod fetch;
+mod location;
+mod plan;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub use plan::{ExportPlan, MappingFile};
+
+use crate::api::Client;
+use crate::exit::{JobError, Result};
+use crate::job::{
+    for_each_location, peak_rss_mb, Connection, ConnectionPlan, Cost, OutputDir, PartFolder,
+    Progress, Ui,
+};
+use crate::report::{rejects_dir, REJECT_FORMAT};
+use crate::state::{CommittedPart, JobStatus, StateDb};
+use crate::table::TableKind;
+
+/// What a run did, for the summary, the manifest and tests.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub rows: HashMap<String, u64>,
+    pub rejected: HashMap<String, u64>,
+    pub filtered: u64,
+    pub contacts: u64,
+    pub deleted_meanwhile: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub elapsed_s: f64,
+    pub tasks_mode: String,
+    pub resumed: bool,
+    pub files: Vec<String>,
+    /// Peak resident memory of this process (Linux), for the summary and the benchmarks.
+    pub peak_rss_mb: Option<f64>,
+}
+
+impl Summary {
+    /// Rows and rejects per table, from the committed part files (this run's and, when
+    /// resumed, the earlier runs').
+    fn add_parts(&mut self, parts: &[CommittedPart]) {
+        for p in parts {
+            match p.table.strip_prefix("rejects/") {
+                Some(t) => *self.rejected.entry(t.to_string()).or_default() += p.rows,
+                None => *self.rows.entry(p.table.clone()).or_default() += p.rows,
+            }
+            self.files.push(p.path.clone());
+        }
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    fn cost(&self) -> Cost {
+        Cost {
+            requests: self.requests,
+            retries: self.retries,
+            throttled: self.throttled,
+            elapsed_s: self.elapsed_s,
+            peak_rss_mb: self.peak_rss_mb,
+        }
+    }
+}
+
+/// Everything the locations' pipelines share, fixed for the run.
+pub(crate) struct Run {
+    key: String,
+    client: Client,
+    plan: ExportPlan,
+    out: OutputDir,
+    /// Bulk task search until a 401 says the token lacks `locations/tasks.readonly`.
+    bulk_tasks: AtomicBool,
+    progress: Progress,
+    /// Set on Ctrl-C or a fatal error of any location; every stage checks it before new work,
+    /// so a stop does not wait for a page's remaining requests.
+    cancelled: Arc<AtomicBool>,
+    /// Writers commit chunks from their threads; the lock is held for one transaction.
+    db: Mutex<StateDb>,
+}
+
+impl Run {
+    fn db(&self) -> MutexGuard<'_, StateDb> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The part folders of an export: one per table, and one per table of rejects.
+fn part_folders(plan: &ExportPlan) -> Vec<PartFolder> {
+    let mut folders = Vec::new();
+    for table in TableKind::ALL {
+        folders.push(PartFolder {
+            dir: plan.out.clone(),
+            table,
+            name: table.name().to_string(),
+            format: plan.sink.format,
+        });
+        folders.push(PartFolder {
+            dir: rejects_dir(&plan.out),
+            table,
+            name: format!("rejects/{}", table.name()),
+            format: REJECT_FORMAT,
+        });
+    }
+    folders
+}
+
+/// `ghl-etl export`: connect, run, and close the embedded sandbox if there is one.
+pub async fn export(conn: &ConnectionPlan, plan: &ExportPlan, ui: Ui) -> Result<Summary> {
+    let connection = Connection::open(conn, ui.quiet).await?;
+    let mut plan = plan.clone();
+    if plan.locations.is_empty() {
+        plan.locations = connection.sandbox_locations();
+    }
+    let result = run(&connection.client, &conn.server_identity(), plan, ui).await;
+    connection.close().await;
+    result
+}
+
+/// Run an export to completion (or to its first fatal error) and return its summary.
+pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Result<Summary> {
+    let started = Instant::now();
+    if plan.locations.is_empty() {
+        return Err(JobError::usage(
+            "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
+        ));
+    }
+    let key = plan.job_key(&plan.locations, server);
+    let out = OutputDir {
+        root: plan.out.clone(),
+        folders: part_folders(&plan),
+    };
+    let mut db = StateDb::open(&plan.state)?;
+    if plan.restart {
+        out.remove_parts(&db.parts(&key)?);
+        db.reset_job(&key)?;
+    }
+    let description = format!(
+        "export {} -> {}",
+        plan.locations.join(","),
+        plan.out.display()
+    );
+    let status = db.begin_job(&key, &description)?;
+    if status == JobStatus::Finished {
+        return already_finished(&db, &key, &plan, &out, ui);
+    }
+    if let Err(e) = out.claim(&key, status, plan.restart) {
+        if status == JobStatus::New {
+            db.reset_job(&key)?;
+        }
+        return Err(e);
+    }
+    out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)?;
+
+    let run = Arc::new(Run {
+        key: key.clone(),
+        client: client.clone(),
+        bulk_tasks: AtomicBool::new(plan.bulk_tasks),
+        progress: Progress::new(ui, "contacts"),
+        cancelled: Arc::new(AtomicBool::new(false)),
+        db: Mutex::new(db),
+        out,
+        plan,
+    });
+    let outcome = for_each_location(&run.plan.locations, &run.cancelled, ui.quiet, |l, i| {
+        location::export_location(run.clone(), l, i)
+    })
+    .await;
+    run.progress.bar.finish_and_clear();
+    let run =
+        Arc::try_unwrap(run).map_err(|_| JobError::usage("the state database is still in use"))?;
+    let mut summary = run_summary(&run, started, status == JobStatus::Resuming);
+    let db = run.db.into_inner().unwrap_or_else(|e| e.into_inner());
+    let parts = db.parts(&key)?;
+    summary.add_parts(&parts);
+    if let Err(e) = outcome {
+        if ui.for_people() {
+            let next = if e.rerun_resumes() {
+                "Rerun the same command to resume."
+            } else {
+                "Fix the cause below, then rerun the same command: it resumes from there."
+            };
+            eprintln!(
+                "Stopped after {} contacts; {} part files are committed. {next}",
+                summary.contacts,
+                parts.len()
+            );
+        }
+        return Err(e);
+    }
+    summary.peak_rss_mb = peak_rss_mb();
+    let mut db = db;
+    // Manifest first: an export marked finished always has one.
+    let total = contacts_total(&db, &key, &run.plan.locations)?;
+    run.out.write_manifest(&manifest(&summary, &parts, total))?;
+    db.finish_job(&key)?;
+    report(&summary, &run.plan, ui, client);
+    Ok(summary)
+}
+
+/// The counters of this run.
+fn run_summary(run: &Run, started: Instant, resumed: bool) -> Summary {
+    let stats = run.client.stats();
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    Summary {
+        contacts: count(&run.progress.done),
+        pages: count(&run.progress.pages),
+        deleted_meanwhile: count(&run.progress.deleted),
+        filtered: count(&run.progress.filtered),
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        tasks_mode: if !run.plan.children.contains(&TableKind::Tasks) {
+            "none".into()
+        } else if run.bulk_tasks.load(Ordering::Relaxed) {
+            "bulk (POST /locations/{id}/tasks/search)".into()
+        } else {
+            "per contact (GET /contacts/{id}/tasks)".into()
+        },
+        resumed,
+        ..Default::default()
+    }
+}
+
+/// A rerun of an export that finished: say so, and make sure its manifest exists.
+fn already_finished(
+    db: &StateDb,
+    key: &str,
+    plan: &ExportPlan,
+    out: &OutputDir,
+    ui: Ui,
+) -> Result<Summary> {
+    if !ui.quiet {
+        eprintln!(
+            "This export already finished (state {}, job {key}); its files are in {}. Pass --restart to export again.",
+            plan.state.display(),
+            plan.out.display()
+        );
+    }
+    let mut summary = Summary {
+        resumed: true,
+        ..Default::default()
+    };
+    let parts = db.parts(key)?;
+    summary.add_parts(&parts);
+    if !out.has_manifest() {
+        let total = contacts_total(db, key, &plan.locations)?;
+        out.write_manifest(&manifest(&summary, &parts, total))?;
+    }
+    Ok(summary)
+}
+
+/// Contacts listed by the export over all its runs.
+fn contacts_total(db: &StateDb, key: &str, locations: &[String]) -> Result<u64> {
+    let mut total = 0;
+    for l in locations {
+        total += db.location(key, l)?.map_or(0, |s| s.contacts);
+    }
+    Ok(total)
+}
+
+fn manifest(summary: &Summary, parts: &[CommittedPart], contacts_total: u64) -> serde_json::Value {
+    serde_json::json!({
+        "tables": summary.rows,
+        "rejected": summary.rejected,
+        "files": parts.iter().map(|p| serde_json::json!({"table": p.table, "location": p.location, "path": p.path, "rows": p.rows, "bytes": p.bytes})).collect::<Vec<_>>(),
+        "contacts_total": contacts_total,
+        // The rest describes the last run (a resumed export's earlier runs are not counted).
+        "contacts": summary.contacts,
+        "deleted_meanwhile": summary.deleted_meanwhile,
+        "requests": summary.requests,
+        "retries": summary.retries,
+        "throttled": summary.throttled,
+        "elapsed_s": summary.elapsed_s,
+        "peak_rss_mb": summary.peak_rss_mb,
+        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+/// The summary: prose for people on stderr, or one structured event for log shippers.
+fn report(s: &Summary, plan: &ExportPlan, ui: Ui, client: &Client) {
+    if ui.json_logs && !ui.quiet {
+        tracing::info!(
+            contacts = s.contacts,
+            requests = s.requests,
+            retries = s.retries,
+            throttled = s.throttled,
+            elapsed_s = s.elapsed_s,
+            "Export finished."
+        );
+    }
+    if !ui.for_people() {
+        return;
+    }
+    eprintln!(
+        "Export finished in {:.1} s{}.",
+        s.elapsed_s,
+        if s.resumed { " (resumed)" } else { "" }
+    );
+    let mut tables: Vec<_> = s.rows.iter().collect();
+    tables.sort();
+    for (t, n) in tables {
+        let rej = s.rejected.get(t).copied().unwrap_or(0);
+        let rejects = if rej > 0 {
+            format!(", {rej} rejected (see rejects/{t}/)")
+        } else {
+            String::new()
+        };
+        eprintln!("  {t:<13} {n:>9} rows{rejects}");
+    }
+    if s.filtered > 0 {
+        eprintln!(
+            "  filtered out  {:>9} contacts (mapping filter)",
+            s.filtered
+        );
+    }
+    for line in s
+        .cost()
+        .lines("contact", s.contacts, client.rate(&plan.locations[0]))
+    {
+        eprintln!("{line}");
+    }
+    eprintln!("  tasks         {}", s.tasks_mode);
+    if s.deleted_meanwhile > 0 {
+        eprintln!(
+            "  deleted while exporting: {} contacts (kept, without related records)",
+            s.deleted_meanwhile
+        );
+    }
+    let out = std::path::absolute(&plan.out).unwrap_or_else(|_| plan.out.clone());
+    eprintln!("Output: {}", out.display());
+}

@@ -1,0 +1,145 @@
+//! How a job reaches the API: the resolved connection settings ([`ConnectionPlan`]) and the
+//! [`Connection`] they open — a client, and for `--sandbox` the embedded sandbox it talks to.
+//!
+//! Defaults live here once: GHL's burst budget for the real API, the embedded sandbox's own
+//! budget when it is the server, and its token when the user gave none.
+
+use std::time::Duration;
+
+use crate::api::{AuthConfig, Client, ClientConfig, RateSpec, RetryConfig};
+use crate::exit::{JobError, Result};
+use crate::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
+use crate::secret::Secret;
+
+/// The embedded sandbox's request budget, and the pace a client keeps against it.
+const EMBEDDED_SANDBOX_RATE: RateSpec = RateSpec {
+    max: 500,
+    interval: Duration::from_secs(1),
+};
+
+/// Where requests go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    Url(String),
+    /// A sandbox started inside this process with this many seeded contacts.
+    EmbeddedSandbox {
+        contacts: usize,
+    },
+}
+
+/// The pacing the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateChoice {
+    /// The server's known budget: GHL's burst limit, or the embedded sandbox's.
+    Default,
+    Off,
+    Fixed(RateSpec),
+}
+
+/// Everything needed to reach the API, resolved from flags, files and the environment.
+#[derive(Debug, Clone)]
+pub struct ConnectionPlan {
+    pub endpoint: Endpoint,
+    /// `None`: no credential given (fine for the embedded sandbox only).
+    pub auth: Option<AuthConfig>,
+    pub rate: RateChoice,
+    pub daily_reserve: u64,
+    pub retry: RetryConfig,
+    pub request_timeout: Duration,
+}
+
+impl ConnectionPlan {
+    /// A plan for a server at `url` with a static token and the default pacing.
+    pub fn to_url(url: &str, token: &str) -> ConnectionPlan {
+        ConnectionPlan {
+            endpoint: Endpoint::Url(url.to_string()),
+            auth: Some(AuthConfig::Static(Secret::new(token))),
+            rate: RateChoice::Default,
+            daily_reserve: 1_000,
+            retry: RetryConfig::default(),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// What the job key records of the server: outputs of the embedded sandbox and of a real
+    /// location never share a key.
+    pub fn server_identity(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Url(u) => u.clone(),
+            Endpoint::EmbeddedSandbox { .. } => "sandbox".into(),
+        }
+    }
+
+    fn client_config(&self, base_url: String, default_rate: RateSpec) -> Result<ClientConfig> {
+        let auth = match (&self.auth, &self.endpoint) {
+            (Some(a), _) => a.clone(),
+            (None, Endpoint::EmbeddedSandbox { .. }) => {
+                AuthConfig::Static(Secret::new(DEFAULT_TOKEN))
+            }
+            (None, Endpoint::Url(_)) => return Err(JobError::usage(
+                "no credentials: set GHL_TOKEN (a Private Integration Token), or --token-file, or OAuth with --client-id, GHL_CLIENT_SECRET and --refresh-token-file",
+            )),
+        };
+        let mut cfg = ClientConfig::new(base_url, auth);
+        cfg.rate = match self.rate {
+            RateChoice::Default => Some(default_rate),
+            RateChoice::Off => None,
+            RateChoice::Fixed(r) => Some(r),
+        };
+        cfg.daily_reserve = self.daily_reserve;
+        cfg.retry = self.retry.clone();
+        cfg.request_timeout = self.request_timeout;
+        Ok(cfg)
+    }
+}
+
+/// An open connection: the client, and the embedded sandbox while the job runs.
+pub struct Connection {
+    pub client: Client,
+    sandbox: Option<Sandbox>,
+}
+
+impl Connection {
+    /// Start the embedded sandbox if the plan asks for one, and build the client.
+    pub async fn open(plan: &ConnectionPlan, quiet: bool) -> Result<Connection> {
+        let (sandbox, url, default_rate) = match &plan.endpoint {
+            Endpoint::Url(u) => (None, u.clone(), RateSpec::GHL_BURST),
+            Endpoint::EmbeddedSandbox { contacts } => {
+                let cfg = SandboxConfig {
+                    contacts: *contacts,
+                    rate_limit: Some(EMBEDDED_SANDBOX_RATE),
+                    ..Default::default()
+                };
+                let sb = Sandbox::start(cfg).await.map_err(|e| {
+                    JobError::usage(format!("cannot start the embedded sandbox: {e}"))
+                })?;
+                if !quiet {
+                    eprintln!(
+                        "Embedded sandbox at {} with {contacts} contacts in location {}.",
+                        sb.url(),
+                        sb.location_ids().join(", ")
+                    );
+                }
+                let url = sb.url();
+                (Some(sb), url, EMBEDDED_SANDBOX_RATE)
+            }
+        };
+        let client = Client::new(plan.client_config(url, default_rate)?)?;
+        Ok(Connection { client, sandbox })
+    }
+
+    /// The embedded sandbox's locations: the default when the user named none.
+    pub fn sandbox_locations(&self) -> Vec<String> {
+        self.sandbox
+            .as_ref()
+            .map(Sandbox::location_ids)
+            .unwrap_or_default()
+    }
+
+    /// Stop the embedded sandbox, if any.
+    pub async fn close(self) {
+        if let Some(sb) = self.sandbox {
+            sb.shutdown().await;
+        }
+    }
+}
