@@ -220,3 +220,82 @@ async fn the_shipped_mappings_pass_mapping_check() {
         );
     }
 }
+
+/// A bad token: one error, naming what to fix; no advice to rerun (a rerun cannot help).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_reported_once_with_what_to_fix() {
+    let sb = sandbox(quiet_config(20)).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "export",
+        "--location",
+        &sb.location_ids()[0],
+        "--out",
+        &out_dir.path().display().to_string(),
+        "--state",
+        &out_dir.path().join("s.sqlite").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let envs = vec![
+        ("GHL_TOKEN".to_string(), "not-a-token".to_string()),
+        ("GHL_BASE_URL".to_string(), sb.url()),
+    ];
+    let (out, d) = run(args, envs).await;
+    assert_eq!(out.status.code(), Some(3), "{d}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("HTTP 401").count(), 1, "{d}");
+    assert!(stderr.contains("GHL_TOKEN"), "names the variable to fix: {d}");
+    assert!(!stderr.to_lowercase().contains("rerun"), "no false advice: {d}");
+    sb.shutdown().await;
+}
+
+/// Logs written to a file (cron) carry no colour codes; stderr here is a pipe, not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_off_a_terminal_have_no_escape_codes() {
+    let sb = sandbox(quiet_config(30)).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "export",
+        "-vv",
+        "--location",
+        &sb.location_ids()[0],
+        "--out",
+        &out_dir.path().display().to_string(),
+        "--state",
+        &out_dir.path().join("s.sqlite").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let envs = vec![
+        ("GHL_TOKEN".to_string(), ghl_etl::sandbox::DEFAULT_TOKEN.to_string()),
+        ("GHL_BASE_URL".to_string(), sb.url()),
+    ];
+    let (out, d) = run(args, envs).await;
+    assert_eq!(out.status.code(), Some(0), "{d}");
+    let lines = out.stderr.split(|b| *b == b'\n').count();
+    assert!(lines > 10, "-vv logs something: {d}");
+    assert!(!out.stderr.contains(&0x1b), "an escape byte in the log: {d}");
+    sb.shutdown().await;
+}
+
+/// `completions` and `man` print what shells and `man` read.
+#[test]
+fn completions_and_man_page_print() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["completions", "bash"], "_ghl-etl()"),
+        (vec!["completions", "zsh"], "#compdef ghl-etl"),
+        (vec!["completions", "fish"], "complete -c ghl-etl"),
+        (vec!["man"], ".TH ghl-etl"),
+    ] {
+        let out = run_bin(&args, &[], dir.path());
+        let d = describe(&args, dir.path(), &out);
+        assert!(out.status.success(), "{d}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(needle), "lacks {needle:?}: {d}");
+        assert!(text.contains("export"), "{d}");
+    }
+}

@@ -89,15 +89,17 @@ fn parts(out: &Path, table: &str, ext: &str) -> Vec<PathBuf> {
 fn read_parquet(out: &Path, table: &str) -> Vec<RecordBatch> {
     parts(out, table, "parquet")
         .into_iter()
-        .flat_map(|p| {
-            let f = std::fs::File::open(&p).unwrap();
-            ParquetRecordBatchReaderBuilder::try_new(f)
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(|b| b.unwrap())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|p| read_parquet_file(&p))
+        .collect()
+}
+
+fn read_parquet_file(p: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(p).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
         .collect()
 }
 
@@ -509,7 +511,12 @@ async fn ecologi_and_analytics_mappings_export() {
 }
 
 /// The command line of the resume tests: CSV (compared byte for byte), parts of 200 contacts.
-fn export_cli_args<'a>(location: &'a str, out: &'a str, state: &'a str) -> Vec<&'a str> {
+fn export_cli_args<'a>(
+    location: &'a str,
+    out: &'a str,
+    state: &'a str,
+    format: &'a str,
+) -> Vec<&'a str> {
     vec![
         "export",
         "--location",
@@ -519,7 +526,7 @@ fn export_cli_args<'a>(location: &'a str, out: &'a str, state: &'a str) -> Vec<&
         "--state",
         state,
         "--format",
-        "csv",
+        format,
         "--source",
         "list",
         "--part-rows",
@@ -545,6 +552,16 @@ async fn export_bin_with(
     failpoint: Option<&str>,
     mapping: Option<&Path>,
 ) -> (std::process::ExitStatus, String) {
+    export_bin_as(sb, out, failpoint, mapping, "csv").await
+}
+
+async fn export_bin_as(
+    sb: &Sandbox,
+    out: &Path,
+    failpoint: Option<&str>,
+    mapping: Option<&Path>,
+    format: &'static str,
+) -> (std::process::ExitStatus, String) {
     let out = out.to_path_buf();
     let mapping = mapping.map(|m| m.display().to_string());
     let url = sb.url();
@@ -553,7 +570,7 @@ async fn export_bin_with(
     tokio::task::spawn_blocking(move || {
         let out_s = out.display().to_string();
         let state = out.join(".state.sqlite").display().to_string();
-        let mut args = export_cli_args(&location, &out_s, &state);
+        let mut args = export_cli_args(&location, &out_s, &state, format);
         if let Some(m) = mapping.as_deref() {
             args.extend(["--mapping", m]);
         }
@@ -661,46 +678,73 @@ async fn sigkill_mid_run_then_resume_loses_and_repeats_nothing() {
     cfg.latency = std::time::Duration::from_millis(2);
     let sb = sandbox(cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let url = sb.url();
-    let location = sb.location_ids()[0].clone();
-    let out2 = out.clone();
-    // Start, wait for the first committed part file, kill -9.
-    tokio::task::spawn_blocking(move || {
-        let out_s = out2.display().to_string();
-        let state = out2.join(".state.sqlite").display().to_string();
-        let mut child = std::process::Command::new(crate::util::bin())
-            .args(export_cli_args(&location, &out_s, &state))
-            .env("GHL_BASE_URL", &url)
-            .env("GHL_TOKEN", DEFAULT_TOKEN)
-            .spawn()
-            .unwrap();
-        let first = out2.join("contacts").join("part-00001.csv");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !first.exists()
-            && std::time::Instant::now() < deadline
-            && child.try_wait().unwrap().is_none()
-        {
-            std::thread::sleep(std::time::Duration::from_millis(5)); // poll interval, not synchronisation
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export was still running when killed"
+    for format in ["csv", "parquet"] {
+        let clean = dir.path().join(format!("clean-{format}"));
+        let (status, d) = export_bin_as(&sb, &clean, None, None, format).await;
+        assert!(status.success(), "{d}");
+        let want = snapshot(&clean);
+        let out = dir.path().join(format!("killed-{format}"));
+        let url = sb.url();
+        let location = sb.location_ids()[0].clone();
+        let out2 = out.clone();
+        // Start, wait for the second committed part file, kill -9.
+        tokio::task::spawn_blocking(move || {
+            let out_s = out2.display().to_string();
+            let state = out2.join(".state.sqlite").display().to_string();
+            let mut child = std::process::Command::new(crate::util::bin())
+                .args(export_cli_args(&location, &out_s, &state, format))
+                .env("GHL_BASE_URL", &url)
+                .env("GHL_TOKEN", DEFAULT_TOKEN)
+                .spawn()
+                .unwrap();
+            let first = out2.join("contacts").join(format!("part-00001.{format}"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !first.exists()
+                && std::time::Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5)); // poll interval, not synchronisation
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the export was still running when killed"
+            );
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        })
+        .await
+        .unwrap();
+        let (status, d) = export_bin_as(&sb, &out, None, None, format).await;
+        assert!(status.success(), "{d}");
+        // Every table, byte for byte, equals an uninterrupted run's.
+        let got = snapshot(&out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "same files ({format})"
         );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    })
-    .await
-    .unwrap();
-    let (status, d) = export_bin(&sb, &out, None).await;
-    assert!(status.success(), "{d}");
-    let mut ids = Vec::new();
-    for p in parts(&out, "contacts", "csv") {
-        let (h, rows) = read_csv(&p);
-        let c = col(&h, "id");
-        ids.extend(rows.into_iter().map(|r| r[c].clone()));
+        for table in ["contacts/", "tasks/", "notes/"] {
+            assert!(got.keys().any(|k| k.starts_with(table)), "{table} written");
+        }
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{k} differs after the kill and resume");
+        }
+        let mut ids = Vec::new();
+        for p in parts(&out, "contacts", format) {
+            ids.extend(match format {
+                "csv" => {
+                    let (h, rows) = read_csv(&p);
+                    let c = col(&h, "id");
+                    rows.into_iter().map(|r| r[c].clone()).collect::<Vec<_>>()
+                }
+                _ => strings(&read_parquet_file(&p), "id")
+                    .into_iter()
+                    .map(Option::unwrap)
+                    .collect(),
+            });
+        }
+        assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
     }
-    assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
     sb.shutdown().await;
 }
 
@@ -891,5 +935,56 @@ async fn a_location_without_access_does_not_stop_the_others() {
         .map(Option::unwrap)
         .collect();
     assert_eq!(ids, sb.store().contact_ids(&sb.location_ids()[0]));
+    sb.shutdown().await;
+}
+
+/// Reject files are opened in spreadsheets: a cell that starts like a formula is defused there
+/// even when the data files are written as they are (`csv_safe` off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_files_defuse_formulas_end_to_end() {
+    let sb = sandbox(quiet_config(40)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("bait.toml");
+    std::fs::write(
+        &mapping,
+        r#"version = 1
+
+[contacts]
+
+[[contacts.columns]]
+name = "id"
+from = "id"
+
+[[contacts.columns]]
+name = "=HYPERLINK(1)"
+from = "firstName"
+type = "int"
+on_error = "reject"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut a = args(&sb, &out, Format::Csv);
+    a.with = with(&["none"]);
+    a.mapping = Some(mapping);
+    let summary = run(&a, DEFAULT_TOKEN).await;
+    assert!(!a.csv_safe);
+    let rejected = summary.rejected.get("contacts").copied().unwrap_or(0);
+    assert!(rejected > 0, "first names are not ints");
+    let files = parts(&out.join("rejects"), "contacts", "csv");
+    let (header, rows) = read_csv(&files[0]);
+    assert_eq!(
+        header,
+        ["contact_id", "record_id", "column", "reason", "record_json"]
+    );
+    assert_eq!(rows.len() as u64, rejected);
+    for row in &rows {
+        assert_eq!(row[2], "'=HYPERLINK(1)", "defused: {row:?}");
+        for cell in row {
+            assert!(!is_formula(cell), "formula bait left live: {cell:?}");
+        }
+        let record: serde_json::Value = serde_json::from_str(&row[4]).unwrap();
+        assert_eq!(record["id"].as_str(), Some(row[1].as_str()));
+    }
     sb.shutdown().await;
 }

@@ -194,11 +194,11 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     let parts = db.parts(&key)?;
     summary.add_parts(&parts);
     if let Err(e) = outcome {
-        if ui.for_people() {
+        if ui.for_people() && (summary.contacts > 0 || !parts.is_empty()) {
             let next = if e.rerun_resumes() {
                 "Rerun the same command to resume."
             } else {
-                "Fix the cause below, then rerun the same command: it resumes from there."
+                "Fix the cause below; the same command then resumes from there."
             };
             eprintln!(
                 "Stopped after {} contacts; {} part files are committed. {next}",
