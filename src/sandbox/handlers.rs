@@ -1,12 +1,13 @@
 //! Route handlers: request validation the way GHL's NestJS validation answers it (422 with a
 //! list of messages, "property X should not exist" for unknown properties), and response
-//! bodies shaped as the spec's response schemas.
+//! bodies shaped as the spec's response schemas (error bodies come from [`super::answers`]).
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
 //! [`super::gate`]; data lives in [`super::store`]. Handlers that may scan a whole location
 //! (filtered searches, the first upsert) run on the blocking pool so they never stall the
 //! server's event loop.
 
+use super::answers::{err_400, err_401, err_404, err_422, ApiError};
 use super::data::{iso_ms, Location};
 use super::gate::Ctx;
 use super::ids::IdCodec;
@@ -24,51 +25,6 @@ use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// An error answer: status and GHL-style JSON body.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub Value);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
-}
-
-pub fn err_400(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::BAD_REQUEST,
-        json!({"statusCode": 400, "message": msg}),
-    )
-}
-
-pub fn err_401(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::UNAUTHORIZED,
-        json!({"statusCode": 401, "message": msg, "error": "Unauthorized"}),
-    )
-}
-
-pub fn err_403(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::FORBIDDEN,
-        json!({"statusCode": 403, "message": msg, "error": "Forbidden"}),
-    )
-}
-
-pub fn err_404(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        json!({"statusCode": 404, "message": msg, "error": "Not Found"}),
-    )
-}
-
-pub fn err_422(msgs: Vec<String>) -> ApiError {
-    ApiError(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"statusCode": 422, "message": msgs, "error": "Unprocessable Entity"}),
-    )
-}
 
 type Answer = Result<Response, ApiError>;
 type St = State<Arc<SandboxState>>;

@@ -10,9 +10,11 @@
 //!
 //! Layout: [`ids`] (hashing, reversible ids), [`data`] (seeded records), [`store`] (order
 //! index + write overlay), [`query`] (search filters), [`auth`] (tokens, OAuth), [`limits`]
-//! (rate limits), [`faults`], [`gate`] (the per-request middleware), [`handlers`] (routes),
-//! [`stats`], [`cli`]. The client side of the API is not here: see [`crate::api`].
+//! (rate limits), [`faults`], [`gate`] (the per-request middleware), [`answers`] (error
+//! bodies), [`handlers`] (routes), [`stats`], [`cli`]. The client side of the API is not here:
+//! see [`crate::api`].
 
+mod answers;
 mod auth;
 mod cli;
 mod data;
