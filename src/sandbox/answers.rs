@@ -7,6 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// What GHL answers, with a 400 and not a 404, for a contact id that does not exist (any
+/// more), whichever route under `/contacts/{contactId}` names it.
+pub const CONTACT_NOT_FOUND: &str = "Contact not found";
+
 /// An error answer: status and GHL-style JSON body.
 #[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub Value);
@@ -38,6 +42,7 @@ pub fn err_403(msg: &str) -> ApiError {
     )
 }
 
+/// Only for routes the sandbox does not serve: GHL answers a missing record with a 400.
 pub fn err_404(msg: &str) -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
@@ -50,4 +55,9 @@ pub fn err_422(msgs: Vec<String>) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({"statusCode": 422, "message": msgs, "error": "Unprocessable Entity"}),
     )
+}
+
+/// `400 {"statusCode":400,"message":"Contact not found"}`.
+pub fn contact_not_found() -> ApiError {
+    err_400(CONTACT_NOT_FOUND)
 }

@@ -1,13 +1,15 @@
 //! Route handlers: request validation the way GHL's NestJS validation answers it (422 with a
 //! list of messages, "property X should not exist" for unknown properties), and response
-//! bodies shaped as the spec's response schemas (error bodies come from [`super::answers`]).
+//! bodies shaped as the spec's response schemas. A contact, task or note that does not exist
+//! (any more) is a 400 "… not found", as GHL answers it, never a 404; the bodies themselves are
+//! in [`super::answers`].
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
 //! [`super::gate`]; data lives in [`super::store`]. Handlers that may scan a whole location
 //! (filtered searches, the first upsert) run on the blocking pool so they never stall the
 //! server's event loop.
 
-use super::answers::{err_400, err_401, err_404, err_422, ApiError};
+use super::answers::{contact_not_found, err_400, err_401, err_422, ApiError};
 use super::data::{iso_ms, Location};
 use super::gate::Ctx;
 use super::ids::IdCodec;
@@ -363,7 +365,7 @@ fn apply_contact(loc: &Location, body: &Map<String, Value>, m: &mut Map<String, 
 fn contact_raw(st: &SandboxState, id: &str) -> Result<u64, ApiError> {
     match st.store.decode(id) {
         Some((_, raw)) if st.store.contact_by_raw(raw).is_some() => Ok(raw),
-        _ => Err(err_404("Contact not found")),
+        _ => Err(contact_not_found()),
     }
 }
 
@@ -614,10 +616,7 @@ pub async fn business_contacts(
 }
 
 pub async fn get_contact(State(st): St, Path(id): Path<String>) -> Answer {
-    let c = st
-        .store
-        .contact(&id)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let c = st.store.contact(&id).ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"contact": c}))
 }
 
@@ -646,7 +645,7 @@ pub async fn update_contact(State(st): St, Path(id): Path<String>, body: Bytes) 
     let c = st
         .store
         .update_contact(raw, |m| apply_contact(loc, &body, m))
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"succeded": true, "contact": c}))
 }
 
@@ -690,7 +689,7 @@ pub async fn delete_contact(State(st): St, Path(id): Path<String>) -> Answer {
     if st.store.delete_contact(&id) {
         ok(StatusCode::OK, json!({"succeded": true}))
     } else {
-        Err(err_404("Contact not found"))
+        Err(contact_not_found())
     }
 }
 
@@ -716,7 +715,7 @@ pub async fn add_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Ans
             let now = dedup(strings(m.get("tags")).into_iter().chain(add));
             m.insert("tags".into(), json!(now));
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::CREATED, json!({"tags": contact_tags(&c)}))
 }
 
@@ -730,7 +729,7 @@ pub async fn remove_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> 
             now.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
             m.insert("tags".into(), json!(now));
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"tags": contact_tags(&c)}))
 }
 
@@ -827,24 +826,18 @@ fn child_path(kind: Child) -> (&'static str, &'static str, &'static str) {
 
 async fn list_children(st: &SandboxState, id: &str, kind: Child) -> Answer {
     let raw = contact_raw(st, id)?;
-    let list = st
-        .store
-        .children(raw, kind)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let list = st.store.children(raw, kind).ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({ child_path(kind).0: list }))
 }
 
 async fn get_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> Answer {
     let raw = contact_raw(st, id)?;
-    let list = st
-        .store
-        .children(raw, kind)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let list = st.store.children(raw, kind).ok_or_else(contact_not_found)?;
     let (_, one, missing) = child_path(kind);
     let item = list
         .into_iter()
         .find(|t| t.get("id").and_then(Value::as_str) == Some(child));
-    let item = item.ok_or_else(|| err_404(missing))?;
+    let item = item.ok_or_else(|| err_400(missing))?;
     ok(StatusCode::OK, json!({ one: item }))
 }
 
@@ -869,7 +862,7 @@ async fn create_child(st: &SandboxState, id: &str, kind: Child, bytes: &Bytes) -
     let stored = item.clone();
     st.store
         .with_children(raw, kind, move |list| list.push(stored))
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::CREATED, json!({ child_path(kind).1: item }))
 }
 
@@ -893,8 +886,8 @@ async fn update_child(
             }
             Some(item.clone())
         })
-        .ok_or_else(|| err_404("Contact not found"))?
-        .ok_or_else(|| err_404(missing))?;
+        .ok_or_else(contact_not_found)?
+        .ok_or_else(|| err_400(missing))?;
     ok(StatusCode::OK, json!({ one: updated }))
 }
 
@@ -907,11 +900,11 @@ async fn delete_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> 
             list.retain(|t| t.get("id").and_then(Value::as_str) != Some(child));
             before != list.len()
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     if removed {
         ok(StatusCode::OK, json!({"succeded": true}))
     } else {
-        Err(err_404(child_path(kind).2))
+        Err(err_400(child_path(kind).2))
     }
 }
 
