@@ -572,22 +572,42 @@ async fn writes_are_visible_to_reads() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(del["succeded"], true);
+    // GHL answers an id that no longer exists with a 400, not a 404.
+    let gone = json!({"statusCode": 400, "message": "Contact not found"});
     for path in [
         format!("/contacts/{id}"),
         format!("/contacts/{id}/tasks"),
         format!("/contacts/{id}/notes"),
+        format!("/contacts/{id}/appointments"),
     ] {
-        assert_eq!(api.get(&path).await.0, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            api.get(&path).await,
+            (StatusCode::BAD_REQUEST, gone.clone()),
+            "{path}"
+        );
     }
+    assert_eq!(
+        api.call(Method::DELETE, &format!("/contacts/{id}"), json!({}))
+            .await,
+        (StatusCode::BAD_REQUEST, gone.clone()),
+        "deleting twice"
+    );
     assert!(!api.sb.store().contact_ids(&loc).contains(&id));
 
-    // A contact deleted behind the client's back (store API) is a 404 too.
+    // A contact deleted behind the client's back (store API) is a 400 too, and so is an id
+    // that never existed.
     let victim = api.sb.store().contact_ids(&loc)[0].clone();
     assert!(api.sb.store().delete_contact(&victim));
-    assert_eq!(
-        api.get(&format!("/contacts/{victim}/tasks")).await.0,
-        StatusCode::NOT_FOUND
-    );
+    for path in [
+        format!("/contacts/{victim}/tasks"),
+        "/contacts/neverExisted/notes".to_string(),
+    ] {
+        assert_eq!(
+            api.get(&path).await,
+            (StatusCode::BAD_REQUEST, gone.clone()),
+            "{path}"
+        );
+    }
 
     let recorded = api.sb.recorded_requests();
     assert!(recorded.iter().any(|r| r.method == "POST"

@@ -678,6 +678,30 @@ async fn every_endpoint_answers_in_the_spec_shape() {
     .await;
     p.call(Method::DELETE, "/contacts/{contactId}", &cid, None, 200)
         .await;
+    // A contact that is gone: GHL's 400 "Contact not found", in the BadRequestDTO shape.
+    for (method, route, path) in [
+        (Method::GET, "/contacts/{contactId}", cid.clone()),
+        (
+            Method::GET,
+            "/contacts/{contactId}/notes",
+            format!("{cid}/notes"),
+        ),
+        (
+            Method::GET,
+            "/contacts/{contactId}/tasks",
+            format!("{cid}/tasks"),
+        ),
+        (
+            Method::GET,
+            "/contacts/{contactId}/appointments",
+            format!("{cid}/appointments"),
+        ),
+        (Method::DELETE, "/contacts/{contactId}", cid.clone()),
+        (Method::GET, "/contacts/{contactId}/notes/{id}", nid.clone()),
+    ] {
+        let v = p.call(method, route, &path, None, 400).await;
+        assert_eq!(v["message"], "Contact not found", "{route}");
+    }
 
     // OAuth.
     let rt =

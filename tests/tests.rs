@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod client;
+mod deleted;
 mod export;
 mod mapping;
 mod sandbox;

@@ -1,15 +1,17 @@
 //! One method per endpoint the project uses (besides the listings in `pages`).
 //!
-//! Child reads answer `Ok(None)` on 404: the contact was deleted between listing it and
-//! fetching its tasks or notes, which is not a failure of the run. Bodies the project sends are
-//! shaped as the spec's request schemas (a test validates them against the spec).
+//! Child reads answer `Ok(None)` when the contact is gone: it was deleted between listing it
+//! and fetching its tasks or notes, which is not a failure of the run. GHL usually says so with
+//! a 400 "Contact not found", sometimes with a 404; any other 400 is ambiguous and settled by
+//! asking `GET /contacts/{id}` (see [`Gone`]). Bodies the project sends are shaped as the
+//! spec's request schemas (a test validates them against the spec).
 
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::client::{Call, Client};
-use super::error::Result;
+use super::error::{Error, Result};
 use super::model::{Contact, CustomField};
 
 /// How many task-search results to ask for per request.
@@ -70,17 +72,58 @@ pub enum TagAction {
     Remove,
 }
 
+/// `None` for an answer that says the contact does not exist (a 404 or a 400 "Contact not
+/// found"); other errors stand.
 fn or_deleted<T>(r: Result<T>) -> Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) if e.is_contact_not_found() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// What a failed read under `/contacts/{id}/` says about the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// A 404, or a 400 that says the contact was not found.
+    Yes,
+    /// Another 400: GHL's 400s also cover malformed requests and inactive locations, so only
+    /// `GET /contacts/{id}` can tell a deleted contact from a broken request.
+    Ask,
+    /// Anything else is not about the contact's existence.
+    No,
+}
+
+fn gone(e: &Error) -> Gone {
+    if e.is_contact_not_found() {
+        Gone::Yes
+    } else if e.is_bad_request() {
+        Gone::Ask
+    } else {
+        Gone::No
+    }
+}
+
+/// Settles an ambiguous 400 (`original`) with the answer of `GET /contacts/{id}`: the contact
+/// is deleted only if that answer says it does not exist; otherwise the original error stands,
+/// also when the confirmation itself failed (its error would hide the one that matters).
+fn settle<T>(
+    original: Error,
+    confirmation: Result<Option<super::model::Contact>>,
+) -> Result<Option<T>> {
+    match confirmation {
+        Ok(None) => Ok(None),
+        Ok(Some(_)) => Err(original),
+        Err(e) => {
+            tracing::debug!(error = %e, "Could not tell whether the contact still exists.");
+            Err(original)
+        }
     }
 }
 
 impl Client {
     /// `GET /contacts/{id}/{child}`, the answer's list picked by `pick`; `None` if the contact
-    /// is gone (deleted after it was listed).
+    /// is gone (deleted after it was listed). An ambiguous 400 costs one more request.
     async fn contact_children<A: serde::de::DeserializeOwned>(
         &self,
         location: &str,
@@ -89,7 +132,15 @@ impl Client {
         pick: fn(A) -> Vec<Value>,
     ) -> Result<Option<Vec<Value>>> {
         let call = Call::get(location, format!("/contacts/{contact_id}/{child}"));
-        Ok(or_deleted(self.call::<A>(&call).await)?.map(pick))
+        let e = match self.call::<A>(&call).await {
+            Ok(a) => return Ok(Some(pick(a))),
+            Err(e) => e,
+        };
+        match gone(&e) {
+            Gone::Yes => Ok(None),
+            Gone::No => Err(e),
+            Gone::Ask => settle(e, self.contact(location, contact_id).await),
+        }
     }
 
     /// `GET /contacts/{id}/tasks`.
@@ -180,7 +231,7 @@ impl Client {
         Ok(self.call::<CustomFieldsAnswer>(&call).await?.custom_fields)
     }
 
-    /// `GET /contacts/{id}`; `None` if it does not exist.
+    /// `GET /contacts/{id}`; `None` if it does not exist (a 404 or a 400 "Contact not found").
     pub async fn contact(&self, location: &str, contact_id: &str) -> Result<Option<Contact>> {
         let call = Call::get(location, format!("/contacts/{contact_id}"));
         Ok(or_deleted(self.call::<ContactAnswer>(&call).await)?.map(|a| a.contact))
@@ -278,5 +329,92 @@ impl Client {
             body,
         );
         self.call(&call.not_idempotent()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::error::ErrorKind;
+    use super::super::model::Contact;
+    use super::*;
+
+    fn err(kind: ErrorKind, status: u16, message: &str) -> Error {
+        Error::new(kind, "GET", "/contacts/c1/notes")
+            .with_status(status)
+            .with_message(message)
+    }
+
+    #[test]
+    fn which_answers_say_the_contact_is_gone() {
+        let cases = [
+            (
+                err(ErrorKind::NotFound, 404, "Contact not found"),
+                Gone::Yes,
+            ),
+            (
+                err(ErrorKind::NotFound, 404, "Cannot GET /contacts/c1/notes"),
+                Gone::Yes,
+            ),
+            (
+                err(ErrorKind::BadRequest, 400, "Contact not found"),
+                Gone::Yes,
+            ),
+            (
+                err(ErrorKind::BadRequest, 400, "contact with id c1 not found"),
+                Gone::Yes,
+            ),
+            (err(ErrorKind::BadRequest, 400, "Bad Request"), Gone::Ask),
+            (
+                err(ErrorKind::BadRequest, 400, "Location is not active"),
+                Gone::Ask,
+            ),
+            (err(ErrorKind::BadRequest, 400, "Task not found"), Gone::Ask),
+            (
+                err(ErrorKind::Unprocessable, 422, "Contact not found"),
+                Gone::No,
+            ),
+            (err(ErrorKind::Server, 500, "Contact not found"), Gone::No),
+            (err(ErrorKind::Forbidden, 403, "no access"), Gone::No),
+        ];
+        for (e, want) in cases {
+            assert_eq!(gone(&e), want, "{e}");
+        }
+        assert_eq!(
+            gone(&Error::new(
+                ErrorKind::BadRequest,
+                "GET",
+                "/contacts/c1/notes"
+            )),
+            Gone::Ask,
+            "a 400 without a message"
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_400_is_deleted_only_if_the_contact_read_says_so() {
+        let original = || err(ErrorKind::BadRequest, 400, "Bad Request");
+        let gone: Result<Option<Vec<Value>>> = settle(original(), Ok(None));
+        assert_eq!(gone.unwrap(), None);
+        let alive: Result<Option<Vec<Value>>> = settle(original(), Ok(Some(Contact::default())));
+        let e = alive.unwrap_err();
+        assert_eq!(e.path, "/contacts/c1/notes");
+        assert_eq!(e.messages, vec!["Bad Request".to_string()]);
+        let unknown: Result<Option<Vec<Value>>> = settle(
+            original(),
+            Err(Error::new(ErrorKind::Server, "GET", "/contacts/c1").with_status(503)),
+        );
+        let e = unknown.unwrap_err();
+        assert_eq!((e.kind, e.status), (ErrorKind::BadRequest, Some(400)));
+    }
+
+    #[test]
+    fn or_deleted_takes_400_and_404_contact_not_found() {
+        let r: Result<()> = Err(err(ErrorKind::BadRequest, 400, "Contact not found"));
+        assert_eq!(or_deleted(r).unwrap(), None);
+        let r: Result<()> = Err(err(ErrorKind::NotFound, 404, "Contact not found"));
+        assert_eq!(or_deleted(r).unwrap(), None);
+        let r: Result<()> = Err(err(ErrorKind::BadRequest, 400, "Bad Request"));
+        assert!(or_deleted(r).is_err());
+        assert_eq!(or_deleted(Ok(7)).unwrap(), Some(7));
     }
 }

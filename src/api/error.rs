@@ -13,7 +13,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// 403: the token has no access to this location.
     Forbidden,
-    /// 400: the request is malformed (missing Version header, inactive location, ...).
+    /// 400: the request is malformed (missing Version header, inactive location, ...), or
+    /// names a record that does not exist: GHL answers "Contact not found" with a 400.
     BadRequest,
     /// 404: the record does not exist (any more).
     NotFound,
@@ -99,6 +100,24 @@ impl Error {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
+    }
+
+    /// The contact the request named does not exist (any more): a 404, or the 400
+    /// "Contact not found" GHL usually answers instead. A 400 that says something else is
+    /// not this, though the contact may still be gone: see [`Error::is_bad_request`].
+    pub fn is_contact_not_found(&self) -> bool {
+        match self.kind {
+            ErrorKind::NotFound => true,
+            ErrorKind::BadRequest => self.messages.iter().any(|m| {
+                let m = m.to_lowercase();
+                m.contains("contact") && m.contains("not found")
+            }),
+            _ => false,
+        }
+    }
+
+    pub fn is_bad_request(&self) -> bool {
+        self.kind == ErrorKind::BadRequest
     }
 
     /// What the user should do about it, where we know.

@@ -1,13 +1,15 @@
 //! The gate every API request passes before its handler, in GHL's order: bearer token (401),
 //! `Version` header (400), the route's scope (401), access to the location (403), burst and
-//! daily limits (429), then injected faults and added latency. It also records requests for
-//! spec tests, counts answers in [`Stats`](super::Stats) and stamps the rate-limit headers.
+//! daily limits (429), then injected faults and added latency, and last a
+//! [hold](super::hold) if a test asked for one. It also records requests for spec tests,
+//! counts answers in [`Stats`](super::Stats) and stamps the rate-limit headers. Error bodies
+//! come from [`super::answers`].
 //!
 //! Which scope a route needs comes from the specs' `security` lists; where the location of a
 //! request comes from (query, path, body or the contact's own location) is in [`route_info`].
 //! Handlers get the resolved location in a [`Ctx`] extension and stay free of these concerns.
 
-use super::handlers::{err_400, err_401, err_403, err_404};
+use super::answers::{err_400, err_401, err_403, err_404};
 use super::limits::Refusal;
 use super::{RecordedRequest, SandboxState, API_VERSION};
 use axum::body::{to_bytes, Body};
@@ -309,6 +311,9 @@ async fn admit_and_run(
             rate_headers(st, &mut resp, v);
         }
         return (resp, loc_id);
+    }
+    if let Some(released) = st.holds.enter(&format!("{method} {template}")) {
+        super::hold::wait(released).await;
     }
     parts.extensions.insert(ctx);
     let mut resp = next

@@ -1,12 +1,15 @@
 //! Route handlers: request validation the way GHL's NestJS validation answers it (422 with a
 //! list of messages, "property X should not exist" for unknown properties), and response
-//! bodies shaped as the spec's response schemas.
+//! bodies shaped as the spec's response schemas. A contact, task or note that does not exist
+//! (any more) is a 400 "… not found", as GHL answers it, never a 404; the bodies themselves are
+//! in [`super::answers`].
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
 //! [`super::gate`]; data lives in [`super::store`]. Handlers that may scan a whole location
 //! (filtered searches, the first upsert) run on the blocking pool so they never stall the
 //! server's event loop.
 
+use super::answers::{contact_not_found, err_400, err_401, err_422, ApiError};
 use super::data::{iso_ms, Location};
 use super::gate::Ctx;
 use super::ids::IdCodec;
@@ -24,51 +27,6 @@ use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// An error answer: status and GHL-style JSON body.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub Value);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
-}
-
-pub fn err_400(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::BAD_REQUEST,
-        json!({"statusCode": 400, "message": msg}),
-    )
-}
-
-pub fn err_401(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::UNAUTHORIZED,
-        json!({"statusCode": 401, "message": msg, "error": "Unauthorized"}),
-    )
-}
-
-pub fn err_403(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::FORBIDDEN,
-        json!({"statusCode": 403, "message": msg, "error": "Forbidden"}),
-    )
-}
-
-pub fn err_404(msg: &str) -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        json!({"statusCode": 404, "message": msg, "error": "Not Found"}),
-    )
-}
-
-pub fn err_422(msgs: Vec<String>) -> ApiError {
-    ApiError(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"statusCode": 422, "message": msgs, "error": "Unprocessable Entity"}),
-    )
-}
 
 type Answer = Result<Response, ApiError>;
 type St = State<Arc<SandboxState>>;
@@ -407,7 +365,7 @@ fn apply_contact(loc: &Location, body: &Map<String, Value>, m: &mut Map<String, 
 fn contact_raw(st: &SandboxState, id: &str) -> Result<u64, ApiError> {
     match st.store.decode(id) {
         Some((_, raw)) if st.store.contact_by_raw(raw).is_some() => Ok(raw),
-        _ => Err(err_404("Contact not found")),
+        _ => Err(contact_not_found()),
     }
 }
 
@@ -658,10 +616,7 @@ pub async fn business_contacts(
 }
 
 pub async fn get_contact(State(st): St, Path(id): Path<String>) -> Answer {
-    let c = st
-        .store
-        .contact(&id)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let c = st.store.contact(&id).ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"contact": c}))
 }
 
@@ -690,7 +645,7 @@ pub async fn update_contact(State(st): St, Path(id): Path<String>, body: Bytes) 
     let c = st
         .store
         .update_contact(raw, |m| apply_contact(loc, &body, m))
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"succeded": true, "contact": c}))
 }
 
@@ -734,7 +689,7 @@ pub async fn delete_contact(State(st): St, Path(id): Path<String>) -> Answer {
     if st.store.delete_contact(&id) {
         ok(StatusCode::OK, json!({"succeded": true}))
     } else {
-        Err(err_404("Contact not found"))
+        Err(contact_not_found())
     }
 }
 
@@ -760,7 +715,7 @@ pub async fn add_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Ans
             let now = dedup(strings(m.get("tags")).into_iter().chain(add));
             m.insert("tags".into(), json!(now));
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::CREATED, json!({"tags": contact_tags(&c)}))
 }
 
@@ -774,7 +729,7 @@ pub async fn remove_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> 
             now.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
             m.insert("tags".into(), json!(now));
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({"tags": contact_tags(&c)}))
 }
 
@@ -871,24 +826,18 @@ fn child_path(kind: Child) -> (&'static str, &'static str, &'static str) {
 
 async fn list_children(st: &SandboxState, id: &str, kind: Child) -> Answer {
     let raw = contact_raw(st, id)?;
-    let list = st
-        .store
-        .children(raw, kind)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let list = st.store.children(raw, kind).ok_or_else(contact_not_found)?;
     ok(StatusCode::OK, json!({ child_path(kind).0: list }))
 }
 
 async fn get_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> Answer {
     let raw = contact_raw(st, id)?;
-    let list = st
-        .store
-        .children(raw, kind)
-        .ok_or_else(|| err_404("Contact not found"))?;
+    let list = st.store.children(raw, kind).ok_or_else(contact_not_found)?;
     let (_, one, missing) = child_path(kind);
     let item = list
         .into_iter()
         .find(|t| t.get("id").and_then(Value::as_str) == Some(child));
-    let item = item.ok_or_else(|| err_404(missing))?;
+    let item = item.ok_or_else(|| err_400(missing))?;
     ok(StatusCode::OK, json!({ one: item }))
 }
 
@@ -913,7 +862,7 @@ async fn create_child(st: &SandboxState, id: &str, kind: Child, bytes: &Bytes) -
     let stored = item.clone();
     st.store
         .with_children(raw, kind, move |list| list.push(stored))
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     ok(StatusCode::CREATED, json!({ child_path(kind).1: item }))
 }
 
@@ -937,8 +886,8 @@ async fn update_child(
             }
             Some(item.clone())
         })
-        .ok_or_else(|| err_404("Contact not found"))?
-        .ok_or_else(|| err_404(missing))?;
+        .ok_or_else(contact_not_found)?
+        .ok_or_else(|| err_400(missing))?;
     ok(StatusCode::OK, json!({ one: updated }))
 }
 
@@ -951,11 +900,11 @@ async fn delete_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> 
             list.retain(|t| t.get("id").and_then(Value::as_str) != Some(child));
             before != list.len()
         })
-        .ok_or_else(|| err_404("Contact not found"))?;
+        .ok_or_else(contact_not_found)?;
     if removed {
         ok(StatusCode::OK, json!({"succeded": true}))
     } else {
-        Err(err_404(child_path(kind).2))
+        Err(err_400(child_path(kind).2))
     }
 }
 

@@ -10,15 +10,18 @@
 //!
 //! Layout: [`ids`] (hashing, reversible ids), [`data`] (seeded records), [`store`] (order
 //! index + write overlay), [`query`] (search filters), [`auth`] (tokens, OAuth), [`limits`]
-//! (rate limits), [`faults`], [`gate`] (the per-request middleware), [`handlers`] (routes),
-//! [`stats`], [`cli`]. The client side of the API is not here: see [`crate::api`].
+//! (rate limits), [`faults`], [`hold`] (requests held for a test), [`gate`] (the per-request
+//! middleware), [`answers`] (error bodies), [`handlers`] (routes), [`stats`], [`cli`]. The
+//! client side of the API is not here: see [`crate::api`].
 
+mod answers;
 mod auth;
 mod cli;
 mod data;
 mod faults;
 mod gate;
 mod handlers;
+mod hold;
 mod ids;
 mod limits;
 mod query;
@@ -27,6 +30,7 @@ mod store;
 
 pub use auth::{TokenSpec, TokenSpecError};
 pub use cli::{run_cli, SandboxArgs};
+pub use hold::Hold;
 pub use stats::Stats;
 pub use store::Store;
 
@@ -149,6 +153,8 @@ pub struct SandboxState {
     stats: Mutex<Stats>,
     record: bool,
     recorded: Mutex<Vec<RecordedRequest>>,
+    /// Routes whose requests wait at the gate for a test; see [`Sandbox::hold`].
+    holds: hold::Holds,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -212,6 +218,7 @@ impl SandboxState {
             stats: Mutex::new(Stats::default()),
             record: cfg.record_requests,
             recorded: Mutex::new(Vec::new()),
+            holds: hold::Holds::default(),
         })
     }
 
@@ -415,6 +422,13 @@ impl Sandbox {
 
     pub fn issue_refresh_token(&self, scopes: &[&str]) -> String {
         self.state.issue_refresh_token(scopes)
+    }
+
+    /// Holds every request to `routes` (method and template, `"GET /contacts/{contactId}/notes"`)
+    /// at the gate, after its checks and before its handler, until the [`Hold`] is released
+    /// or dropped. For tests that must act between two requests of a client; see [`hold`].
+    pub fn hold(&self, routes: &[&str]) -> Hold {
+        Hold::new(self.state.clone(), routes)
     }
 
     pub async fn shutdown(mut self) {
