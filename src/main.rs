@@ -117,10 +117,13 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
             Ok(exit::OK)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| JobError::io("write the manual page to", "stdout", e))?;
-            Ok(exit::OK)
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `ghl-etl man | head`: the reader has what it wanted.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(JobError::io("write the manual page to", "stdout", e))
+                }
+                _ => Ok(exit::OK),
+            }
         }
     }
 }

@@ -246,8 +246,14 @@ async fn a_refused_token_is_reported_once_with_what_to_fix() {
     assert_eq!(out.status.code(), Some(3), "{d}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("HTTP 401").count(), 1, "{d}");
-    assert!(stderr.contains("GHL_TOKEN"), "names the variable to fix: {d}");
-    assert!(!stderr.to_lowercase().contains("rerun"), "no false advice: {d}");
+    assert!(
+        stderr.contains("GHL_TOKEN"),
+        "names the variable to fix: {d}"
+    );
+    assert!(
+        !stderr.to_lowercase().contains("rerun"),
+        "no false advice: {d}"
+    );
     sb.shutdown().await;
 }
 
@@ -270,14 +276,20 @@ async fn logs_off_a_terminal_have_no_escape_codes() {
     .map(|s| s.to_string())
     .collect();
     let envs = vec![
-        ("GHL_TOKEN".to_string(), ghl_etl::sandbox::DEFAULT_TOKEN.to_string()),
+        (
+            "GHL_TOKEN".to_string(),
+            ghl_etl::sandbox::DEFAULT_TOKEN.to_string(),
+        ),
         ("GHL_BASE_URL".to_string(), sb.url()),
     ];
     let (out, d) = run(args, envs).await;
     assert_eq!(out.status.code(), Some(0), "{d}");
     let lines = out.stderr.split(|b| *b == b'\n').count();
     assert!(lines > 10, "-vv logs something: {d}");
-    assert!(!out.stderr.contains(&0x1b), "an escape byte in the log: {d}");
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "an escape byte in the log: {d}"
+    );
     sb.shutdown().await;
 }
 
@@ -286,7 +298,7 @@ async fn logs_off_a_terminal_have_no_escape_codes() {
 fn completions_and_man_page_print() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (vec!["completions", "bash"], "_ghl-etl()"),
+        (vec!["completions", "bash"], "complete -F _ghl__etl"),
         (vec!["completions", "zsh"], "#compdef ghl-etl"),
         (vec!["completions", "fish"], "complete -c ghl-etl"),
         (vec!["man"], ".TH ghl-etl"),
