@@ -103,10 +103,10 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
                     conn,
                 },
         } => check::mapping_check(&file, location.as_deref(), &conn.resolve()?).await,
-        Command::Sandbox(args) => sandbox::run_cli(args)
+        Command::Sandbox(args) => sandbox::run_foreground(args.resolve()?)
             .await
             .map(|_| exit::OK)
-            .map_err(|e| JobError::usage(format!("{e:#}"))),
+            .map_err(|e| JobError::usage(e.to_string())),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

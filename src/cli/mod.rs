@@ -6,6 +6,7 @@
 //!
 //! - `connection`: how to reach the API (every command that calls it).
 //! - `export`: `ghl-etl export`.
+//! - `sandbox`: `ghl-etl sandbox`.
 //!
 //! Secrets are never flags: tokens come from `GHL_TOKEN` / `GHL_CLIENT_SECRET` in the
 //! environment or from files (`--token-file`, `--refresh-token-file`), so they stay out of
@@ -13,6 +14,7 @@
 
 mod connection;
 mod export;
+mod sandbox;
 
 use std::path::PathBuf;
 
@@ -20,6 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use connection::ConnectionArgs;
 pub use export::ExportArgs;
+pub use sandbox::SandboxArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,7 +68,7 @@ pub enum Command {
         command: MappingCommand,
     },
     /// Run the GHL-compatible sandbox server (seeded data, rate limits, faults).
-    Sandbox(crate::sandbox::SandboxArgs),
+    Sandbox(SandboxArgs),
     /// Print a shell completion script: `ghl-etl completions bash > /etc/bash_completion.d/ghl-etl`.
     Completions {
         #[arg(value_enum)]

@@ -3,7 +3,7 @@
 //! OAuth refresh-token rotation, and injected faults.
 //!
 //! It serves tests and benchmarks in-process on an ephemeral port ([`Sandbox::start`]), the
-//! `export --sandbox` demo, and the `ghl-etl sandbox` command ([`run_cli`]). Contacts are a
+//! `export --sandbox` demo, and the `ghl-etl sandbox` command ([`run_foreground`]). Contacts are a
 //! pure function of (seed, location, index), so a million of them cost a sorted index and
 //! nothing more; writes live in an overlay. Counters and knobs are reachable without auth
 //! under `/_sandbox/` so a benchmark in another process can read and turn them.
@@ -16,9 +16,9 @@
 
 mod answers;
 mod auth;
-mod cli;
 mod data;
 mod faults;
+mod foreground;
 mod gate;
 mod handlers;
 mod hold;
@@ -29,7 +29,7 @@ mod stats;
 mod store;
 
 pub use auth::{TokenSpec, TokenSpecError};
-pub use cli::{run_cli, SandboxArgs};
+pub use foreground::{run_foreground, ForegroundPlan};
 pub use hold::Hold;
 pub use stats::Stats;
 pub use store::Store;

@@ -1,0 +1,136 @@
+//! `ghl-etl sandbox` flags, resolved into the server to run ([`ForegroundPlan`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::api::RateSpec;
+use crate::exit::{JobError, Result};
+use crate::sandbox::{ForegroundPlan, SandboxConfig, TokenSpec};
+
+/// A burst limit such as `100/10s`, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitArg(pub Option<RateSpec>);
+
+impl FromStr for RateLimitArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "none" => Ok(RateLimitArg(None)),
+            other => other.parse::<RateSpec>().map(|r| RateLimitArg(Some(r))),
+        }
+    }
+}
+
+/// Run a local GHL-compatible API with seeded data.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SandboxArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Seeded contacts per location.
+    #[arg(long, default_value_t = 1000)]
+    pub contacts: usize,
+    /// Number of locations.
+    #[arg(long, default_value_t = 1)]
+    pub locations: usize,
+    /// Seed of the generated data (same seed, same data and ids).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Burst limit per token and location, e.g. `100/10s`, or `off`.
+    #[arg(long, default_value = "100/10s", value_name = "N/INTERVAL|off")]
+    pub rate_limit: RateLimitArg,
+    /// Requests per token, location and UTC day.
+    #[arg(long, default_value_t = 200_000)]
+    pub daily_limit: u64,
+    /// Share of requests (0.0 to 1.0) answered with an injected fault.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Milliseconds added to every answer.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency: u64,
+    /// Extra token: `NAME=scope,scope`, optionally `@LOCATION+LOCATION` (ids or 0-based indices).
+    #[arg(long = "token", value_name = "NAME=SCOPES")]
+    pub tokens: Vec<TokenSpec>,
+    /// Lifetime of issued OAuth access tokens, in seconds.
+    #[arg(long, default_value_t = 86_399, value_name = "SECS")]
+    pub access_token_ttl: u64,
+}
+
+impl SandboxArgs {
+    /// The server to run: its configuration and address.
+    pub fn resolve(&self) -> Result<ForegroundPlan> {
+        if !(0.0..=1.0).contains(&self.fault_rate) {
+            return Err(JobError::usage(format!(
+                "--fault-rate must be between 0.0 and 1.0, got {}",
+                self.fault_rate
+            )));
+        }
+        Ok(ForegroundPlan {
+            config: self.config(),
+            addr: SocketAddr::new(self.host, self.port),
+        })
+    }
+
+    fn config(&self) -> SandboxConfig {
+        SandboxConfig {
+            contacts: self.contacts,
+            locations: self.locations,
+            seed: self.seed,
+            rate_limit: self.rate_limit.0,
+            daily_limit: self.daily_limit,
+            fault_rate: self.fault_rate,
+            latency: Duration::from_millis(self.latency),
+            tokens: self.tokens.clone(),
+            record_requests: false,
+            access_token_ttl: Duration::from_secs(self.access_token_ttl),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    #[test]
+    fn parses_flags() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--rate-limit",
+            "off",
+            "--token",
+            "r=contacts.readonly@0",
+            "--token",
+            "w=contacts.write",
+            "--latency",
+            "5",
+        ])
+        .unwrap();
+        let cfg = cli.args.config();
+        assert_eq!(cfg.rate_limit, None);
+        assert_eq!(cfg.tokens.len(), 2);
+        assert_eq!(cfg.latency, Duration::from_millis(5));
+        assert_eq!(cli.args.port, 8787);
+        assert_eq!(
+            cli.args.resolve().unwrap().addr,
+            "127.0.0.1:8787".parse().unwrap()
+        );
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.args.config().rate_limit, Some(RateSpec::GHL_BURST));
+        assert!(Cli::try_parse_from(["x", "--token", "bad"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
+        let cli = Cli::try_parse_from(["x", "--fault-rate", "1.5"]).unwrap();
+        assert!(cli.args.resolve().is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! `ghl-etl sandbox`: runs the sandbox in the foreground and prints what a user needs to
+//! point the CLI (or curl) at it. Its flags are `cli::sandbox`'s.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use super::{Sandbox, SandboxConfig, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+
+/// The server `ghl-etl sandbox` runs.
+#[derive(Debug, Clone)]
+pub struct ForegroundPlan {
+    pub config: SandboxConfig,
+    pub addr: SocketAddr,
+}
+
+/// The start-up text: URL, tokens, OAuth credentials, locations, ready-to-paste exports.
+fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
+    let cfg = &plan.config;
+    let url = if plan.addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", sb.addr().port())
+    } else {
+        sb.url()
+    };
+    let ids = sb.location_ids();
+    let mut b = String::new();
+    let _ = writeln!(b, "GHL sandbox listening on {url}");
+    let rate = cfg.rate_limit.map_or("off".to_string(), |r| r.to_string());
+    let _ = writeln!(
+        b,
+        "  {} contacts x {} location(s), seed {}, rate limit {rate}, daily limit {}, fault rate {}, latency {} ms",
+        cfg.contacts,
+        cfg.locations,
+        cfg.seed,
+        cfg.daily_limit,
+        cfg.fault_rate,
+        cfg.latency.as_millis()
+    );
+    let _ = writeln!(b, "\nLocations:");
+    for id in &ids {
+        let _ = writeln!(b, "  {id}");
+    }
+    let _ = writeln!(b, "\nTokens:");
+    let _ = writeln!(b, "  {DEFAULT_TOKEN}  (all scopes, all locations)");
+    for t in &cfg.tokens {
+        let locs = t
+            .locations
+            .as_ref()
+            .map_or("all locations".to_string(), |l| l.join(", "));
+        let _ = writeln!(b, "  {}  scopes: {}  ({locs})", t.token, t.scopes.join(" "));
+    }
+    let _ = writeln!(
+        b,
+        "\nOAuth (POST {url}/oauth/token, grant_type=refresh_token):"
+    );
+    let _ = writeln!(b, "  client_id:     {OAUTH_CLIENT_ID}");
+    let _ = writeln!(b, "  client_secret: {OAUTH_CLIENT_SECRET}");
+    let _ = writeln!(b, "  refresh_token: {refresh}");
+    let _ = writeln!(b, "\nPaste into your shell:");
+    let _ = writeln!(b, "  export GHL_BASE_URL={url}");
+    let _ = writeln!(b, "  export GHL_TOKEN={DEFAULT_TOKEN}");
+    if let Some(first) = ids.first() {
+        let _ = writeln!(b, "  ghl-etl export --location {first} --out ./export");
+    }
+    let _ = writeln!(b, "\nCounters: curl {url}/_sandbox/stats");
+    let _ = writeln!(b, "Press Ctrl-C to stop.");
+    b
+}
+
+/// Runs the sandbox until Ctrl-C.
+pub async fn run_foreground(plan: ForegroundPlan) -> std::io::Result<()> {
+    let addr = plan.addr;
+    let sb = Sandbox::start_on(plan.config.clone(), addr)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start the sandbox on {addr}: {e}"))
+        })?;
+    let scopes: Vec<&str> = super::auth::ALL_SCOPES.to_vec();
+    let refresh = sb.issue_refresh_token(&scopes);
+    print!("{}", banner(&sb, &plan, &refresh));
+    tokio::signal::ctrl_c().await?;
+    tracing::info!("Sandbox stopping.");
+    sb.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn banner_names_everything_needed() {
+        let plan = ForegroundPlan {
+            config: SandboxConfig {
+                contacts: 5,
+                tokens: vec!["r=contacts.readonly".parse().unwrap()],
+                ..SandboxConfig::default()
+            },
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let sb = Sandbox::start(plan.config.clone()).await.unwrap();
+        let text = banner(&sb, &plan, "RT");
+        for needle in [
+            sb.url().as_str(),
+            DEFAULT_TOKEN,
+            "r  scopes: contacts.readonly",
+            OAUTH_CLIENT_ID,
+            OAUTH_CLIENT_SECRET,
+            "refresh_token: RT",
+            "export GHL_BASE_URL=",
+            "export GHL_TOKEN=sandbox-token",
+            "ghl-etl export --location ",
+            sb.location_ids()[0].as_str(),
+        ] {
+            assert!(text.contains(needle), "banner lacks {needle:?}:\n{text}");
+        }
+        sb.shutdown().await;
+    }
+}
