@@ -23,13 +23,14 @@ use super::path::{parse_path, parse_template, Path, PathError, Root};
 use super::phone;
 use super::plan::{ColumnPlan, Filter, FilterOp, OnError, FILTER_OPS};
 use super::transform::{Step, Transform, TRANSFORM_NAMES};
-use super::{Mapping, TableMapping};
+use super::{Direction, Mapping, TableMapping};
 use crate::table::{ColumnType, TableKind};
 
 type Node<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &[
     "version",
+    "direction",
     "csv_safe",
     "list_separator",
     "contacts",
@@ -53,6 +54,66 @@ const TYPE_NAMES: &[&str] = &[
     "json",
 ];
 const ON_ERROR: &[&str] = &["reject", "null"];
+const DIRECTIONS: &[&str] = &["export", "load"];
+
+/// The request-body fields a load mapping may write, per table, from the spec's request
+/// schemas (`UpsertContactDto` and `UpdateContactDto`; `CreateTaskParams`; `NotesDTO`), less
+/// `locationId` (the command sets it), plus the keys a load joins on: the source record's
+/// `id`, and a child's parent `contact_id` (or `contact_email` / `contact_phone` to name an
+/// existing contact of the target). Custom fields are written as `customFields."Name"`.
+pub(crate) const LOAD_CONTACT_FIELDS: &[&str] = &[
+    "id",
+    "firstName",
+    "lastName",
+    "name",
+    "email",
+    "gender",
+    "phone",
+    "address1",
+    "city",
+    "state",
+    "postalCode",
+    "website",
+    "timezone",
+    "dnd",
+    "dndSettings",
+    "inboundDndSettings",
+    "tags",
+    "source",
+    "dateOfBirth",
+    "country",
+    "companyName",
+    "assignedTo",
+];
+pub(crate) const LOAD_TASK_FIELDS: &[&str] = &[
+    "id",
+    "contact_id",
+    "contact_email",
+    "contact_phone",
+    "title",
+    "body",
+    "dueDate",
+    "completed",
+    "assignedTo",
+];
+pub(crate) const LOAD_NOTE_FIELDS: &[&str] = &[
+    "id",
+    "contact_id",
+    "contact_email",
+    "contact_phone",
+    "body",
+    "userId",
+];
+
+/// The fields a load mapping's columns may name for `kind`.
+pub(crate) fn load_fields(kind: TableKind) -> &'static [&'static str] {
+    match kind {
+        TableKind::Contacts => LOAD_CONTACT_FIELDS,
+        TableKind::Tasks => LOAD_TASK_FIELDS,
+        TableKind::Notes => LOAD_NOTE_FIELDS,
+        TableKind::Appointments => &[],
+    }
+}
 
 pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> {
     let src = SourceMap::new(file, text);
@@ -61,6 +122,7 @@ pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> 
         diag: Diag::new(&src),
         src: &src,
         sep: ";".to_string(),
+        direction: Direction::Export,
     };
     if !syntax.is_empty() {
         // A broken document would only produce follow-on noise: report the syntax alone.
@@ -109,6 +171,21 @@ pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> 
             }
         }
     }
+    if let Some(v) = top.get("direction") {
+        match cx.string(v, "direction") {
+            Some("export") => {}
+            Some("load") => cx.direction = Direction::Load,
+            Some(other) => cx.diag.error(
+                v.span(),
+                format!(
+                    "unknown direction `{other}`; expected one of: {}",
+                    one_of(DIRECTIONS)
+                ),
+                did_you_mean(other, DIRECTIONS.iter().copied()),
+            ),
+            None => {}
+        }
+    }
     let csv_safe = top.get("csv_safe").and_then(|v| cx.boolean(v, "csv_safe"));
     let list_separator = top.get("list_separator").and_then(|v| {
         let s = cx.string(v, "list_separator")?;
@@ -126,12 +203,19 @@ pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> 
     let mut tables = Vec::new();
     for kind in TableKind::ALL {
         match top.get(kind.name()) {
+            Some(node) if cx.direction == Direction::Load && kind == TableKind::Appointments => {
+                cx.diag.error(
+                    node.span(),
+                    "a load mapping writes contacts, tasks and notes; appointments cannot be loaded",
+                    Some("remove the `[appointments]` section".into()),
+                )
+            }
             Some(node) => {
                 if let Some(t) = cx.section(kind, node) {
                     tables.push(t);
                 }
             }
-            None if kind == TableKind::Contacts => cx.diag.error(
+            None if kind == TableKind::Contacts && cx.direction == Direction::Export => cx.diag.error(
                 text.len()..text.len(),
                 "missing `[contacts]` section",
                 Some("every mapping says how contacts are exported: add `[contacts]` and `[[contacts.columns]]` blocks".into()),
@@ -145,6 +229,7 @@ pub(crate) fn compile(text: &str, file: &str) -> Result<Mapping, MappingErrors> 
     }
     Ok(Mapping {
         file: file.to_string(),
+        direction: cx.direction,
         csv_safe,
         list_separator,
         tables,
@@ -156,6 +241,9 @@ struct Cx<'s, 't> {
     src: &'s SourceMap<'t>,
     /// The file's list separator, used by `join` when written bare.
     sep: String,
+    /// Export paths read API records (checked against the spec's fields); load paths read
+    /// input columns (anything goes) and column names are request-body fields.
+    direction: Direction,
 }
 
 impl<'s, 't> Cx<'s, 't> {
@@ -338,6 +426,15 @@ impl<'s, 't> Cx<'s, 't> {
         let text = self.string(node, what)?;
         let span = node.span();
         let pos = self.src.position(self.src.inner_span(&span, text, 0).start);
+        // A load mapping's `from` is an input column's name as written in the file's header,
+        // spaces and dots included: one quoted field.
+        let quoted;
+        let text = if self.direction == Direction::Load && what == "from" {
+            quoted = format!("{text:?}");
+            quoted.as_str()
+        } else {
+            text
+        };
         match parse_path(text, pos) {
             Ok(path) => {
                 let at = self.src.inner_span(&span, text, 0);
@@ -352,6 +449,9 @@ impl<'s, 't> Cx<'s, 't> {
 
     /// Whether a path's start exists for the table; reports why not.
     fn check_root(&mut self, path: &Path, kind: TableKind, at: Range<usize>) -> bool {
+        if self.direction == Direction::Load {
+            return self.check_load_root(path, at);
+        }
         match &path.root {
             Root::Custom(_) if kind != TableKind::Contacts => {
                 self.diag.error(
@@ -397,6 +497,51 @@ impl<'s, 't> Cx<'s, 't> {
             }
             _ => true,
         }
+    }
+
+    /// In a load mapping a path reads the input row: any column name will do, but not a GHL
+    /// custom field (those are what the mapping writes).
+    fn check_load_root(&mut self, path: &Path, at: Range<usize>) -> bool {
+        if matches!(path.root, Root::Custom(_)) {
+            self.diag.error(
+                at,
+                "a load mapping reads input columns; `custom.` names a GHL custom field",
+                Some("name the input column (quote it if it has spaces: `\"Lead Score\"`), and write the custom field as the column name: `name = 'customFields.\"Lead Score\"'`".into()),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A load column's name must be a field of the table's request body, or a custom field.
+    fn check_load_name(&mut self, name: &str, kind: TableKind, at: Range<usize>) -> bool {
+        let fields = load_fields(kind);
+        if fields.contains(&name) {
+            return true;
+        }
+        if kind == TableKind::Contacts {
+            if let Some(rest) = name.strip_prefix("customFields.") {
+                if !rest.trim_matches('"').is_empty() {
+                    return true;
+                }
+            }
+        }
+        let custom = if kind == TableKind::Contacts {
+            ", or `customFields.\"Name\"` for a custom field"
+        } else {
+            ""
+        };
+        let help = did_you_mean(name, fields.iter().copied())
+            .unwrap_or_else(|| format!("expected one of: {}{custom}", one_of(fields)));
+        self.diag.error(
+            at,
+            format!(
+                "`{name}` is not a field a {} can be written with",
+                singular(kind)
+            ),
+            Some(help),
+        );
+        false
     }
 
     fn section(&mut self, kind: TableKind, node: &Node<'_>) -> Option<TableMapping> {
@@ -639,6 +784,10 @@ impl<'s, 't> Cx<'s, 't> {
             None => Some(false),
         };
 
+        let name_ok = match (self.direction, name, name_node) {
+            (Direction::Load, Some(n), Some(node)) => self.check_load_name(n, kind, node.span()),
+            _ => true,
+        };
         let starts_from_transform = steps
             .first()
             .is_some_and(|s: &Step| s.transform.is_source());
@@ -651,7 +800,7 @@ impl<'s, 't> Cx<'s, 't> {
             },
         };
 
-        if !steps_ok {
+        if !steps_ok || !name_ok {
             return None;
         }
         let name_span = name_node.map_or(node.span(), Spanned::span);
@@ -672,6 +821,21 @@ impl<'s, 't> Cx<'s, 't> {
     fn implicit_from(&mut self, name: &str, name_node: &Node<'_>, kind: TableKind) -> Option<Path> {
         let span = name_node.span();
         let pos = self.src.position(span.start);
+        if self.direction == Direction::Load {
+            // The input column of the same name.
+            let quoted = format!("{name:?}");
+            return match parse_path(&quoted, pos) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.diag.error(
+                        span,
+                        format!("column `{name}` has no `from`"),
+                        Some("set `from = \"<input column>\"`".into()),
+                    );
+                    None
+                }
+            };
+        }
         let ok = parse_path(name, pos).ok().filter(|p| {
             !matches!(p.root, Root::Custom(_))
                 && p.root_field()
@@ -1357,5 +1521,109 @@ from = "$contact"
             e[0].message,
             "column `full_name` has no `from`, and `full_name` is not a field of a contact record"
         );
+    }
+
+    const LOAD: &str = "version = 1\ndirection = \"load\"\n";
+
+    #[test]
+    fn a_load_mapping_reads_any_input_column_and_writes_body_fields() {
+        let m = compile(
+            &format!(
+                "{LOAD}[contacts]\n[[contacts.columns]]\nname = \"email\"\nfrom = \"E-mail Address\"\n\
+                 [[contacts.columns]]\nname = 'customFields.\"Lead Score\"'\nfrom = \"score\"\ntype = \"int\"\n\
+                 [[contacts.columns]]\nname = \"firstName\"\n\
+                 [tasks]\n[[tasks.columns]]\nname = \"contact_id\"\n[[tasks.columns]]\nname = \"title\"\n"
+            ),
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(m.direction(), Direction::Load);
+        let names: Vec<&str> = m
+            .table(TableKind::Contacts)
+            .unwrap()
+            .schema()
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["email", "customFields.\"Lead Score\"", "firstName"]);
+    }
+
+    #[test]
+    fn a_load_column_must_name_a_request_field() {
+        let e = errors(&format!(
+            "{LOAD}[contacts]\n[[contacts.columns]]\nname = \"emial\"\nfrom = \"email\"\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (5, 8));
+        assert_eq!(
+            e[0].message,
+            "`emial` is not a field a contact can be written with"
+        );
+        assert!(
+            e[0].help.as_deref().unwrap_or("").contains("`email`"),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{LOAD}[notes]\n[[notes.columns]]\nname = \"dateAdded\"\n"
+        ));
+        assert!(
+            e[0].help.as_deref().unwrap_or("").contains("contact_id"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_load_mapping_refuses_custom_filters_appointments_and_unknown_directions() {
+        let e = errors(&format!(
+            "{LOAD}[contacts]\nfilter = [{{ field = 'custom.\"Email 2\"', op = \"exists\" }}]\n[[contacts.columns]]\nname = \"email\"\n"
+        ));
+        assert!(e[0].message.contains("reads input columns"), "{e:?}");
+        let e = errors(&format!(
+            "{LOAD}[contacts]\n[[contacts.columns]]\nname = \"email\"\n[appointments]\n[[appointments.columns]]\nname = \"id\"\n"
+        ));
+        assert!(
+            e[0].message.contains("appointments cannot be loaded"),
+            "{e:?}"
+        );
+        let e = errors("version = 1\ndirection = \"lode\"\n[contacts]\n[[contacts.columns]]\nname = \"email\"\n");
+        assert_eq!(e[0].line, 2);
+        assert!(e[0].message.contains("unknown direction `lode`"), "{e:?}");
+    }
+
+    /// The load field lists are the spec's request schemas: a field the spec drops, or a typo
+    /// here, fails this test instead of a user's load.
+    #[test]
+    fn load_fields_are_fields_of_the_spec_request_bodies() {
+        let spec: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/spec/apps/contacts.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let props = |schema: &str| -> Vec<String> {
+            spec["components"]["schemas"][schema]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let keys = ["id", "contact_id", "contact_email", "contact_phone"];
+        for (fields, schemas) in [
+            (
+                LOAD_CONTACT_FIELDS,
+                &["UpsertContactDto", "UpdateContactDto"][..],
+            ),
+            (LOAD_TASK_FIELDS, &["CreateTaskParams"][..]),
+            (LOAD_NOTE_FIELDS, &["NotesDTO"][..]),
+        ] {
+            let known: Vec<String> = schemas.iter().flat_map(|s| props(s)).collect();
+            for f in fields.iter().filter(|f| !keys.contains(f)) {
+                assert!(known.iter().any(|k| k == f), "{f} is not in {schemas:?}");
+            }
+        }
     }
 }

@@ -253,6 +253,7 @@ pub(crate) fn default_for(custom_fields: &[CustomFieldInfo]) -> Mapping {
         contacts.push(column(name, custom_type(cf.data_type.as_deref()), source));
     }
     Mapping {
+        direction: super::Direction::Export,
         file: "(default mapping)".to_string(),
         csv_safe: None,
         list_separator: None,

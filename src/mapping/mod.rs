@@ -161,10 +161,20 @@ impl From<crate::api::model::CustomField> for CustomFieldInfo {
     }
 }
 
+/// Which way a mapping moves data: `export` maps API records to output rows; `load` maps
+/// input rows to API request bodies (column names are body fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Export,
+    Load,
+}
+
 /// A validated, compiled plan for every table it maps. Cheap to share in an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     file: String,
+    direction: Direction,
     csv_safe: Option<bool>,
     list_separator: Option<String>,
     /// In [`TableKind::ALL`] order; contacts always first.
@@ -342,6 +352,10 @@ impl Mapping {
         })
     }
 
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// The file name errors are reported against.
     pub fn file_name(&self) -> &str {
         &self.file
@@ -473,6 +487,9 @@ pub fn describe(mapping: &Mapping) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "mapping {}", mapping.file);
+    if mapping.direction == Direction::Load {
+        let _ = writeln!(out, "  direction: load (input columns -> request bodies)");
+    }
     let _ = writeln!(
         out,
         "  csv_safe: {}",
