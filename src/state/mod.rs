@@ -11,19 +11,22 @@
 //!
 //! This module opens and migrates the database; each concern keeps its queries in a file of its
 //! own: `jobs` (a job's identity and whether it finished, shared by every job), `export` (listing
-//! cursors, committed part files and table columns).
+//! cursors, committed part files and table columns), `rows` (what happened to each input row
+//! of a job that writes, and a migration's source → target contact ids).
 
 mod export;
 mod jobs;
+mod rows;
 
 pub use export::{CommittedPart, LocationState};
 pub use jobs::JobStatus;
+pub use rows::{RowRecord, RowStatus};
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -147,6 +150,36 @@ impl StateDb {
                      PRIMARY KEY (job, location, tbl)
                  );
                  PRAGMA user_version = 2;
+                 COMMIT;",
+            );
+            self.sql(r)?;
+        }
+        if version < 3 {
+            // v3: per-row outcomes of jobs that write (load, tag), and the source -> target
+            // contact ids of a migration, kept per target location across jobs.
+            let r = self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS row_outcomes (
+                     job TEXT NOT NULL REFERENCES jobs(job) ON DELETE CASCADE,
+                     tbl TEXT NOT NULL,
+                     file TEXT NOT NULL,
+                     row INTEGER NOT NULL,
+                     status TEXT NOT NULL,
+                     key TEXT NOT NULL,
+                     target_id TEXT,
+                     fingerprint TEXT,
+                     detail TEXT,
+                     raw TEXT,
+                     updated_at TEXT NOT NULL,
+                     PRIMARY KEY (job, tbl, file, row)
+                 );
+                 CREATE TABLE IF NOT EXISTS id_map (
+                     location TEXT NOT NULL,
+                     source_id TEXT NOT NULL,
+                     target_id TEXT NOT NULL,
+                     PRIMARY KEY (location, source_id)
+                 );
+                 PRAGMA user_version = 3;
                  COMMIT;",
             );
             self.sql(r)?;

@@ -1,0 +1,207 @@
+//! Per-row outcomes of the jobs that write (load, tag): one row per input row, keyed by its
+//! file and row number, so a resumed run skips what was settled and every input row lands in
+//! exactly one report line. And `id_map`: a migration's source contact id → target contact
+//! id per target location, so a later run with only tasks or notes still finds their contact.
+//!
+//! A create that is not idempotent is recorded as `Sending` (with its fingerprint) *before*
+//! the request goes out, and settled after; a row found `Sending` on a rerun may have acted,
+//! and is checked against the target before it is sent again.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now, Result, StateDb};
+
+/// Where an input row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    /// A non-idempotent write was (maybe) sent; its outcome is unknown.
+    Sending,
+    Created,
+    Updated,
+    Deleted,
+    /// Nothing to change (e.g. a tag already there).
+    Unchanged,
+    Failed,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Sending => "sending",
+            RowStatus::Created => "created",
+            RowStatus::Updated => "updated",
+            RowStatus::Deleted => "deleted",
+            RowStatus::Unchanged => "unchanged",
+            RowStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> RowStatus {
+        match s {
+            "created" => RowStatus::Created,
+            "updated" => RowStatus::Updated,
+            "deleted" => RowStatus::Deleted,
+            "unchanged" => RowStatus::Unchanged,
+            "failed" => RowStatus::Failed,
+            _ => RowStatus::Sending,
+        }
+    }
+
+    /// Settled: a rerun leaves the row alone.
+    pub fn is_final(self) -> bool {
+        self != RowStatus::Sending
+    }
+}
+
+/// What happened to one input row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowRecord {
+    /// `contacts`, `tasks`, `notes`, `tags`, ...
+    pub table: String,
+    pub file: String,
+    pub row: u64,
+    pub status: RowStatus,
+    /// What identifies the record to people: a source id, an email, a phone.
+    pub key: String,
+    pub target_id: Option<String>,
+    /// For creates: what identifies the record in the target if its answer is lost.
+    pub fingerprint: Option<String>,
+    /// Why it failed.
+    pub detail: Option<String>,
+    /// The input row's own columns (JSON object text), for the failed report.
+    pub raw: Option<String>,
+}
+
+impl StateDb {
+    /// Record (or replace) a row's outcome; durable when this returns.
+    pub fn record_row(&mut self, job: &str, o: &RowRecord) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT INTO row_outcomes (job, tbl, file, row, status, key, target_id, fingerprint, detail, raw, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (job, tbl, file, row) DO UPDATE SET status = ?5, key = ?6, target_id = ?7,
+               fingerprint = ?8, detail = ?9, raw = ?10, updated_at = ?11",
+            params![
+                job,
+                o.table,
+                o.file,
+                o.row,
+                o.status.as_str(),
+                o.key,
+                o.target_id,
+                o.fingerprint,
+                o.detail,
+                o.raw,
+                now()
+            ],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// A row's recorded outcome, if any.
+    pub fn row(&self, job: &str, table: &str, file: &str, row: u64) -> Result<Option<RowRecord>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT tbl, file, row, status, key, target_id, fingerprint, detail, raw
+                 FROM row_outcomes WHERE job = ?1 AND tbl = ?2 AND file = ?3 AND row = ?4",
+                params![job, table, file, row],
+                read_outcome,
+            )
+            .optional();
+        self.sql(r)
+    }
+
+    /// Every recorded row of a job, in table, file and row order (for the reports).
+    pub fn rows(&self, job: &str) -> Result<Vec<RowRecord>> {
+        let mut stmt = {
+            let r = self.conn.prepare(
+                "SELECT tbl, file, row, status, key, target_id, fingerprint, detail, raw
+                 FROM row_outcomes WHERE job = ?1 ORDER BY tbl, file, row",
+            );
+            self.sql(r)?
+        };
+        let rows = stmt
+            .query_map([job], read_outcome)
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>());
+        self.sql(rows)
+    }
+
+    /// Remember that `source_id` became `target_id` in `location`.
+    pub fn map_id(&mut self, location: &str, source_id: &str, target_id: &str) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT INTO id_map (location, source_id, target_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (location, source_id) DO UPDATE SET target_id = ?3",
+            params![location, source_id, target_id],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// The target id of a source contact id in `location`.
+    pub fn mapped_id(&self, location: &str, source_id: &str) -> Result<Option<String>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT target_id FROM id_map WHERE location = ?1 AND source_id = ?2",
+                params![location, source_id],
+                |r| r.get(0),
+            )
+            .optional();
+        self.sql(r)
+    }
+}
+
+fn read_outcome(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowRecord> {
+    let status: String = r.get(3)?;
+    Ok(RowRecord {
+        table: r.get(0)?,
+        file: r.get(1)?,
+        row: r.get(2)?,
+        status: RowStatus::parse(&status),
+        key: r.get(4)?,
+        target_id: r.get(5)?,
+        fingerprint: r.get(6)?,
+        detail: r.get(7)?,
+        raw: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::JobStatus;
+
+    #[test]
+    fn outcomes_replace_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let mut o = RowRecord {
+            table: "notes".into(),
+            file: "notes.csv".into(),
+            row: 7,
+            status: RowStatus::Sending,
+            key: "n1".into(),
+            target_id: None,
+            fingerprint: Some("abc".into()),
+            detail: None,
+            raw: Some("{\"body\":\"hi\"}".into()),
+        };
+        {
+            let mut db = StateDb::open(&path).unwrap();
+            assert_eq!(db.begin_job("j", "load").unwrap(), JobStatus::New);
+            db.record_row("j", &o).unwrap();
+            db.map_id("L", "src-1", "tgt-1").unwrap();
+        }
+        let mut db = StateDb::open(&path).unwrap();
+        let got = db.row("j", "notes", "notes.csv", 7).unwrap().unwrap();
+        assert_eq!(got, o);
+        assert!(!got.status.is_final());
+        o.status = RowStatus::Created;
+        o.target_id = Some("t9".into());
+        db.record_row("j", &o).unwrap();
+        assert_eq!(db.rows("j").unwrap(), vec![o]);
+        assert_eq!(db.mapped_id("L", "src-1").unwrap().as_deref(), Some("tgt-1"));
+        assert_eq!(db.mapped_id("L", "src-2").unwrap(), None);
+        db.reset_job("j").unwrap();
+        assert!(db.rows("j").unwrap().is_empty());
+    }
+}
