@@ -4,7 +4,8 @@
 //! - `auth`: static tokens and OAuth refresh-token rotation.
 //! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
 //! - `pages`: contact listings as streams of pages with resumable cursors.
-//! - `endpoints`: the other calls (tasks, notes, custom fields, writes).
+//! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
+//! - `writes`: contact create/update/delete, custom-field create, look-ups before writing.
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod limiter;
 pub mod model;
 pub mod pages;
+pub mod writes;
 pub mod rate;
 
 pub use auth::{AuthConfig, OAuthConfig};

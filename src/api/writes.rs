@@ -1,0 +1,122 @@
+//! The write endpoints a migration needs beyond upsert, tags, tasks and notes (`endpoints`):
+//! create, update and delete a contact, create a custom field, and the look-ups a load makes
+//! before it writes (duplicate search, search by a custom field's value).
+//!
+//! Creates are not idempotent: only a 429 (refused before any work) is retried, and after any
+//! other failure the caller checks whether the record exists before trying again.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::client::{Call, Client};
+use super::error::Result;
+use super::model::{Contact, CustomField};
+
+#[derive(Deserialize)]
+struct ContactAnswer {
+    contact: Contact,
+}
+
+#[derive(Deserialize)]
+struct MaybeContact {
+    #[serde(default)]
+    contact: Option<Contact>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomFieldAnswer {
+    custom_field: CustomField,
+}
+
+#[derive(Deserialize)]
+struct SearchAnswer {
+    #[serde(default)]
+    contacts: Vec<Contact>,
+}
+
+impl Client {
+    /// `POST /contacts/` (201). Not idempotent.
+    pub async fn create_contact(&self, location: &str, body: Value) -> Result<Contact> {
+        let mut body = body;
+        body["locationId"] = Value::String(location.to_string());
+        let call = Call::with_body(location, Method::POST, "/contacts/", body);
+        Ok(self
+            .call::<ContactAnswer>(&call.not_idempotent())
+            .await?
+            .contact)
+    }
+
+    /// `PUT /contacts/{id}` (idempotent: the same body twice leaves the same contact).
+    pub async fn update_contact(&self, location: &str, id: &str, body: Value) -> Result<Contact> {
+        let call = Call::with_body(location, Method::PUT, format!("/contacts/{id}"), body);
+        Ok(self.call::<ContactAnswer>(&call).await?.contact)
+    }
+
+    /// `DELETE /contacts/{id}`; `false` when it was already gone.
+    pub async fn delete_contact(&self, location: &str, id: &str) -> Result<bool> {
+        let call = Call::with_body(location, Method::DELETE, format!("/contacts/{id}"), json!({}));
+        match self.call::<Value>(&call).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_contact_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /locations/{id}/customFields`: a contact custom field. Not idempotent.
+    pub async fn create_custom_field(
+        &self,
+        location: &str,
+        name: &str,
+        data_type: &str,
+    ) -> Result<CustomField> {
+        let body = json!({ "name": name, "dataType": data_type, "model": "contact" });
+        let call = Call::with_body(
+            location,
+            Method::POST,
+            format!("/locations/{location}/customFields"),
+            body,
+        );
+        Ok(self
+            .call::<CustomFieldAnswer>(&call.not_idempotent())
+            .await?
+            .custom_field)
+    }
+
+    /// `GET /contacts/search/duplicate`: the contact the location's duplicate rule would
+    /// match for this email or phone, if any.
+    pub async fn find_duplicate(
+        &self,
+        location: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> Result<Option<Contact>> {
+        let mut call = Call::get(location, "/contacts/search/duplicate").query("locationId", location);
+        if let Some(e) = email {
+            call = call.query("email", e);
+        }
+        if let Some(p) = phone {
+            call = call.query("number", p);
+        }
+        Ok(self.call::<MaybeContact>(&call).await?.contact)
+    }
+
+    /// `POST /contacts/search` with filters, first page only (`limit` contacts): for look-ups
+    /// that expect one or a few answers.
+    pub async fn search_contacts(
+        &self,
+        location: &str,
+        filters: Vec<Value>,
+        limit: usize,
+    ) -> Result<Vec<Contact>> {
+        let body = json!({
+            "locationId": location,
+            "pageLimit": limit,
+            "page": 1,
+            "filters": filters,
+        });
+        let call = Call::with_body(location, Method::POST, "/contacts/search", body);
+        Ok(self.call::<SearchAnswer>(&call).await?.contacts)
+    }
+}
