@@ -1,6 +1,7 @@
-//! Per-record outcome files: the one place that writes, for people, what happened to records a
-//! job could not take. Today: export's rejects, `DIR/rejects/<table>/part-NNNNN.csv` with the
-//! columns `contact_id, record_id, column, reason, record_json`.
+//! Per-record outcome files: the one place that writes, for people, what happened to records.
+//! Export's rejects, `DIR/rejects/<table>/part-NNNNN.csv` with the columns `contact_id,
+//! record_id, column, reason, record_json`; and the per-row reports of the jobs that write
+//! (`succeeded.csv`, `failed.csv`), made from the outcomes recorded in the state database.
 //!
 //! Rejects are part files committed together with the data chunk they belong to, so a resumed
 //! run never repeats or loses one. They are CSV with spreadsheet formulas always defused:
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::sink::{Format, PartFile, PartWriter, SinkError, SinkOptions};
+use crate::state::{RowRecord, RowStatus};
 use crate::table::{Column, ColumnType, TableKind, TableSchema, Value};
 
 const REJECT_COLUMNS: [&str; 5] = ["contact_id", "record_id", "column", "reason", "record_json"];
@@ -94,4 +96,128 @@ impl RejectPart {
             w.abort();
         }
     }
+}
+
+/// The per-row report files of a job that writes, made from its recorded outcomes, so every
+/// input row is in exactly one of them, also across resumed runs.
+///
+/// - `succeeded.csv`: `table, input_file, input_row, key, target_id, action`.
+/// - `failed.csv` (contacts or tag rows), `failed-tasks.csv`, `failed-notes.csv`: the input
+///   row's own columns as they were read, then `input_file`, `input_row`, `error`, so the file
+///   can be fixed and fed back as input (a mapping ignores the three extra columns). The own
+///   columns are left as given; only `error`, which is ours, has formulas defused.
+pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowReports> {
+    std::fs::create_dir_all(dir)?;
+    let mut reports = RowReports::default();
+    let succeeded: Vec<&RowRecord> = rows
+        .iter()
+        .filter(|r| r.status != RowStatus::Failed)
+        .collect();
+    let path = dir.join("succeeded.csv");
+    write_atomically(&path, |w| {
+        w.write_record([
+            "table",
+            "input_file",
+            "input_row",
+            "key",
+            "target_id",
+            "action",
+        ])?;
+        for r in &succeeded {
+            let row = r.row.to_string();
+            let target = r.target_id.as_deref().unwrap_or("");
+            w.write_record([&r.table, &r.file, &row, &r.key, target, r.status.as_str()])?;
+        }
+        Ok(())
+    })?;
+    reports.succeeded = (path, succeeded.len() as u64);
+    let mut tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+    tables.dedup();
+    for table in tables {
+        let failed: Vec<&RowRecord> = rows
+            .iter()
+            .filter(|r| r.table == table && r.status == RowStatus::Failed)
+            .collect();
+        let name = match table {
+            "tasks" | "notes" => format!("failed-{table}.csv"),
+            _ => "failed.csv".to_string(),
+        };
+        let path = dir.join(name);
+        write_failed(&path, &failed)?;
+        reports.failed.push((path, failed.len() as u64));
+    }
+    Ok(reports)
+}
+
+/// The report files written, with their line counts.
+#[derive(Debug, Default)]
+pub struct RowReports {
+    pub succeeded: (PathBuf, u64),
+    pub failed: Vec<(PathBuf, u64)>,
+}
+
+impl RowReports {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {
+    let raws: Vec<serde_json::Map<String, serde_json::Value>> = failed
+        .iter()
+        .map(|r| {
+            r.raw
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    // The union of the rows' columns, in the order first seen.
+    let mut columns: Vec<String> = Vec::new();
+    for raw in &raws {
+        for k in raw.keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    write_atomically(path, |w| {
+        let mut header = columns.clone();
+        header.extend(["input_file", "input_row", "error"].map(String::from));
+        w.write_record(&header)?;
+        for (r, raw) in failed.iter().zip(&raws) {
+            let mut line: Vec<String> = columns
+                .iter()
+                .map(|c| match raw.get(c) {
+                    None | Some(serde_json::Value::Null) => String::new(),
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                })
+                .collect();
+            let error = r.detail.clone().unwrap_or_default();
+            let error = if crate::sink::starts_formula(&error) {
+                format!("'{error}")
+            } else {
+                error
+            };
+            line.extend([r.file.clone(), r.row.to_string(), error]);
+            w.write_record(&line)?;
+        }
+        Ok(())
+    })
+}
+
+/// Write a CSV file through a temporary file and a rename: a reader never sees half of it.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut ::csv::Writer<std::fs::File>) -> ::csv::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = path.with_extension("csv.tmp");
+    let mut w = ::csv::Writer::from_path(&tmp)?;
+    fill(&mut w).map_err(std::io::Error::other)?;
+    w.flush()?;
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .sync_all()?;
+    std::fs::rename(&tmp, path)
 }

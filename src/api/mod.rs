@@ -15,8 +15,8 @@ pub mod error;
 pub mod limiter;
 pub mod model;
 pub mod pages;
-pub mod writes;
 pub mod rate;
+pub mod writes;
 
 pub use auth::{AuthConfig, OAuthConfig};
 pub use client::{

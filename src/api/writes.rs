@@ -56,7 +56,12 @@ impl Client {
 
     /// `DELETE /contacts/{id}`; `false` when it was already gone.
     pub async fn delete_contact(&self, location: &str, id: &str) -> Result<bool> {
-        let call = Call::with_body(location, Method::DELETE, format!("/contacts/{id}"), json!({}));
+        let call = Call::with_body(
+            location,
+            Method::DELETE,
+            format!("/contacts/{id}"),
+            json!({}),
+        );
         match self.call::<Value>(&call).await {
             Ok(_) => Ok(true),
             Err(e) if e.is_contact_not_found() => Ok(false),
@@ -92,7 +97,8 @@ impl Client {
         email: Option<&str>,
         phone: Option<&str>,
     ) -> Result<Option<Contact>> {
-        let mut call = Call::get(location, "/contacts/search/duplicate").query("locationId", location);
+        let mut call =
+            Call::get(location, "/contacts/search/duplicate").query("locationId", location);
         if let Some(e) = email {
             call = call.query("email", e);
         }

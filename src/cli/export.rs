@@ -9,9 +9,9 @@ use clap::Args;
 use super::ConnectionArgs;
 use crate::api::Source;
 use crate::exit::{JobError, Result};
-use crate::export::{ExportPlan, MappingFile};
+use crate::export::ExportPlan;
 use crate::job::ConnectionPlan;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, MappingFile};
 use crate::sink::{Format, SinkOptions};
 use crate::table::TableKind;
 
@@ -154,15 +154,7 @@ impl ExportArgs {
 }
 
 fn read_mapping(path: &PathBuf) -> Result<MappingFile> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| JobError::io("read mapping file", path, e))?;
-    let mapping = Mapping::from_str(&text, &path.display().to_string())
-        .map_err(|e| JobError::usage(e.to_string()))?;
-    Ok(MappingFile {
-        path: path.clone(),
-        text,
-        mapping,
-    })
+    MappingFile::read(path).map_err(|e| JobError::usage(e.to_string()))
 }
 
 pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> Result<Source> {

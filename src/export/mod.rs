@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use plan::{ExportPlan, MappingFile};
+pub use plan::ExportPlan;
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};

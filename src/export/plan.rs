@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::Source;
-use crate::mapping::Mapping;
+use crate::mapping::MappingFile;
 use crate::sink::SinkOptions;
 use crate::table::TableKind;
 
@@ -15,14 +15,6 @@ use crate::table::TableKind;
 pub const PREFETCH_PAGES: usize = 2;
 /// Contact ids per task-search request.
 pub const TASK_SEARCH_IDS: usize = 100;
-
-/// A mapping file as read: its path, text (for the job key) and checked mapping.
-#[derive(Debug, Clone)]
-pub struct MappingFile {
-    pub path: PathBuf,
-    pub text: String,
-    pub mapping: Mapping,
-}
 
 #[derive(Debug, Clone)]
 pub struct ExportPlan {

@@ -161,6 +161,36 @@ impl From<crate::api::model::CustomField> for CustomFieldInfo {
     }
 }
 
+/// A mapping file as read: its path, its text (part of a job's identity: a changed mapping is
+/// another job) and the checked mapping.
+#[derive(Debug, Clone)]
+pub struct MappingFile {
+    pub path: std::path::PathBuf,
+    pub text: String,
+    pub mapping: Mapping,
+}
+
+impl MappingFile {
+    /// Read and check a mapping file.
+    pub fn read(path: &FsPath) -> Result<MappingFile, MappingErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            MappingErrors(vec![MappingError {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the mapping file: {e}"),
+                help: None,
+            }])
+        })?;
+        let mapping = Mapping::from_str(&text, &path.display().to_string())?;
+        Ok(MappingFile {
+            path: path.to_path_buf(),
+            text,
+            mapping,
+        })
+    }
+}
+
 /// Which way a mapping moves data: `export` maps API records to output rows; `load` maps
 /// input rows to API request bodies (column names are body fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

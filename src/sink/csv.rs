@@ -93,7 +93,7 @@ fn is_text(ty: ColumnType) -> bool {
 /// Whether a spreadsheet would read the cell as a formula (OWASP's list of leading characters).
 /// A plain signed number (`+447911123456`, `-12.5`) is left alone: a spreadsheet reads it as
 /// a number, not a formula, and defusing it would break E.164 phone numbers for importers.
-pub(crate) fn starts_formula(cell: &str) -> bool {
+pub fn starts_formula(cell: &str) -> bool {
     let b = cell.as_bytes();
     match b.first() {
         Some(b'=' | b'@' | b'\t' | b'\r') => true,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::table::{ColumnType, Row, TableSchema, Value};
 
-pub use self::csv::CsvEncoder;
+pub use self::csv::{starts_formula, CsvEncoder};
 pub use self::ndjson::NdjsonEncoder;
 pub use self::parquet::{arrow_schema, ParquetEncoder};
 pub use self::part::{

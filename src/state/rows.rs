@@ -199,7 +199,10 @@ mod tests {
         o.target_id = Some("t9".into());
         db.record_row("j", &o).unwrap();
         assert_eq!(db.rows("j").unwrap(), vec![o]);
-        assert_eq!(db.mapped_id("L", "src-1").unwrap().as_deref(), Some("tgt-1"));
+        assert_eq!(
+            db.mapped_id("L", "src-1").unwrap().as_deref(),
+            Some("tgt-1")
+        );
         assert_eq!(db.mapped_id("L", "src-2").unwrap(), None);
         db.reset_job("j").unwrap();
         assert!(db.rows("j").unwrap().is_empty());
