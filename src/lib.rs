@@ -9,15 +9,18 @@
 //! - [`secret`]: the wrapper that keeps tokens out of every message.
 //! - [`api`]: the typed GHL client: auth, rate limiting, retries, pagination streams.
 //! - [`table`]: typed rows and the tables, the contract between mapping and sinks.
-//! - [`mapping`]: mapping files → validated plan → rows.
+//! - [`mapping`]: mapping files → validated plan → rows (export) or request bodies (load).
+//! - [`input`]: CSV, NDJSON and Parquet input files or folders, streamed as numbered rows.
 //! - [`sink`]: CSV, Parquet and NDJSON encoders; part files.
-//! - [`state`]: the SQLite state database (jobs, export cursors and committed parts).
-//! - [`report`]: per-record outcome files (export's rejects).
+//! - [`state`]: the SQLite state database (jobs, export cursors and committed parts, per-row
+//!   outcomes of writing jobs, source → target contact ids).
+//! - [`report`]: per-record outcome files (export's rejects; `succeeded.csv`, `failed.csv`).
 //! - [`job`]: what every job shares: connection, identity, per-location fan-out with Ctrl-C,
 //!   progress, summary, the output folder.
 //!
 //! Jobs and commands:
 //! - [`export`]: the pipelined export job.
+//! - [`load`]: the load job: input files into a location, each row exactly once.
 //! - [`check`]: `auth check` and `mapping check`.
 //! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
 //!
@@ -29,7 +32,9 @@ pub mod check;
 pub mod cli;
 pub mod exit;
 pub mod export;
+pub mod input;
 pub mod job;
+pub mod load;
 pub mod mapping;
 pub mod report;
 pub mod sandbox;

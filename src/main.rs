@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 use ghl_etl::cli::{AuthCommand, Cli, Command, LogFormat, MappingCommand};
 use ghl_etl::exit::{self, JobError};
 use ghl_etl::job::Ui;
-use ghl_etl::{check, export, sandbox};
+use ghl_etl::{check, export, load, sandbox};
 
 /// mimalloc instead of glibc malloc: the pipeline parses pages on async workers and frees the
 /// records on the writer thread, and glibc's arena locks made those cross-thread frees the
@@ -82,6 +82,15 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
             let (conn, plan) = args.resolve()?;
             let summary = export::export(&conn, &plan, ui).await?;
             Ok(if summary.rejected_total() > 0 {
+                exit::RECORD_FAILURES
+            } else {
+                exit::OK
+            })
+        }
+        Command::Load(args) => {
+            let (conn, plan) = args.resolve()?;
+            let summary = load::load(&conn, &plan, ui).await?;
+            Ok(if summary.failed > 0 {
                 exit::RECORD_FAILURES
             } else {
                 exit::OK

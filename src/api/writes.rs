@@ -125,4 +125,22 @@ impl Client {
         let call = Call::with_body(location, Method::POST, "/contacts/search", body);
         Ok(self.call::<SearchAnswer>(&call).await?.contacts)
     }
+
+    /// `POST /contacts/search` with a free-text `query` (name, email, phone, company), first
+    /// page only.
+    pub async fn search_contacts_by_query(
+        &self,
+        location: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Contact>> {
+        let body = json!({
+            "locationId": location,
+            "pageLimit": limit,
+            "page": 1,
+            "query": query,
+        });
+        let call = Call::with_body(location, Method::POST, "/contacts/search", body);
+        Ok(self.call::<SearchAnswer>(&call).await?.contacts)
+    }
 }

@@ -104,7 +104,11 @@ impl ExportArgs {
         let conn = self.conn.resolve()?;
         let source = parse_source(&self.source, self.updated_since.as_deref())?;
         let max = source.max_page_size();
-        let mapping = self.mapping.as_ref().map(read_mapping).transpose()?;
+        let mapping = self
+            .mapping
+            .as_deref()
+            .map(|p| MappingFile::read(p).map_err(|e| JobError::usage(e.to_string())))
+            .transpose()?;
         let from_mapping = mapping.as_ref().map(|m| &m.mapping);
         let csv_safe = if self.csv_safe {
             true
@@ -151,10 +155,6 @@ impl ExportArgs {
         };
         Ok((conn, plan))
     }
-}
-
-fn read_mapping(path: &PathBuf) -> Result<MappingFile> {
-    MappingFile::read(path).map_err(|e| JobError::usage(e.to_string()))
 }
 
 pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> Result<Source> {

@@ -6,6 +6,7 @@
 //!
 //! - `connection`: how to reach the API (every command that calls it).
 //! - `export`: `ghl-etl export`.
+//! - `load`: `ghl-etl load`.
 //! - `sandbox`: `ghl-etl sandbox`.
 //!
 //! Secrets are never flags: tokens come from `GHL_TOKEN` / `GHL_CLIENT_SECRET` in the
@@ -14,6 +15,7 @@
 
 mod connection;
 mod export;
+mod load;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use connection::ConnectionArgs;
 pub use export::ExportArgs;
+pub use load::LoadArgs;
 pub use sandbox::SandboxArgs;
 
 #[derive(Parser, Debug)]
@@ -57,6 +60,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Export contacts (with tasks, notes, appointments) to Parquet, CSV or NDJSON files.
     Export(Box<ExportArgs>),
+    /// Load contacts, tasks, notes and tags from files into a location, each row exactly once.
+    Load(Box<LoadArgs>),
     /// Check that a token works for a location, and which scopes it has.
     Auth {
         #[command(subcommand)]

@@ -67,7 +67,11 @@ pub fn body_of(schema: &TableSchema, row: Row) -> Body {
         let Some(json) = json_of(value, col.ty) else {
             continue;
         };
-        let text = || json.as_str().map(str::to_string).unwrap_or_else(|| json.to_string());
+        let text = || {
+            json.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| json.to_string())
+        };
         match col.name.as_str() {
             "id" => body.keys.id = Some(text()),
             "contact_id" => body.keys.contact_id = Some(text()),
@@ -75,7 +79,9 @@ pub fn body_of(schema: &TableSchema, row: Row) -> Body {
             "contact_phone" => body.keys.contact_phone = Some(text()),
             "tags" => body.tags = Some(tags_of(&json)),
             name => match name.strip_prefix("customFields.") {
-                Some(field) => body.custom.push((field.trim_matches('"').to_string(), json)),
+                Some(field) => body
+                    .custom
+                    .push((field.trim_matches('"').to_string(), json)),
                 None => {
                     body.fields.insert(name.to_string(), json);
                 }
@@ -109,6 +115,9 @@ pub fn json_of(value: Value, ty: ColumnType) -> Option<Json> {
         Value::String(s) if s.trim().is_empty() => return None,
         Value::String(s) => Json::String(s),
         Value::Int(i) => Json::from(i),
+        // JSON has one kind of number: a whole float is written as an integer (`72`, not
+        // `72.0`), as the API itself answers it.
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => Json::from(f as i64),
         Value::Float(f) => serde_json::Number::from_f64(f).map(Json::Number)?,
         Value::Decimal(d) => {
             let scale = match ty {
@@ -175,13 +184,19 @@ mod tests {
         );
         assert_eq!(b.keys.id.as_deref(), Some("src-1"));
         assert_eq!(b.email(), Some("a@b.co"));
-        assert!(!b.fields.contains_key("firstName"), "blank cells are left out");
+        assert!(
+            !b.fields.contains_key("firstName"),
+            "blank cells are left out"
+        );
         assert_eq!(b.fields["dateOfBirth"], "1970-01-01");
         assert_eq!(b.custom, vec![("Lead Score".to_string(), Json::from(7))]);
         assert_eq!(b.tags, Some(vec!["vip".to_string(), "lead".to_string()]));
         let req = b.request(&[("cf1".into(), Json::from(7))], false);
         assert_eq!(req["customFields"][0]["field_value"], 7);
-        assert!(req.get("tags").is_none(), "tags stay out of the body by default");
+        assert!(
+            req.get("tags").is_none(),
+            "tags stay out of the body by default"
+        );
         assert_eq!(b.request(&[], true)["tags"][1], "lead");
     }
 
@@ -191,7 +206,10 @@ mod tests {
             precision: 18,
             scale: 2,
         };
-        assert_eq!(json_of(Value::Decimal(12345), dec), Some(Json::from(123.45)));
+        assert_eq!(
+            json_of(Value::Decimal(12345), dec),
+            Some(Json::from(123.45))
+        );
         assert_eq!(
             json_of(Value::Timestamp(86_400_000), ColumnType::Timestamp),
             Some(Json::String("1970-01-02T00:00:00.000Z".into()))

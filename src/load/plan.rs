@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::mapping::MappingFile;
 use crate::input::InputFormat;
+use crate::mapping::MappingFile;
 
 /// How contacts are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +42,6 @@ pub struct LoadPlan {
     pub mode: Mode,
     pub tags: TagsMode,
     pub dry_run: bool,
-    pub verify: bool,
     pub create_missing_fields: bool,
     /// The custom field (by name) that holds the source id, searched before a create.
     pub external_id: Option<String>,

@@ -392,6 +392,15 @@ impl Mapping {
     }
 }
 
+/// The id of the custom field `name` (by name, then case-insensitively, then field key), or
+/// why there is none (unknown, with the closest names; or ambiguous).
+pub fn custom_field_id<'c>(name: &str, fields: &'c [CustomFieldInfo]) -> Result<&'c str, String> {
+    resolve_name(name, fields).map_err(|(message, help)| match help {
+        Some(h) => format!("{message} ({h})"),
+        None => message,
+    })
+}
+
 fn resolve_name<'c>(
     name: &str,
     fields: &'c [CustomFieldInfo],

@@ -126,6 +126,22 @@ impl StateDb {
         self.sql(rows)
     }
 
+    /// The target ids of rows of `table` already settled as created with this fingerprint:
+    /// records in the target that a row whose answer was lost must not take for its own.
+    pub fn claimed(&self, job: &str, table: &str, fingerprint: &str) -> Result<Vec<String>> {
+        let mut stmt = {
+            let r = self.conn.prepare(
+                "SELECT target_id FROM row_outcomes WHERE job = ?1 AND tbl = ?2
+                 AND fingerprint = ?3 AND status = 'created' AND target_id IS NOT NULL",
+            );
+            self.sql(r)?
+        };
+        let rows = stmt
+            .query_map(params![job, table, fingerprint], |r| r.get(0))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>());
+        self.sql(rows)
+    }
+
     /// Remember that `source_id` became `target_id` in `location`.
     pub fn map_id(&mut self, location: &str, source_id: &str, target_id: &str) -> Result<()> {
         let r = self.conn.execute(

@@ -1,0 +1,202 @@
+//! `ghl-etl load` flags, resolved into a [`LoadPlan`]: the input files (an export's root folder
+//! stands for its `contacts/`, `tasks/` and `notes/`), a load mapping checked before any request,
+//! the write mode and its safety switches.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::ConnectionArgs;
+use crate::exit::{JobError, Result};
+use crate::input::{export_tables, InputFormat};
+use crate::job::ConnectionPlan;
+use crate::load::{LoadPlan, Mode, TagsMode};
+use crate::mapping::{Direction, MappingFile};
+use crate::table::TableKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Upsert,
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagsArg {
+    Add,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// The target location (sub-account) id.
+    #[arg(long, env = "GHL_LOCATION")]
+    pub location: Option<String>,
+
+    /// Contacts to load: a file, a folder of part files, or the root folder of a `ghl-etl
+    /// export` (its `tasks/` and `notes/` are loaded too, unless --tasks / --notes say otherwise).
+    #[arg(long)]
+    pub contacts: Option<PathBuf>,
+
+    /// Tasks to load (a file or a folder of part files); joined to contacts on `contact_id`.
+    #[arg(long)]
+    pub tasks: Option<PathBuf>,
+
+    /// Notes to load (a file or a folder of part files); joined to contacts on `contact_id`.
+    #[arg(long)]
+    pub notes: Option<PathBuf>,
+
+    /// The load mapping (TOML with `direction = "load"`): input columns → request fields.
+    #[arg(long)]
+    pub mapping: PathBuf,
+
+    /// How contacts are written: `upsert` (matched by the location's duplicate rule), `create`,
+    /// `update` (by the `id` column, or email/phone looked up), `delete` (needs --yes).
+    #[arg(long, value_enum, default_value_t = ModeArg::Upsert)]
+    pub mode: ModeArg,
+
+    /// Tags: `add` them after the contact is written (keeps the contact's other tags), or
+    /// `replace` the contact's tags by sending them in the body.
+    #[arg(long, value_enum, default_value_t = TagsArg::Add)]
+    pub tags: TagsArg,
+
+    /// Read, map and check everything; print what would be written and what it costs; write
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Confirm a `--mode delete`.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Create custom fields the target lacks (type from the mapping column), once, before the
+    /// first row.
+    #[arg(long)]
+    pub create_missing_fields: bool,
+
+    /// Custom field (by name) that keeps each contact's source id; searched before a create,
+    /// so contacts without email or phone are never made twice.
+    #[arg(long, value_name = "FIELD NAME")]
+    pub external_id: Option<String>,
+
+    /// Input format (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub input_format: Option<FormatArg>,
+
+    /// CSV field separator.
+    #[arg(long, default_value = ",")]
+    pub delimiter: char,
+
+    /// Writes in flight (the rate limit is the real bound).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// State database (each row's outcome), for resume.
+    #[arg(long, default_value = ".ghl-etl/state.sqlite")]
+    pub state: PathBuf,
+
+    /// Folder of the reports `succeeded.csv` and `failed.csv` (default: `load-report/` beside
+    /// the state database).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    pub fn resolve(&self) -> Result<(ConnectionPlan, LoadPlan)> {
+        let conn = self.conn.resolve()?;
+        let mapping =
+            MappingFile::read(&self.mapping).map_err(|e| JobError::usage(e.to_string()))?;
+        if mapping.mapping.direction() != Direction::Load {
+            return Err(JobError::usage(format!(
+                "{} is an export mapping; a load needs `direction = \"load\"` at its top (column names are then request fields)",
+                self.mapping.display()
+            )));
+        }
+        if self.mode == ModeArg::Delete && !self.yes && !self.dry_run {
+            return Err(JobError::usage(
+                "--mode delete deletes contacts in the target: add --yes, or see what would go with --dry-run",
+            ));
+        }
+        let (contacts, tasks, notes) = self.inputs()?;
+        if contacts.is_none() && tasks.is_none() && notes.is_none() {
+            return Err(JobError::usage(
+                "nothing to load: pass --contacts, --tasks or --notes",
+            ));
+        }
+        let delimiter = u8::try_from(self.delimiter)
+            .map_err(|_| JobError::usage("--delimiter must be one ASCII character"))?;
+        let report_dir = self.report.clone().unwrap_or_else(|| {
+            self.state
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("load-report")
+        });
+        let plan = LoadPlan {
+            location: self.location.clone().unwrap_or_default(),
+            contacts,
+            tasks,
+            notes,
+            input_format: self.input_format.map(|f| match f {
+                FormatArg::Csv => InputFormat::Csv { delimiter },
+                FormatArg::Ndjson => InputFormat::Ndjson,
+                FormatArg::Parquet => InputFormat::Parquet,
+            }),
+            mapping,
+            mode: match self.mode {
+                ModeArg::Upsert => Mode::Upsert,
+                ModeArg::Create => Mode::Create,
+                ModeArg::Update => Mode::Update,
+                ModeArg::Delete => Mode::Delete,
+            },
+            tags: match self.tags {
+                TagsArg::Add => TagsMode::Add,
+                TagsArg::Replace => TagsMode::Replace,
+            },
+            dry_run: self.dry_run,
+            create_missing_fields: self.create_missing_fields,
+            external_id: self.external_id.clone(),
+            concurrency: self.concurrency.max(1),
+            state: self.state.clone(),
+            report_dir,
+        };
+        if plan.location.is_empty() && !self.conn.sandbox {
+            return Err(JobError::usage(
+                "no location: pass --location (or set GHL_LOCATION)",
+            ));
+        }
+        Ok((conn, plan))
+    }
+
+    /// The input paths: an export's root folder given as `--contacts` stands for its tables.
+    #[allow(clippy::type_complexity)]
+    fn inputs(&self) -> Result<(Option<PathBuf>, Option<PathBuf>, Option<PathBuf>)> {
+        let (mut contacts, mut tasks, mut notes) = (
+            self.contacts.clone(),
+            self.tasks.clone(),
+            self.notes.clone(),
+        );
+        if let Some(root) = self
+            .contacts
+            .as_ref()
+            .filter(|p| p.join(crate::job::MANIFEST).is_file())
+        {
+            let tables = export_tables(root).map_err(|e| JobError::usage(e.to_string()))?;
+            let of = |t: TableKind| tables.iter().find(|(k, _)| *k == t).map(|(_, p)| p.clone());
+            contacts = of(TableKind::Contacts);
+            tasks = tasks.or_else(|| of(TableKind::Tasks));
+            notes = notes.or_else(|| of(TableKind::Notes));
+        }
+        Ok((contacts, tasks, notes))
+    }
+}

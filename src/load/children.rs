@@ -1,0 +1,265 @@
+//! Task and note rows: find the contact in the target, then create the record exactly once.
+//!
+//! The contact: the source `contact_id` through the id map a contact load left (so a later run
+//! with only `--notes` still lands them right), else that id taken as a target id, else the
+//! `contact_email` / `contact_phone` looked up once (`GET /contacts/search/duplicate`, cached).
+//!
+//! Creates are POSTs, not idempotent, and GHL has been seen to act and then answer an error.
+//! So the row is recorded as `sending`, with a fingerprint (title, body and due date; a note's
+//! body), before the request; after an answer that leaves the outcome unknown, or on a rerun
+//! that finds the row `sending`, the contact's existing tasks or notes are read and a record
+//! with the same fingerprint settles the row instead of a second POST.
+
+use serde_json::Value as Json;
+use sha2::Digest;
+
+use super::body::Body;
+use super::contacts::outcome_unknown;
+use super::rows::{api_failure, RowCtx, RowDone};
+use super::Load;
+use crate::exit::Result;
+use crate::state::{RowRecord, RowStatus};
+use crate::table::TableKind;
+
+/// Attempts at a create whose outcome stays unknown before the row is reported failed.
+const CREATE_ATTEMPTS: usize = 3;
+
+pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone> {
+    let key = body
+        .keys
+        .id
+        .clone()
+        .or_else(|| body.keys.contact_id.clone())
+        .unwrap_or_default();
+    let Some(contact) = contact_of(load, &body).await? else {
+        let why =
+            "no contact in the target for the row's contact_id, contact_email or contact_phone";
+        return Ok(RowDone::new(cx.failed(&key, why)));
+    };
+    let mut request = body.request(&[], false);
+    if cx.table == TableKind::Tasks {
+        // GHL requires `completed`; a task without the column is an open one.
+        request
+            .as_object_mut()
+            .map(|o| o.entry("completed").or_insert(Json::Bool(false)));
+    }
+    if load.plan.dry_run {
+        load.planned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(RowDone::new(cx.record(RowStatus::Created, &key)));
+    }
+    let record = create_once(load, cx, &key, &contact, request).await?;
+    Ok(RowDone::new(record))
+}
+
+/// The target contact of a task or note row.
+async fn contact_of(load: &Load, body: &Body) -> Result<Option<String>> {
+    if let Some(source) = &body.keys.contact_id {
+        let mapped = load.db().mapped_id(&load.plan.location, source)?;
+        return Ok(Some(mapped.unwrap_or_else(|| source.clone())));
+    }
+    lookup(
+        load,
+        body.keys.contact_email.as_deref(),
+        body.keys.contact_phone.as_deref(),
+    )
+    .await
+}
+
+/// The target contact with this email or phone, looked up once per value.
+pub async fn lookup(
+    load: &Load,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<Option<String>> {
+    let cache_key = match (email, phone) {
+        (Some(e), _) => format!("email:{}", e.to_lowercase()),
+        (None, Some(p)) => format!("phone:{p}"),
+        (None, None) => return Ok(None),
+    };
+    if let Some(hit) = load
+        .lookups
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&cache_key)
+    {
+        return Ok(hit.clone());
+    }
+    let found = load
+        .client
+        .find_duplicate(&load.plan.location, email, phone)
+        .await?
+        .map(|c| c.id);
+    load.lookups
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(cache_key, found.clone());
+    Ok(found)
+}
+
+/// What names a created task or note among its contact's.
+fn fingerprint(table: TableKind, record: &Json) -> String {
+    let text = |k: &str| {
+        record
+            .get(k)
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let due = record
+        .get("dueDate")
+        .and_then(Json::as_str)
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+        .map_or(String::new(), |d| d.timestamp_millis().to_string());
+    let parts = match table {
+        TableKind::Tasks => vec![text("title"), text("body"), due],
+        _ => vec![text("body")],
+    };
+    sha2::Sha256::digest(parts.join("\u{1f}").as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A task or note of `contact` with this fingerprint that no settled row has claimed: what a
+/// create whose answer was lost made. Claims matter when a contact has identical notes: each
+/// row may take only one of them.
+async fn find_unclaimed(
+    load: &Load,
+    table: TableKind,
+    contact: &str,
+    fp: &str,
+) -> Result<Option<String>> {
+    let location = &load.plan.location;
+    let existing = match table {
+        TableKind::Tasks => load.client.contact_tasks(location, contact).await?,
+        _ => load.client.contact_notes(location, contact).await?,
+    };
+    let claimed = load.db().claimed(&load.key, table.name(), fp)?;
+    let ours = |r: &Json| format!("{contact}:{}", fingerprint(table, r)) == fp;
+    Ok(existing
+        .into_iter()
+        .flatten()
+        .filter(|r| ours(r))
+        .filter_map(|r| r.get("id").and_then(Json::as_str).map(str::to_string))
+        .find(|id| !claimed.contains(id)))
+}
+
+/// Create the row's task or note exactly once. Rows of one contact take turns (a lock per
+/// contact), and each settles in the state database before the next looks, so claims are
+/// always current.
+async fn create_once(
+    load: &Load,
+    cx: &RowCtx,
+    key: &str,
+    contact: &str,
+    request: Json,
+) -> Result<RowRecord> {
+    let turn = load.contact_turn(contact);
+    let _turn = turn.lock().await;
+    let fp = format!("{contact}:{}", fingerprint(cx.table, &request));
+    let created = |id: &str| RowRecord {
+        fingerprint: Some(fp.clone()),
+        ..cx.done(RowStatus::Created, key, id)
+    };
+    let location = &load.plan.location;
+    if cx
+        .prior
+        .as_ref()
+        .is_some_and(|p| p.status == RowStatus::Sending)
+    {
+        if let Some(id) = find_unclaimed(load, cx.table, contact, &fp).await? {
+            return settle(load, created(&id));
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..CREATE_ATTEMPTS {
+        let intent = RowRecord {
+            fingerprint: Some(fp.clone()),
+            ..cx.record(RowStatus::Sending, key)
+        };
+        load.db().record_row(&load.key, &intent)?;
+        let sent = match cx.table {
+            TableKind::Tasks => {
+                load.client
+                    .create_task(location, contact, request.clone())
+                    .await
+            }
+            _ => {
+                load.client
+                    .create_note(location, contact, request.clone())
+                    .await
+            }
+        };
+        match sent {
+            Ok(answer) => return settle(load, created(&created_id(&answer).unwrap_or_default())),
+            Err(e) if !outcome_unknown(&e) => return Ok(cx.failed(key, api_failure(e)?)),
+            Err(e) => {
+                last = api_failure(e)?;
+                if let Some(id) = find_unclaimed(load, cx.table, contact, &fp).await? {
+                    return settle(load, created(&id));
+                }
+            }
+        }
+    }
+    Ok(cx.failed(
+        key,
+        format!(
+            "not created after {CREATE_ATTEMPTS} attempts whose answers were lost (last: {last})"
+        ),
+    ))
+}
+
+/// Record a created row at once (not at the end of its chunk): the next row of the same
+/// contact must see the claim.
+fn settle(load: &Load, record: RowRecord) -> Result<RowRecord> {
+    load.db().record_row(&load.key, &record)?;
+    Ok(record)
+}
+
+/// The id in a create answer: `{task: {id}}`, `{note: {id}}` or `{id}`.
+fn created_id(answer: &Json) -> Option<String> {
+    ["task", "note"]
+        .iter()
+        .find_map(|k| answer.get(k))
+        .unwrap_or(answer)
+        .get("id")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fingerprints_ignore_spelling_of_the_same_due_date_and_ids() {
+        let sent = json!({"title": "Call", "body": "re: quote ", "dueDate": "2024-05-01T09:00:00.000Z", "completed": false});
+        let stored = json!({"id": "t1", "title": "Call", "body": "re: quote", "dueDate": "2024-05-01T09:00:00Z", "contactId": "c1"});
+        assert_eq!(
+            fingerprint(TableKind::Tasks, &sent),
+            fingerprint(TableKind::Tasks, &stored)
+        );
+        let other =
+            json!({"title": "Call", "body": "re: quote", "dueDate": "2024-05-02T09:00:00Z"});
+        assert_ne!(
+            fingerprint(TableKind::Tasks, &sent),
+            fingerprint(TableKind::Tasks, &other)
+        );
+        assert_eq!(
+            fingerprint(TableKind::Notes, &json!({"body": "hello"})),
+            fingerprint(
+                TableKind::Notes,
+                &json!({"id": "n1", "body": "hello", "dateAdded": "x"})
+            )
+        );
+        assert_eq!(
+            created_id(&json!({"task": {"id": "t9"}})).as_deref(),
+            Some("t9")
+        );
+        assert_eq!(created_id(&json!({"id": "n9"})).as_deref(), Some("n9"));
+    }
+}

@@ -1,0 +1,281 @@
+//! One contact row: upsert, create, update or delete, and the source → target id it leaves.
+//!
+//! Upsert is idempotent when the contact has an email or a phone (the location's duplicate
+//! rule matches it again). A contact with neither is created anew by every upsert, so it is
+//! created exactly once instead: the intent is recorded before the request, and a row found
+//! with an unknown outcome (a lost answer, a kill) is looked for in the target before it is
+//! sent again — by `--external-id` (the source id in a custom field, searched before every
+//! create), else by its name and company among the contacts of that name.
+
+use serde_json::Value as Json;
+use sha2::Digest;
+
+use super::body::Body;
+use super::plan::{Mode, TagsMode};
+use super::rows::{api_failure, RowCtx, RowDone};
+use super::Load;
+use crate::api::model::Contact;
+use crate::exit::Result;
+use crate::state::{RowRecord, RowStatus};
+
+/// Attempts at a create whose outcome stays unknown before the row is reported failed.
+const CREATE_ATTEMPTS: usize = 3;
+
+pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<RowDone> {
+    let key = body
+        .keys
+        .id
+        .clone()
+        .or_else(|| body.email().map(str::to_string))
+        .or_else(|| body.phone().map(str::to_string))
+        .unwrap_or_default();
+    let custom = load.fields.pairs(&body.custom);
+    if !custom.errors.is_empty() {
+        return Ok(RowDone::new(cx.failed(&key, custom.errors.join("; "))));
+    }
+    let mut pairs = custom.pairs;
+    if let (Some(x), Some(id)) = (&load.plan.external_id, &body.keys.id) {
+        if let Some(field) = load.fields.id(x) {
+            pairs.push((field.to_string(), Json::String(id.clone())));
+        }
+    }
+    let with_tags = load.plan.tags == TagsMode::Replace;
+    let request = body.request(&pairs, with_tags);
+    let tags = body.tags.take().filter(|t| !t.is_empty() && !with_tags);
+    if load.plan.dry_run {
+        let mut done = RowDone::new(dry_run(load, cx, &key));
+        // Tags are counted by the chunk's tag step, as they would be sent.
+        done.tags = tags.map(|t| (String::new(), t));
+        return Ok(done);
+    }
+    let mut record = match load.plan.mode {
+        Mode::Upsert if body.email().is_some() || body.phone().is_some() => {
+            upsert(load, cx, &key, request).await?
+        }
+        Mode::Upsert | Mode::Create => create_once(load, cx, &key, &body, request).await?,
+        Mode::Update => update(load, cx, &key, &body, request).await?,
+        Mode::Delete => delete(load, cx, &key, &body).await?,
+    };
+    if !custom.notes.is_empty() && record.status != RowStatus::Failed {
+        record.detail = Some(custom.notes.join("; "));
+    }
+    if let (Some(source), Some(target)) = (&body.keys.id, &record.target_id) {
+        if matches!(load.plan.mode, Mode::Upsert | Mode::Create) {
+            load.db().map_id(&load.plan.location, source, target)?;
+        }
+    }
+    let tags = match (&record.target_id, tags) {
+        (Some(t), Some(tags)) if record.status != RowStatus::Failed => Some((t.clone(), tags)),
+        _ => None,
+    };
+    Ok(RowDone {
+        record,
+        resumed: false,
+        tags,
+    })
+}
+
+/// What a dry run says of the row: it would be written (or deleted), or why it would fail.
+fn dry_run(load: &Load, cx: &RowCtx, key: &str) -> RowRecord {
+    load.planned
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match load.plan.mode {
+        Mode::Delete => cx.record(RowStatus::Deleted, key),
+        _ => cx.record(RowStatus::Created, key),
+    }
+}
+
+async fn upsert(load: &Load, cx: &RowCtx, key: &str, request: Json) -> Result<RowRecord> {
+    match load
+        .client
+        .upsert_contact(&load.plan.location, request)
+        .await
+    {
+        Ok(a) => {
+            let status = if a.new {
+                RowStatus::Created
+            } else {
+                RowStatus::Updated
+            };
+            Ok(cx.done(status, key, &a.contact.id))
+        }
+        Err(e) => Ok(cx.failed(key, api_failure(e)?)),
+    }
+}
+
+/// What names a created contact in the target if its answer is lost.
+fn fingerprint(body: &Body) -> String {
+    let field = |k: &str| body.fields.get(k).and_then(Json::as_str).unwrap_or("");
+    let text = [
+        field("firstName"),
+        field("lastName"),
+        field("name"),
+        field("companyName"),
+        body.keys.id.as_deref().unwrap_or(""),
+    ]
+    .join("\u{1f}");
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Create a contact exactly once (see the module comment).
+async fn create_once(
+    load: &Load,
+    cx: &RowCtx,
+    key: &str,
+    body: &Body,
+    request: Json,
+) -> Result<RowRecord> {
+    let fp = fingerprint(body);
+    let must_look = load.plan.external_id.is_some()
+        || cx
+            .prior
+            .as_ref()
+            .is_some_and(|p| p.status == RowStatus::Sending);
+    if must_look {
+        if let Some(found) = find_created(load, body).await? {
+            return Ok(cx.done(RowStatus::Created, key, &found.id));
+        }
+    }
+    let mut last = String::new();
+    for _ in 0..CREATE_ATTEMPTS {
+        let intent = RowRecord {
+            fingerprint: Some(fp.clone()),
+            ..cx.record(RowStatus::Sending, key)
+        };
+        load.db().record_row(&load.key, &intent)?;
+        match load
+            .client
+            .create_contact(&load.plan.location, request.clone())
+            .await
+        {
+            Ok(c) => return Ok(cx.done(RowStatus::Created, key, &c.id)),
+            Err(e) if !outcome_unknown(&e) => return Ok(cx.failed(key, api_failure(e)?)),
+            Err(e) => {
+                last = api_failure(e)?;
+                if let Some(found) = find_created(load, body).await? {
+                    return Ok(cx.done(RowStatus::Created, key, &found.id));
+                }
+            }
+        }
+    }
+    Ok(cx.failed(
+        key,
+        format!(
+            "not created after {CREATE_ATTEMPTS} attempts whose answers were lost (last: {last})"
+        ),
+    ))
+}
+
+/// Whether a failed write may have acted: no answer, a 5xx, an answer that was not the JSON
+/// promised. A 4xx is the API refusing: nothing happened.
+pub fn outcome_unknown(e: &crate::api::Error) -> bool {
+    use crate::api::ErrorKind;
+    matches!(
+        e.kind,
+        ErrorKind::Server | ErrorKind::Transport | ErrorKind::Decode { .. }
+    )
+}
+
+/// A contact this load may already have created for `body`: by the external id when there is
+/// one, else by name and company.
+async fn find_created(load: &Load, body: &Body) -> Result<Option<Contact>> {
+    let field = |k: &str| {
+        body.fields
+            .get(k)
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    };
+    let query = [field("firstName"), field("lastName")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let query = if query.trim().is_empty() {
+        field("name")
+            .or_else(|| field("companyName"))
+            .unwrap_or_default()
+    } else {
+        query
+    };
+    if query.trim().is_empty() {
+        return Ok(None);
+    }
+    let found = load
+        .client
+        .search_contacts_by_query(&load.plan.location, &query, 100)
+        .await
+        .map_err(crate::exit::JobError::from)?;
+    let external = load
+        .plan
+        .external_id
+        .as_deref()
+        .and_then(|x| load.fields.id(x))
+        .zip(body.keys.id.as_deref());
+    Ok(found.into_iter().find(|c| {
+        let same = |mine: Option<String>, theirs: &Option<String>| {
+            mine.as_deref().unwrap_or("") == theirs.as_deref().unwrap_or("")
+        };
+        let named = same(field("firstName"), &c.first_name)
+            && same(field("lastName"), &c.last_name)
+            && same(field("companyName"), &c.company_name);
+        match external {
+            Some((fid, source)) => c
+                .custom_fields
+                .iter()
+                .any(|v| v.id == fid && v.value.as_str() == Some(source)),
+            None => named,
+        }
+    }))
+}
+
+/// The target contact a row names: its `id` column, else a look-up by email or phone.
+async fn target_of(load: &Load, body: &Body) -> Result<Option<String>> {
+    if let Some(id) = &body.keys.id {
+        return Ok(Some(id.clone()));
+    }
+    super::children::lookup(load, body.email(), body.phone()).await
+}
+
+async fn update(
+    load: &Load,
+    cx: &RowCtx,
+    key: &str,
+    body: &Body,
+    request: Json,
+) -> Result<RowRecord> {
+    let Some(id) = target_of(load, body).await? else {
+        return Ok(cx.failed(
+            key,
+            "no contact in the target matches the row's id, email or phone",
+        ));
+    };
+    match load
+        .client
+        .update_contact(&load.plan.location, &id, request)
+        .await
+    {
+        Ok(c) => Ok(cx.done(RowStatus::Updated, key, &c.id)),
+        Err(e) => Ok(cx.failed(key, api_failure(e)?)),
+    }
+}
+
+async fn delete(load: &Load, cx: &RowCtx, key: &str, body: &Body) -> Result<RowRecord> {
+    let Some(id) = target_of(load, body).await? else {
+        return Ok(cx.failed(
+            key,
+            "no contact in the target matches the row's id, email or phone",
+        ));
+    };
+    match load.client.delete_contact(&load.plan.location, &id).await {
+        Ok(true) => Ok(cx.done(RowStatus::Deleted, key, &id)),
+        Ok(false) => Ok(RowRecord {
+            detail: Some("already deleted".into()),
+            ..cx.done(RowStatus::Unchanged, key, &id)
+        }),
+        Err(e) => Ok(cx.failed(key, api_failure(e)?)),
+    }
+}
