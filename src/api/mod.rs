@@ -6,6 +6,7 @@
 //! - `pages`: contact listings as streams of pages with resumable cursors.
 //! - `endpoints`: the other calls (tasks, notes, custom fields, writes).
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
+//! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
 
 pub mod auth;
 pub mod client;
@@ -15,6 +16,7 @@ pub mod limiter;
 pub mod model;
 pub mod pages;
 pub mod rate;
+mod transport;
 
 pub use auth::{AuthConfig, OAuthConfig};
 pub use client::{
