@@ -56,7 +56,8 @@ pub struct ClientConfig {
     pub auth: AuthConfig,
     /// Per-location budget; `None` disables client-side pacing (sandbox benchmarks only).
     pub rate: Option<RateSpec>,
-    /// Share of `rate` actually used, leaving room for clock skew and network jitter.
+    /// Share of `rate`'s average the smoothing uses. 1.0 is safe: the limiter counts a request
+    /// until an interval after its answer, so jitter cannot push a window over (see `limiter`).
     pub rate_safety: f64,
     /// Stop cleanly when a location's daily budget falls to this many requests.
     pub daily_reserve: u64,
@@ -71,7 +72,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             auth,
             rate: Some(RateSpec::GHL_BURST),
-            rate_safety: 0.98,
+            rate_safety: 1.0,
             daily_reserve: 1_000,
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
@@ -365,23 +366,28 @@ impl Client {
     async fn attempt(&self, call: &Call) -> Result<Bytes> {
         let method = call.method.as_str();
         let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
-        let limiter = self.limiter(&call.location);
-        if let Some(l) = &limiter {
-            if !l.acquire().await {
-                return Err(fail(ErrorKind::DailyBudgetExhausted {
-                    resets_in: until_utc_midnight(),
-                })
-                .with_message(format!(
-                    "location {} has at most {} requests left today",
-                    call.location, self.inner.config.daily_reserve
-                )));
-            }
-        }
+        // The token first: a refresh must not hold one of the location's places in the window.
         let token = self
             .inner
             .auth
             .access_token(&self.inner.http, &self.inner.base)
             .await?;
+        let limiter = self.limiter(&call.location);
+        let permit = match &limiter {
+            Some(l) => match l.acquire().await {
+                Some(p) => Some(p),
+                None => {
+                    return Err(fail(ErrorKind::DailyBudgetExhausted {
+                        resets_in: until_utc_midnight(),
+                    })
+                    .with_message(format!(
+                        "location {} has at most {} requests left today",
+                        call.location, self.inner.config.daily_reserve
+                    )))
+                }
+            },
+            None => None,
+        };
         let mut req = self
             .inner
             .http
@@ -402,14 +408,15 @@ impl Client {
         let response = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                drop(permit);
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
             }
         };
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(l) = &limiter {
-            l.observe(&RateHeaders::parse(&headers));
+        if let Some(p) = permit {
+            p.answered(&RateHeaders::parse(&headers));
         }
         let bytes = match response.bytes().await {
             Ok(b) => b,
@@ -454,8 +461,10 @@ impl Client {
                 bump(&self.inner.stats.throttled);
                 let ra = retry_after(&headers);
                 if let Some(l) = &limiter {
-                    let interval = l.spec().interval;
-                    l.pause(ra.filter(|d| !d.is_zero()).unwrap_or(interval));
+                    l.pause(
+                        ra.filter(|d| !d.is_zero())
+                            .unwrap_or_else(|| l.window_interval()),
+                    );
                 }
                 let text = message.clone().unwrap_or_default().to_lowercase();
                 if text.contains("daily") {
