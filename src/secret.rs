@@ -64,9 +64,13 @@ pub fn write_secret_file(path: &std::path::Path, secret: &Secret) -> std::io::Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret".into());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // Unique per process and call, so two writers never share a temporary file; `create_new`
+    // refuses to follow anything already at that name.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}.{seq}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -113,14 +117,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("refresh_token");
         write_secret_file(&path, &Secret::new("first")).unwrap();
+        // A reader that opened the old file before the rotation.
+        let mut old = std::fs::File::open(&path).unwrap();
+        #[cfg(unix)]
+        let old_inode = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&path).unwrap().ino()
+        };
         write_secret_file(&path, &Secret::new("second")).unwrap();
         assert_eq!(read_secret_file(&path).unwrap().expose(), "second");
+        // The new content is a new file renamed over the old one: the old file was never
+        // truncated or rewritten in place, so its reader still sees all of it.
+        let mut seen = String::new();
+        std::io::Read::read_to_string(&mut old, &mut seen).unwrap();
+        assert_eq!(seen, "first\n");
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_ne!(meta.ino(), old_inode, "replaced by a rename");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn readers_never_see_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refresh_token");
+        // Large enough that an in-place rewrite would be caught half done.
+        let a = "a".repeat(256 * 1024);
+        let b = "b".repeat(256 * 1024);
+        write_secret_file(&path, &Secret::new(a.clone())).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..100 {
+                    let next = if i % 2 == 0 { &b } else { &a };
+                    write_secret_file(&path, &Secret::new(next.clone())).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+                let got = read_secret_file(&path).unwrap();
+                assert!(
+                    got.expose() == a || got.expose() == b,
+                    "a reader saw {} bytes of a half-written file",
+                    got.expose().len()
+                );
+                reads += 1;
+            }
+        });
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
     }

@@ -1,15 +1,17 @@
 //! The API client against the sandbox over real HTTP: pagination (ties, the 10,000 cap),
-//! faults and 429 storms, fast auth failures, token hygiene, OAuth refresh rotation.
+//! faults and 429 storms with the limiter on, one 429 pausing its whole location for its
+//! `Retry-After` (read from arrival stamps), fast auth failures, token hygiene, OAuth refresh
+//! rotation (after a 401, and five minutes before expiry).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use ghl_etl::api::{
-    AuthConfig, Client, ClientConfig, ContactPage, Cursor, ErrorKind, OAuthConfig, Source,
+    AuthConfig, Client, ClientConfig, ContactPage, Cursor, ErrorKind, OAuthConfig, RateSpec, Source,
 };
 use ghl_etl::sandbox::{
-    SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+    SandboxConfig, SandboxState, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
 };
 use ghl_etl::secret::Secret;
 
@@ -149,24 +151,42 @@ async fn resumes_a_listing_from_a_saved_cursor() {
 
 #[tokio::test]
 async fn survives_faults_and_429_storms_without_loss_or_repeats() {
+    let limit: RateSpec = "40/500ms".parse().unwrap();
     let cfg = SandboxConfig {
         contacts: 1_500,
-        rate_limit: Some("40/500ms".parse().unwrap()),
+        rate_limit: Some(limit),
         fault_rate: 0.05,
         ..SandboxConfig::default()
     };
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
-    // The client is told nothing of the sandbox's limit, so it learns from headers and 429s.
-    let c = client(&sb, None);
+    // The client paces at the sandbox's limit; the storm comes from someone else below.
+    let c = client(&sb, Some(limit));
     let listed = all_ids(&c, &location, Source::List, 100).await;
     assert_exactly_once(
         &listed,
         &sb.store().contact_ids(&location),
         "list under faults",
     );
-    // Related records of 300 contacts, 16 at a time: a storm against 80 requests/s.
-    let ids: Vec<String> = listed.into_iter().take(300).collect();
+    // Another client of the same app and location, without a limiter or retries, sends about
+    // 200 requests/s for the first 2 s of the notes (the budget is 80/s): a 429 storm.
+    let mut rogue_cfg = client_config(&sb, DEFAULT_TOKEN, None);
+    rogue_cfg.retry.max_attempts = 1;
+    let rogue = Client::new(rogue_cfg).unwrap();
+    let storm_ends = std::time::Instant::now() + Duration::from_secs(2);
+    let rogues: Vec<_> = (0..2)
+        .map(|_| {
+            let (rogue, location, id) = (rogue.clone(), location.clone(), listed[0].clone());
+            tokio::spawn(async move {
+                while std::time::Instant::now() < storm_ends {
+                    let _ = rogue.contact_notes(&location, &id).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .collect();
+    // Related records of 200 contacts, 16 at a time.
+    let ids: Vec<String> = listed.into_iter().take(200).collect();
     let notes: Vec<(String, usize)> = futures::stream::iter(ids.iter())
         .map(|id| {
             let c = c.clone();
@@ -180,12 +200,23 @@ async fn survives_faults_and_429_storms_without_loss_or_repeats() {
         .buffered(16)
         .try_collect()
         .await
-        .expect("notes survive faults");
+        .expect("notes survive faults and the storm");
+    for r in rogues {
+        r.await.unwrap();
+    }
     for (id, n) in &notes {
         assert_eq!(*n, sb.store().notes(id).len(), "notes of {id}");
     }
     let stats = c.stats();
     let server = sb.stats();
+    assert!(
+        server.rate_limited > 0,
+        "the sandbox's limiter answered 429s: {server:?}"
+    );
+    assert!(
+        stats.throttled > 0,
+        "this client was answered 429 too, and retried: {stats:?}"
+    );
     assert!(
         stats.retries > 0,
         "faults were injected, so some requests were retried: {stats:?}"
@@ -516,5 +547,281 @@ async fn creates_are_not_retried_after_the_server_may_have_acted() {
         s.retries <= s.throttled,
         "only 429s are retried for creates: {s:?}"
     );
+    sb.shutdown().await;
+}
+
+/// A request as the test layer around the sandbox saw it.
+#[derive(Debug, Clone)]
+struct Hit {
+    arrived: std::time::Instant,
+    answered: std::time::Instant,
+    path: String,
+    status: u16,
+}
+
+type Hits = std::sync::Arc<std::sync::Mutex<Vec<Hit>>>;
+
+async fn stamp(
+    axum::extract::State(hits): axum::extract::State<Hits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let arrived = std::time::Instant::now();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    hits.lock().unwrap().push(Hit {
+        arrived,
+        answered: std::time::Instant::now(),
+        path,
+        status: resp.status().as_u16(),
+    });
+    resp
+}
+
+/// The sandbox's own router behind `wrap` (a test's layer), behind a layer that stamps every
+/// request on arrival and on answer. Returns the sandbox state, its URL and the stamps.
+async fn stamped_sandbox(
+    cfg: SandboxConfig,
+    wrap: impl FnOnce(axum::Router) -> axum::Router,
+) -> (std::sync::Arc<SandboxState>, String, Hits) {
+    let state = std::sync::Arc::new(SandboxState::new(cfg).unwrap());
+    let hits = Hits::default();
+    let app = wrap(ghl_etl::sandbox::app(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(hits.clone(), stamp));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (state, url, hits)
+}
+
+#[tokio::test]
+async fn a_429_pauses_its_whole_location_for_its_retry_after() {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut cfg = quiet_config(60);
+    cfg.locations = 2;
+    // The 10th request of location A is refused with `Retry-After: 1`, as GHL does when a
+    // budget is spent by someone else; every other request reaches the sandbox's handlers.
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let a_paths = std::sync::Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
+    let refuse = {
+        let (seen, a_paths) = (seen.clone(), a_paths.clone());
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let (seen, a_paths) = (seen.clone(), a_paths.clone());
+            async move {
+                let of_a = a_paths.lock().unwrap().contains(req.uri().path());
+                if of_a && seen.fetch_add(1, Ordering::SeqCst) == 9 {
+                    return (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        axum::Json(
+                            serde_json::json!({"statusCode": 429, "message": "Too many requests"}),
+                        ),
+                    )
+                        .into_response();
+                }
+                next.run(req).await
+            }
+        }
+    };
+    let (state, url, hits) =
+        stamped_sandbox(cfg, |app| app.layer(axum::middleware::from_fn(refuse))).await;
+    let locations = state.store().location_ids();
+    let (a, b) = (locations[0].clone(), locations[1].clone());
+    let a_ids = state.store().contact_ids(&a);
+    let b_ids = state.store().contact_ids(&b);
+    a_paths
+        .lock()
+        .unwrap()
+        .extend(a_ids.iter().map(|id| format!("/contacts/{id}/notes")));
+    // A budget far above what the test sends: only the pause can hold a request back.
+    let mut ccfg = ClientConfig::new(url, AuthConfig::Static(Secret::new(DEFAULT_TOKEN)));
+    ccfg.rate = Some("1000/1s".parse().unwrap());
+    ccfg.retry = crate::util::fast_retry();
+    let c = Client::new(ccfg).unwrap();
+    // Location A: 60 requests, 8 at a time. Location B: one request every 20 ms meanwhile.
+    let run_a = futures::stream::iter(a_ids.clone())
+        .map(|id| {
+            let (c, a) = (c.clone(), a.clone());
+            async move { c.contact_notes(&a, &id).await.map(|_| ()) }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>();
+    let run_b = async {
+        for id in b_ids.iter().cycle().take(100) {
+            c.contact_notes(&b, id).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (a_done, ()) = tokio::join!(run_a, run_b);
+    assert_eq!(a_done.expect("location A finishes").len(), 60);
+    assert_eq!(c.stats().throttled, 1);
+
+    let hits = hits.lock().unwrap().clone();
+    let refused: Vec<&Hit> = hits.iter().filter(|h| h.status == 429).collect();
+    assert_eq!(refused.len(), 1, "one 429 was served");
+    let t429 = refused[0].answered;
+    let a_paths = a_paths.lock().unwrap().clone();
+    let after = |of_a: bool| -> Vec<Duration> {
+        hits.iter()
+            .filter(|h| a_paths.contains(&h.path) == of_a && h.arrived > t429)
+            .map(|h| h.arrived - t429)
+            .collect()
+    };
+    // Requests of A already sent when the 429 came back may still arrive just after it (at
+    // most the 7 others in flight); nothing of A is sent after that until Retry-After ran out.
+    let in_flight = Duration::from_millis(150);
+    let a_after = after(true);
+    assert!(
+        a_after.iter().filter(|d| **d <= in_flight).count() <= 7,
+        "{a_after:?}"
+    );
+    let early: Vec<&Duration> = a_after
+        .iter()
+        .filter(|d| **d > in_flight && **d < Duration::from_secs(1))
+        .collect();
+    assert!(
+        early.is_empty(),
+        "location A sent during its pause: {early:?}"
+    );
+    assert!(
+        a_after.iter().any(|d| *d >= Duration::from_secs(1)),
+        "A resumed after the pause (the refused request was retried)"
+    );
+    // Location B has its own budget: it kept going through A's pause.
+    let b_during = after(false)
+        .into_iter()
+        .filter(|d| *d > in_flight && *d < Duration::from_secs(1))
+        .count();
+    assert!(
+        b_during >= 10,
+        "B sent {b_during} requests during A's pause"
+    );
+}
+
+/// A client of the sandbox's OAuth app, pointing at `url`.
+fn oauth_client_at(url: &str, file: &std::path::Path) -> Client {
+    let mut cfg = ClientConfig::new(
+        url,
+        AuthConfig::OAuth(OAuthConfig {
+            client_id: OAUTH_CLIENT_ID.into(),
+            client_secret: Secret::new(OAUTH_CLIENT_SECRET),
+            refresh_token_file: file.to_path_buf(),
+            user_type: "Location".into(),
+        }),
+    );
+    cfg.rate = None;
+    cfg.retry = crate::util::fast_retry();
+    Client::new(cfg).unwrap()
+}
+
+fn oauth_refreshes(server: &ghl_etl::sandbox::Stats) -> u64 {
+    server
+        .by_route
+        .get("POST /oauth/token")
+        .and_then(|m| m.get(&200))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_token_refused_mid_run_is_refreshed_once_and_the_new_refresh_token_kept() {
+    // The sandbox's access tokens really die after 2 s, but the token answer is rewritten to
+    // promise a day, as when GHL revokes a token early: the client learns it from a 401.
+    let mut cfg = quiet_config(10);
+    cfg.access_token_ttl = Duration::from_secs(2);
+    let promise_a_day = |req: axum::extract::Request, next: axum::middleware::Next| async move {
+        let is_token = req.uri().path() == "/oauth/token";
+        let resp = next.run(req).await;
+        if !is_token || !resp.status().is_success() {
+            return resp;
+        }
+        let (mut parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let mut answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        answer["expires_in"] = serde_json::json!(86_399);
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        axum::response::Response::from_parts(
+            parts,
+            axum::body::Body::from(serde_json::to_vec(&answer).unwrap()),
+        )
+    };
+    let (state, url, _) = stamped_sandbox(cfg, |app| {
+        app.layer(axum::middleware::from_fn(promise_a_day))
+    })
+    .await;
+    let location = state.store().location_ids()[0].clone();
+    let ids = state.store().contact_ids(&location);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refresh_token");
+    std::fs::write(&file, state.issue_refresh_token(&["contacts.readonly"])).unwrap();
+    let c = oauth_client_at(&url, &file);
+    c.contact_notes(&location, &ids[0]).await.unwrap();
+    assert_eq!(oauth_refreshes(&state.stats()), 1);
+    let before = std::fs::read_to_string(&file).unwrap();
+    // Let the access token die on the server while the client still trusts it.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let results: Vec<_> =
+        futures::future::join_all(ids[1..5].iter().map(|id| c.contact_notes(&location, id))).await;
+    for r in results {
+        r.expect("the call succeeds after the refresh");
+    }
+    let server = state.stats();
+    assert!(
+        server.status_count(401) >= 1,
+        "the expired token was refused: {server:?}"
+    );
+    assert_eq!(
+        oauth_refreshes(&server),
+        2,
+        "four calls refused at once, one refresh"
+    );
+    assert!(c.stats().token_refreshes >= 1);
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(after, before, "the rotated refresh token was saved");
+    // The saved token is the live one: a new run starts from it.
+    let next_run = oauth_client_at(&url, &file);
+    next_run.contact_notes(&location, &ids[6]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_is_refreshed_five_minutes_before_it_expires() {
+    // Tokens last 301 s: one second of use, then the client is inside the five-minute margin.
+    let mut cfg = quiet_config(10);
+    cfg.access_token_ttl = Duration::from_secs(301);
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let ids = sb.store().contact_ids(&location);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refresh_token");
+    std::fs::write(&file, sb.issue_refresh_token(&["contacts.readonly"])).unwrap();
+    let c = oauth_client(&sb, &file);
+    c.contact_notes(&location, &ids[0]).await.unwrap();
+    c.contact_notes(&location, &ids[1]).await.unwrap();
+    assert_eq!(
+        oauth_refreshes(&sb.stats()),
+        1,
+        "a token with more than five minutes left is used as is"
+    );
+    let before = std::fs::read_to_string(&file).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    c.contact_notes(&location, &ids[2]).await.unwrap();
+    let server = sb.stats();
+    assert_eq!(
+        oauth_refreshes(&server),
+        2,
+        "refreshed before use, 300 s before expiry"
+    );
+    assert_eq!(
+        server.status_count(401),
+        0,
+        "no request went out with a dying token"
+    );
+    assert_eq!(
+        c.stats().token_refreshes,
+        0,
+        "no refresh was forced by a 401"
+    );
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), before);
     sb.shutdown().await;
 }

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::error::{Error, ErrorKind, Result};
+use super::transport::{describe_transport, server_message};
 use crate::secret::{read_secret_file, write_secret_file, Secret};
 
 /// Refresh this long before the access token expires, so no request goes out with a token
@@ -125,12 +126,12 @@ async fn refresh(
         .body(body)
         .send()
         .await
-        .map_err(|e| fail(ErrorKind::Transport, super::client::describe_transport(&e)))?;
+        .map_err(|e| fail(ErrorKind::Transport, describe_transport(&e)))?;
     let status = response.status();
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| fail(ErrorKind::Transport, super::client::describe_transport(&e)))?;
+        .map_err(|e| fail(ErrorKind::Transport, describe_transport(&e)))?;
     if !status.is_success() {
         let kind = if status.as_u16() == 401 || status.as_u16() == 400 || status.as_u16() == 422 {
             ErrorKind::Unauthorized
@@ -141,7 +142,7 @@ async fn refresh(
             kind,
             format!(
                 "the OAuth refresh was refused ({}); the refresh token in {} may have been used already or revoked: re-authorise the app and store the new refresh token there",
-                super::client::server_message(&bytes).unwrap_or_default(),
+                server_message(&bytes).unwrap_or_default(),
                 cfg.refresh_token_file.display()
             ),
         )

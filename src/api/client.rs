@@ -25,6 +25,7 @@ use super::auth::{Auth, AuthConfig};
 use super::error::{Error, ErrorKind, Result};
 use super::limiter::{LocationLimiter, RateHeaders};
 use super::rate::RateSpec;
+use super::transport::{describe_transport, is_html, server_message};
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 /// The API version every request must name.
@@ -55,7 +56,8 @@ pub struct ClientConfig {
     pub auth: AuthConfig,
     /// Per-location budget; `None` disables client-side pacing (sandbox benchmarks only).
     pub rate: Option<RateSpec>,
-    /// Share of `rate` actually used, leaving room for clock skew and network jitter.
+    /// Share of `rate`'s average the smoothing uses. 1.0 is safe: the limiter counts a request
+    /// until an interval after its answer, so jitter cannot push a window over (see `limiter`).
     pub rate_safety: f64,
     /// Stop cleanly when a location's daily budget falls to this many requests.
     pub daily_reserve: u64,
@@ -70,7 +72,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             auth,
             rate: Some(RateSpec::GHL_BURST),
-            rate_safety: 0.98,
+            rate_safety: 1.0,
             daily_reserve: 1_000,
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
@@ -224,60 +226,6 @@ pub fn check_base_url(base: &str) -> Result<String> {
     Ok(base.trim_end_matches('/').to_string())
 }
 
-/// A transport error in words, without the URL (which could carry a query secret).
-pub(crate) fn describe_transport(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the connection broke while reading the answer"
-    } else if e.is_request() {
-        "the request could not be sent"
-    } else {
-        "transport error"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what} ({detail})")
-    }
-}
-
-/// The `message` of a GHL error body: a string, or a list of strings for 422s.
-pub(crate) fn server_message(bytes: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    match v.get("message")? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| i.to_string())
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        other => Some(other.to_string()),
-    }
-}
-
-/// An HTML page (a proxy's error page) where JSON was promised.
-fn is_html(headers: &reqwest::header::HeaderMap) -> bool {
-    headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("html"))
-}
-
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -418,23 +366,28 @@ impl Client {
     async fn attempt(&self, call: &Call) -> Result<Bytes> {
         let method = call.method.as_str();
         let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
-        let limiter = self.limiter(&call.location);
-        if let Some(l) = &limiter {
-            if !l.acquire().await {
-                return Err(fail(ErrorKind::DailyBudgetExhausted {
-                    resets_in: until_utc_midnight(),
-                })
-                .with_message(format!(
-                    "location {} has at most {} requests left today",
-                    call.location, self.inner.config.daily_reserve
-                )));
-            }
-        }
+        // The token first: a refresh must not hold one of the location's places in the window.
         let token = self
             .inner
             .auth
             .access_token(&self.inner.http, &self.inner.base)
             .await?;
+        let limiter = self.limiter(&call.location);
+        let permit = match &limiter {
+            Some(l) => match l.acquire().await {
+                Some(p) => Some(p),
+                None => {
+                    return Err(fail(ErrorKind::DailyBudgetExhausted {
+                        resets_in: until_utc_midnight(),
+                    })
+                    .with_message(format!(
+                        "location {} has at most {} requests left today",
+                        call.location, self.inner.config.daily_reserve
+                    )))
+                }
+            },
+            None => None,
+        };
         let mut req = self
             .inner
             .http
@@ -455,14 +408,15 @@ impl Client {
         let response = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                drop(permit);
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
             }
         };
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(l) = &limiter {
-            l.observe(&RateHeaders::parse(&headers));
+        if let Some(p) = permit {
+            p.answered(&RateHeaders::parse(&headers));
         }
         let bytes = match response.bytes().await {
             Ok(b) => b,
@@ -507,8 +461,10 @@ impl Client {
                 bump(&self.inner.stats.throttled);
                 let ra = retry_after(&headers);
                 if let Some(l) = &limiter {
-                    let interval = l.spec().interval;
-                    l.pause(ra.filter(|d| !d.is_zero()).unwrap_or(interval));
+                    l.pause(
+                        ra.filter(|d| !d.is_zero())
+                            .unwrap_or_else(|| l.window_interval()),
+                    );
                 }
                 let text = message.clone().unwrap_or_default().to_lowercase();
                 if text.contains("daily") {
@@ -600,17 +556,5 @@ mod tests {
             ErrorKind::Decode { json_path } => assert_eq!(json_path, "contacts[1].tags"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn server_messages_single_and_list() {
-        assert_eq!(
-            server_message(br#"{"message":"Invalid token"}"#).unwrap(),
-            "Invalid token"
-        );
-        assert_eq!(
-            server_message(br#"{"message":["email must be an email","x"]}"#).unwrap(),
-            "email must be an email; x"
-        );
     }
 }

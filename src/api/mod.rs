@@ -7,6 +7,7 @@
 //! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
 //! - `writes`: contact create/update/delete, custom-field create, look-ups before writing.
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
+//! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
 
 pub mod auth;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod limiter;
 pub mod model;
 pub mod pages;
 pub mod rate;
+mod transport;
 pub mod writes;
 
 pub use auth::{AuthConfig, OAuthConfig};

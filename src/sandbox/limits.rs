@@ -132,6 +132,39 @@ mod tests {
     }
 
     #[test]
+    fn the_window_slides_rather_than_resetting_at_fixed_boundaries() {
+        // GHL's burst limit counts the last `interval` before each request, so a budget spent
+        // just before a round time is not back just after it.
+        let l = Limiter::default();
+        let spec = Some(RateSpec {
+            max: 3,
+            interval: Duration::from_secs(10),
+        });
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for ms in [8_000, 9_000, 9_500] {
+            assert_eq!(l.check("t", "L", spec, 100, at(ms), 1).refused, None);
+        }
+        // A fixed window [0, 10 s) would start afresh at 10 s.
+        let v = l.check("t", "L", spec, 100, at(10_500), 1);
+        assert_eq!(v.refused, Some(Refusal::Burst));
+        assert_eq!(v.retry_after, Some(Duration::from_millis(7_500)));
+        assert_eq!(
+            l.check("t", "L", spec, 100, at(17_999), 1).refused,
+            Some(Refusal::Burst)
+        );
+        // The first request leaves the window exactly `interval` after it was admitted.
+        let v = l.check("t", "L", spec, 100, at(18_000), 1);
+        assert_eq!(v.refused, None);
+        assert_eq!(v.remaining, Some(0));
+        assert_eq!(
+            l.check("t", "L", spec, 100, at(18_500), 1).refused,
+            Some(Refusal::Burst)
+        );
+        assert_eq!(l.check("t", "L", spec, 100, at(19_000), 1).refused, None);
+    }
+
+    #[test]
     fn daily_budget_resets_with_the_day() {
         let l = Limiter::default();
         let t0 = Instant::now();
