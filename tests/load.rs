@@ -298,9 +298,13 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
         input,
         "succeeded + failed = input\n{stderr}"
     );
+    let failures: String = ["failed.csv", "failed-tasks.csv", "failed-notes.csv"]
+        .iter()
+        .map(|f| std::fs::read_to_string(report.join(f)).unwrap())
+        .collect();
     assert_eq!(
         failed, 0,
-        "nothing should fail under retryable faults:\n{d}"
+        "nothing should fail under retryable faults:\n{d}\n{failures}"
     );
 
     // B holds what A holds, contact by contact, once.

@@ -21,8 +21,9 @@ use crate::exit::Result;
 use crate::state::{RowRecord, RowStatus};
 use crate::table::TableKind;
 
-/// Attempts at a create whose outcome stays unknown before the row is reported failed.
-const CREATE_ATTEMPTS: usize = 3;
+/// Attempts at a create whose outcome stays unknown before the row is reported failed; they
+/// wait 100 ms, 200 ms, 400 ms, ... between them (the client retries creates only on 429).
+const CREATE_ATTEMPTS: u32 = 6;
 
 pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone> {
     let key = body
@@ -175,7 +176,10 @@ async fn create_once(
         }
     }
     let mut last = String::new();
-    for _ in 0..CREATE_ATTEMPTS {
+    for attempt in 0..CREATE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(5))).await;
+        }
         let intent = RowRecord {
             fingerprint: Some(fp.clone()),
             ..cx.record(RowStatus::Sending, key)
