@@ -1032,6 +1032,29 @@ async fn upsert_follows_the_duplicate_rule_and_replaces_tags() {
         json!(["old", "keep"])
     );
 
+    // A create that would duplicate is refused, naming the contact and the field.
+    for (body, field, who) in [
+        (
+            json!({"locationId": loc, "email": "Ann@Example.com"}),
+            "email",
+            &a,
+        ),
+        (
+            json!({"locationId": loc, "phone": "8885550101"}),
+            "phone",
+            &b,
+        ),
+    ] {
+        let (s, err) = post(body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+        assert_eq!(
+            err["message"],
+            "This location does not allow duplicated contacts."
+        );
+        assert_eq!(err["meta"]["contactId"], json!(who));
+        assert_eq!(err["meta"]["matchingField"], field);
+    }
+
     // E-mail first: Ann is updated; the phone belongs to someone else and is left out.
     let both = json!({"locationId": loc, "email": "ANN@example.com", "phone": "(888) 555-0101",
         "tags": ["New"], "gender": "female"});
@@ -1488,10 +1511,18 @@ async fn duplicate_search_matches_as_upsert_does() {
         );
     }
     assert_eq!(find("email=nobody%40example.com".into()).await, None);
-    let (_, none) = api
-        .get(&format!("/contacts/search/duplicate?locationId={loc}"))
+    let (s, err) = api
+        .get(&format!(
+            "/contacts/search/duplicate?locationId={loc}&email="
+        ))
         .await;
-    assert_eq!(none, json!({"contact": null}));
+    assert_eq!(
+        (s, err["message"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("Pass at least one of number, email query parameter")
+        )
+    );
     let both = "email=dup%40example.com&number=%2B442079460958".to_string();
     assert_eq!(find(both.clone()).await, Some(c1.clone()), "e-mail first");
     api.sb

@@ -846,6 +846,13 @@ async fn probe_bulk_actions(p: &mut Probe, loc: &str, id: &str, ids: &[String]) 
         )
         .await;
     assert_eq!(none, json!({"contact": null}));
+    let neither = format!("{dup}?locationId={loc}");
+    p.call(Method::GET, dup, &neither, None, 400).await;
+    let again = json!({"locationId": loc, "email": "zoe@EXAMPLE.com"});
+    let refused = p
+        .call(Method::POST, "/contacts/", "/contacts/", Some(again), 400)
+        .await;
+    assert_eq!(refused["meta"]["contactId"], json!(id));
     let fields = format!("/locations/{loc}/customFields");
     let route = "/locations/{locationId}/customFields";
     for body in [

@@ -8,8 +8,9 @@
 //!
 //! Contact writes follow GHL's quirks: `tags` in a create, update or upsert body replaces the
 //! contact's tags, stored lower-cased; custom fields are written as `{id | key, field_value}`
-//! and read back as `{id, value}`; an upsert matches by the location's duplicate rule and a
-//! contact with neither e-mail nor phone is created anew every time. Each applied write is
+//! and read back as `{id, value}`; an upsert matches by the location's duplicate rule (a
+//! contact with neither e-mail nor phone is created anew every time), and a create that rule
+//! matches is refused, as locations that do not allow duplicates do. Each applied write is
 //! counted in the stats by kind.
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
@@ -475,9 +476,11 @@ pub async fn get_contact(State(st): St, Path(id): Path<String>) -> Answer {
     ok(StatusCode::OK, json!({"contact": c}))
 }
 
-/// `POST /contacts/`. A custom field the location lacks gets a 422 naming it, but only after
-/// the contact has been created without it: GHL has been seen to answer 422 and create the
-/// contact all the same (highlevel-api-docs#64), which is why clients should prefer upsert.
+/// `POST /contacts/`. Sandbox locations do not allow duplicates: a contact the duplicate rule
+/// finds is a 400 naming it (GHL refuses such creates, highlevel-api-docs#64). A custom field
+/// the location lacks gets a 422 naming it, but only after the contact has been created
+/// without it: GHL has been seen to answer 422 and create the contact all the same (same
+/// issue), which is why clients should prefer upsert.
 pub async fn create_contact(State(st): St, Extension(ctx): Extension<Ctx>, body: Bytes) -> Answer {
     let body = body_object(&body)?;
     refuse(check(
@@ -486,6 +489,7 @@ pub async fn create_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
         &["locationId"],
     ))?;
     let li = need_location(&ctx)?;
+    refuse_duplicate(&st, li, &body).await?;
     let Resolved { fields, unknown } = resolve_custom_fields(&st, li, &body);
     let c = st
         .store
@@ -493,6 +497,32 @@ pub async fn create_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
     st.count_write(Write::ContactCreate);
     refuse(unknown)?;
     ok(StatusCode::CREATED, json!({"contact": c}))
+}
+
+/// A 400 naming the contact a create would duplicate, in GHL's words.
+async fn refuse_duplicate(
+    st: &Arc<SandboxState>,
+    li: usize,
+    body: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (email, phone) = (text("email"), text("phone"));
+    let found = blocking(st, move |st| {
+        let (raw, key) = st
+            .store
+            .find_duplicate(li, email.as_deref(), phone.as_deref())?;
+        Some((st.store.contact_by_raw(raw)?, key))
+    })
+    .await?;
+    let Some((c, key)) = found else {
+        return Ok(());
+    };
+    Err(ApiError(
+        StatusCode::BAD_REQUEST,
+        json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.",
+            "meta": {"contactName": c.get("contactName"), "contactId": c["id"],
+                     "matchingField": key.field()}}),
+    ))
 }
 
 /// `PUT /contacts/{contactId}`: a custom field the location lacks is a 422 and nothing is
@@ -550,7 +580,7 @@ pub async fn upsert_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
 fn upsert_target(st: &SandboxState, li: usize, body: &mut Map<String, Value>) -> Option<u64> {
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     let (email, phone) = (text("email"), text("phone"));
-    let raw = st
+    let (raw, _) = st
         .store
         .find_duplicate(li, email.as_deref(), phone.as_deref())?;
     for (key, value) in [(DupKey::Email, email), (DupKey::Phone, phone)] {
@@ -565,16 +595,23 @@ fn upsert_target(st: &SandboxState, li: usize, body: &mut Map<String, Value>) ->
 
 /// `GET /contacts/search/duplicate?locationId=&email=&number=`: the contact an upsert with
 /// this e-mail and phone would update (same rule, same matching), or `{"contact": null}`.
+/// Neither parameter is GHL's 400 "Pass at least one of number, email query parameter".
 pub async fn duplicate_contact(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
     Query(q): Q,
 ) -> Answer {
     let li = need_location(&ctx)?;
+    let given = |k: &str| q.get(k).is_some_and(|v| !v.trim().is_empty());
+    if !given("email") && !given("number") {
+        return Err(err_400(
+            "Pass at least one of number, email query parameter",
+        ));
+    }
     let found = blocking(&st, move |st| {
         let email = q.get("email").map(String::as_str);
         let number = q.get("number").map(String::as_str);
-        let raw = st.store.find_duplicate(li, email, number)?;
+        let (raw, _) = st.store.find_duplicate(li, email, number)?;
         st.store.contact_by_raw(raw)
     })
     .await?;

@@ -748,15 +748,17 @@ impl Store {
 
     /// The contact an upsert updates, by the location's [`DuplicateRule`]: the contact with
     /// the same e-mail (case-insensitive), else the same phone ([`phone_key`]), or the other
-    /// way round. `None` when neither is given or nothing matches.
+    /// way round, and which of the two matched. `None` when neither is given or nothing
+    /// matches.
     pub(crate) fn find_duplicate(
         &self,
         li: usize,
         email: Option<&str>,
         phone: Option<&str>,
-    ) -> Option<u64> {
-        let by_email = || email.and_then(|e| self.find_by(li, DupKey::Email, e));
-        let by_phone = || phone.and_then(|p| self.find_by(li, DupKey::Phone, p));
+    ) -> Option<(u64, DupKey)> {
+        let on = |key: DupKey, v: &str| self.find_by(li, key, v).map(|raw| (raw, key));
+        let by_email = || email.and_then(|e| on(DupKey::Email, e));
+        let by_phone = || phone.and_then(|p| on(DupKey::Phone, p));
         match self.catalog.rule(li) {
             DuplicateRule::EmailThenPhone => by_email().or_else(by_phone),
             DuplicateRule::PhoneThenEmail => by_phone().or_else(by_email),
@@ -942,7 +944,7 @@ mod tests {
         let (_, raw) = s.decode(&id).unwrap();
         assert_eq!(
             s.find_duplicate(1, Some("new@example.COM"), None),
-            Some(raw)
+            Some((raw, DupKey::Email))
         );
         s.update_contact(raw, |m| {
             m.insert("email".into(), json!("other@example.com"));
@@ -951,8 +953,49 @@ mod tests {
         let seeded = s.contact(&ids[3]).unwrap();
         if let Some(e) = seeded.get("email").and_then(Value::as_str) {
             let (_, r3) = s.decode(&ids[3]).unwrap();
-            assert_eq!(s.find_duplicate(1, Some(e), None), Some(r3));
+            assert_eq!(
+                s.find_duplicate(1, Some(e), None),
+                Some((r3, DupKey::Email))
+            );
         }
+    }
+
+    #[test]
+    fn phones_match_by_key_and_the_rule_orders_the_match() {
+        for p in [
+            "+1 888-555-0101",
+            "(888) 555-0101",
+            "0018885550101",
+            "18885550101",
+        ] {
+            assert_eq!(phone_key(p).as_deref(), Some("18885550101"), "{p}");
+        }
+        assert_eq!(
+            phone_key("+44 20 7946 0958").as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(phone_key("020 7946 0958").as_deref(), Some("02079460958"));
+        assert_eq!(phone_key("12-34"), None);
+        let s = Store::new(5, 1, 10);
+        let mail = s.create_contact(0, |m| {
+            m.insert("email".into(), json!("x@example.com"));
+        });
+        let tel = s.create_contact(0, |m| {
+            m.insert("phone".into(), json!("+1 888 555 0101"));
+        });
+        let raw = |c: &Value| s.decode(c["id"].as_str().unwrap()).unwrap().1;
+        let both = (Some("X@example.com"), Some("888.555.0101"));
+        assert_eq!(
+            s.find_duplicate(0, both.0, both.1),
+            Some((raw(&mail), DupKey::Email))
+        );
+        let loc = s.location_ids().remove(0);
+        assert!(s.set_duplicate_rule(&loc, DuplicateRule::PhoneThenEmail));
+        assert_eq!(
+            s.find_duplicate(0, both.0, both.1),
+            Some((raw(&tel), DupKey::Phone))
+        );
+        assert_eq!(s.find_duplicate(0, None, None), None);
     }
 
     #[test]
