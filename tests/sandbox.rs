@@ -1,10 +1,12 @@
 //! The sandbox over real HTTP on 127.0.0.1: auth, cursors and their quirks, search rules,
-//! writes, rate limits, faults and OAuth rotation. Expected data comes from the sandbox's
+//! writes as GHL does them (duplicate rules, tags, custom fields, bulk actions, write
+//! counters), rate limits, faults and OAuth rotation. Expected data comes from the sandbox's
 //! `Store` (ground truth), never from the code under test's own answers.
 
 use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{
-    Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+    DuplicateRule, Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
@@ -389,7 +391,7 @@ async fn search_after_walks_past_ten_thousand() {
         .iter()
         .filter(|id| {
             let c = api.sb.store().contact(id).unwrap();
-            c["tags"].as_array().unwrap().iter().any(|t| t == "VIP")
+            c["tags"].as_array().unwrap().iter().any(|t| t == "vip")
         })
         .cloned()
         .collect();
@@ -729,13 +731,18 @@ async fn injected_faults_are_counted_and_lost_answers_still_write() {
     let stats = api.sb.stats();
     assert_eq!(stats.faults_total(), 60);
     assert!(outcomes.len() >= 3, "{outcomes:?}");
-    // Truncated and dropped answers come after the write; status faults before it.
-    let after_write = stats.faults.get("truncated").copied().unwrap_or(0)
-        + stats.faults.get("dropped").copied().unwrap_or(0);
+    // Truncated, dropped and applied-then-5xx answers come after the write; status faults
+    // before it. The write counter sees exactly the notes that were made.
+    let after_write: u64 = ["truncated", "dropped", "applied_500", "applied_502"]
+        .iter()
+        .map(|k| stats.faults.get(*k).copied().unwrap_or(0))
+        .sum();
+    assert!(stats.faults.contains_key("applied_500") || stats.faults.contains_key("applied_502"));
     assert_eq!(
         api.sb.store().notes(&contact).len() as u64,
         notes_before as u64 + after_write
     );
+    assert_eq!(stats.written("note_create"), after_write);
     assert!(
         stats.by_route["POST /contacts/{contactId}/notes"]
             .values()
@@ -988,5 +995,761 @@ async fn related_records_match_the_store() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(by_biz["count"], members.len());
     assert_eq!(ids_of(&by_biz).iter().collect::<Vec<_>>(), members);
+    api.sb.shutdown().await;
+}
+
+/// The contact a write answered with.
+fn contact_id(answer: &Value) -> String {
+    answer["contact"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no contact in {answer}"))
+        .to_string()
+}
+
+/// The id of a location's custom field by its key, from the store.
+fn field_id(api: &Api, loc: &str, key: &str) -> String {
+    api.sb
+        .store()
+        .custom_fields(loc)
+        .iter()
+        .find(|f| f["fieldKey"] == key)
+        .and_then(|f| f["id"].as_str())
+        .unwrap_or_else(|| panic!("no field {key}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn upsert_follows_the_duplicate_rule_and_replaces_tags() {
+    let api = Api::start(unlimited(50)).await;
+    let loc = api.loc(0);
+    let post = |body: Value| api.call(Method::POST, "/contacts/", body);
+    let (_, a) =
+        post(json!({"locationId": loc, "email": "ann@example.com", "tags": ["Old", "KEEP"]})).await;
+    let (_, b) = post(json!({"locationId": loc, "phone": "+1 888-555-0101"})).await;
+    let (a, b) = (contact_id(&a), contact_id(&b));
+    assert_eq!(
+        api.sb.store().contact(&a).unwrap()["tags"],
+        json!(["old", "keep"])
+    );
+
+    // A create that would duplicate is refused, naming the contact and the field.
+    for (body, field, who) in [
+        (
+            json!({"locationId": loc, "email": "Ann@Example.com"}),
+            "email",
+            &a,
+        ),
+        (
+            json!({"locationId": loc, "phone": "8885550101"}),
+            "phone",
+            &b,
+        ),
+    ] {
+        let (s, err) = post(body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{err}");
+        assert_eq!(
+            err["message"],
+            "This location does not allow duplicated contacts."
+        );
+        assert_eq!(err["meta"]["contactId"], json!(who));
+        assert_eq!(err["meta"]["matchingField"], field);
+    }
+
+    // E-mail first: Ann is updated; the phone belongs to someone else and is left out.
+    let both = json!({"locationId": loc, "email": "ANN@example.com", "phone": "(888) 555-0101",
+        "tags": ["New"], "gender": "female"});
+    let (s, up) = api
+        .call(Method::POST, "/contacts/upsert", both.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{up}");
+    assert_eq!(
+        (up["new"].clone(), contact_id(&up)),
+        (json!(false), a.clone())
+    );
+    let ann = api.sb.store().contact(&a).unwrap();
+    assert_eq!(ann["tags"], json!(["new"]), "tags in an upsert replace");
+    assert!(ann.get("phone").is_none_or(Value::is_null), "{ann}");
+    assert!(
+        ann.get("gender").is_none(),
+        "gender is ignored on an existing contact"
+    );
+
+    // Phone first: the same body updates the other contact, without taking Ann's e-mail.
+    assert!(api
+        .sb
+        .set_duplicate_rule(&loc, DuplicateRule::PhoneThenEmail));
+    let (_, up) = api.call(Method::POST, "/contacts/upsert", both).await;
+    assert_eq!(contact_id(&up), b);
+    let bob = api.sb.store().contact(&b).unwrap();
+    assert!(bob.get("email").is_none_or(Value::is_null), "{bob}");
+    assert_eq!(bob["tags"], json!(["new"]));
+
+    // Neither e-mail nor phone: a new contact every time.
+    let nameless = json!({"locationId": loc, "firstName": "Nobody"});
+    let (_, n1) = api
+        .call(Method::POST, "/contacts/upsert", nameless.clone())
+        .await;
+    let (_, n2) = api.call(Method::POST, "/contacts/upsert", nameless).await;
+    assert_eq!(
+        (n1["new"].clone(), n2["new"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_ne!(contact_id(&n1), contact_id(&n2));
+
+    // Custom fields by key (with or without the model prefix) and by id, read back as {id, value}.
+    let (lead, nick) = (
+        field_id(&api, &loc, "contact.lead_score"),
+        field_id(&api, &loc, "contact.nickname"),
+    );
+    let body = json!({"locationId": loc, "email": "ann@example.com", "customFields": [
+        {"key": "contact.lead_score", "field_value": 42}, {"id": nick, "field_value": "Annie"}]});
+    let (s, _) = api.call(Method::POST, "/contacts/upsert", body).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, got) = api.get(&format!("/contacts/{a}")).await;
+    let cf = got["contact"]["customFields"].as_array().unwrap();
+    assert!(cf.contains(&json!({"id": lead, "value": 42})), "{cf:?}");
+    assert!(
+        cf.contains(&json!({"id": nick, "value": "Annie"})),
+        "{cf:?}"
+    );
+
+    // A field the location lacks: 422 naming it; upsert and update write nothing...
+    let unknown = json!([{"key": "shoe_size", "field_value": 44}]);
+    let (s, err) = api
+        .call(Method::POST, "/contacts/upsert",
+            json!({"locationId": loc, "email": "ann@example.com", "city": "Rome", "customFields": unknown}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        err["message"][0].as_str().unwrap().contains("shoe_size"),
+        "{err}"
+    );
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            &format!("/contacts/{a}"),
+            json!({"city": "Rome", "customFields": unknown}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(api.sb.store().contact(&a).unwrap().get("city").is_none());
+    // ...but a create makes the contact all the same, as GHL has been seen to.
+    let before = api.sb.store().contact_ids(&loc).len();
+    let (s, _) =
+        post(json!({"locationId": loc, "email": "half@example.com", "customFields": unknown}))
+            .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.sb.store().contact_ids(&loc).len(), before + 1);
+
+    let stats = api.sb.stats();
+    assert_eq!(stats.written("contact_create"), 3);
+    assert_eq!(stats.written("contact_upsert"), 5);
+    assert_eq!(stats.written("contact_update"), 0);
+    api.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn created_custom_fields_are_listed_and_writable() {
+    let mut api = Api::start(SandboxConfig {
+        tokens: vec![
+            "cf-reader=locations/customFields.readonly"
+                .parse::<TokenSpec>()
+                .unwrap(),
+            "cf-writer=locations/customFields.write"
+                .parse::<TokenSpec>()
+                .unwrap(),
+        ],
+        ..unlimited(20)
+    })
+    .await;
+    let loc = api.loc(0);
+    let path = format!("/locations/{loc}/customFields");
+    let (s, made) = api
+        .call(
+            Method::POST,
+            &path,
+            json!({"name": "Shoe Size (EU)", "dataType": "NUMERICAL"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let field = &made["customField"];
+    assert_eq!(field["fieldKey"], "contact.shoe_size_eu");
+    assert_eq!(field["model"], "contact");
+    assert_eq!(field["locationId"], json!(loc));
+    let id = field["id"].as_str().unwrap().to_string();
+    let (_, listed) = api.get(&path).await;
+    assert!(listed["customFields"].as_array().unwrap().contains(field));
+    assert!(api.sb.store().custom_fields(&loc).contains(field));
+
+    let (_, c) = api
+        .call(
+            Method::POST,
+            "/contacts/upsert",
+            json!({"locationId": loc, "email": "s@example.com",
+            "customFields": [{"key": "shoe_size_eu", "field_value": 44}]}),
+        )
+        .await;
+    assert_eq!(
+        c["contact"]["customFields"],
+        json!([{"id": id, "value": 44}])
+    );
+
+    let (s, picked) = api
+        .call(
+            Method::POST,
+            &path,
+            json!({"name": "Tier", "dataType": "SINGLE_OPTIONS",
+            "fieldKey": "membership_tier", "options": ["Gold", "Silver"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(picked["customField"]["fieldKey"], "contact.membership_tier");
+    assert_eq!(
+        picked["customField"]["picklistOptions"],
+        json!(["Gold", "Silver"])
+    );
+    let (s, deal) = api
+        .call(
+            Method::POST,
+            &path,
+            json!({"name": "Deal Size", "dataType": "MONETORY", "model": "opportunity"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, contact_fields) = api.get(&path).await;
+    assert!(!contact_fields["customFields"]
+        .as_array()
+        .unwrap()
+        .contains(&deal["customField"]));
+    let (_, all) = api.get(&format!("{path}?model=all")).await;
+    assert!(all["customFields"]
+        .as_array()
+        .unwrap()
+        .contains(&deal["customField"]));
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/contacts/upsert",
+            json!({"locationId": loc, "email": "s@example.com",
+            "customFields": [{"key": "opportunity.deal_size", "field_value": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "opportunity fields are not contact fields"
+    );
+
+    for (body, status, needle) in [
+        (
+            json!({"name": "shoe size (eu)", "dataType": "TEXT"}),
+            400,
+            "already exists",
+        ),
+        (
+            json!({"name": "Lead Score", "dataType": "TEXT"}),
+            400,
+            "contact.lead_score",
+        ),
+        (json!({"name": "X", "dataType": "BLOB"}), 422, "dataType"),
+        (json!({"dataType": "TEXT"}), 422, "name should not be empty"),
+        (
+            json!({"name": "X", "dataType": "TEXT", "colour": 1}),
+            422,
+            "property colour",
+        ),
+    ] {
+        let (s, err) = api.call(Method::POST, &path, body.clone()).await;
+        assert_eq!(s.as_u16(), status, "{body} -> {err}");
+        assert!(
+            err["message"].to_string().contains(needle),
+            "{body} -> {err}"
+        );
+    }
+
+    api.token = "cf-reader".into();
+    assert_eq!(api.get(&path).await.0, StatusCode::OK);
+    let make = json!({"name": "Y", "dataType": "TEXT"});
+    assert_eq!(
+        api.call(Method::POST, &path, make.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    api.token = "cf-writer".into();
+    assert_eq!(
+        api.call(Method::POST, &path, make).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(api.sb.stats().written("custom_field_create"), 4);
+    api.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn applied_faults_make_naive_retries_duplicate_and_writes_are_counted_once() {
+    let api = Api::start(SandboxConfig {
+        fault_rate: 1.0,
+        ..unlimited(10)
+    })
+    .await;
+    let contact = api.sb.store().contact_ids(&api.loc(0))[2].clone();
+    let before = api.sb.store().tasks(&contact).len();
+    let task = |i: u32| json!({"title": format!("t{i}"), "dueDate": "2030-01-01T00:00:00Z", "completed": false});
+    let mut lost_but_written = 0;
+    for i in 0..60 {
+        let rb = api
+            .req(Method::POST, &format!("/contacts/{contact}/tasks"))
+            .json(&task(i));
+        let Ok(resp) = rb.send().await else { continue };
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let made = api
+            .sb
+            .store()
+            .tasks(&contact)
+            .iter()
+            .any(|t| t["title"] == format!("t{i}"));
+        if status.is_server_error() && body["statusCode"].is_number() && made {
+            lost_but_written += 1;
+        }
+    }
+    assert!(lost_but_written > 0, "no 5xx answered a task that was made");
+    let stats = api.sb.stats();
+    let created = (api.sb.store().tasks(&contact).len() - before) as u64;
+    let applied = stats.faults.get("applied_500").copied().unwrap_or(0)
+        + stats.faults.get("applied_502").copied().unwrap_or(0);
+    assert_eq!(lost_but_written, applied);
+    assert_eq!(stats.written("task_create"), created);
+    assert_eq!(
+        stats.by_route["POST /contacts/{contactId}/tasks"]
+            .values()
+            .sum::<u64>(),
+        60
+    );
+
+    // Reads and repeatable writes never get a fault after the handler's write.
+    api.sb.reset_stats();
+    for _ in 0..40 {
+        let _ = api
+            .req(Method::GET, &format!("/contacts/{contact}/tasks"))
+            .send()
+            .await;
+        let tags = api
+            .req(Method::POST, &format!("/contacts/{contact}/tags"))
+            .json(&json!({"tags": ["x"]}));
+        let _ = tags.send().await;
+    }
+    let stats = api.sb.stats();
+    assert_eq!(stats.faults_total(), 80);
+    assert!(
+        !stats.faults.keys().any(|k| k.starts_with("applied")),
+        "{:?}",
+        stats.faults
+    );
+    api.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_tags_have_a_batch_limit_and_answer_per_contact() {
+    let api = Api::start(SandboxConfig {
+        locations: 2,
+        ..unlimited(150)
+    })
+    .await;
+    let (loc, other) = (api.loc(0), api.loc(1));
+    let ids = api.sb.store().contact_ids(&loc);
+    let bulk = |kind: &'static str, body: Value| {
+        let api = &api;
+        async move {
+            let path = format!("/contacts/bulk/tags/update/{kind}");
+            api.call(Method::POST, &path, body).await
+        }
+    };
+    let (s, err) = bulk(
+        "add",
+        json!({"locationId": loc, "tags": ["a"], "contacts": ids[..101]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        err["message"],
+        json!(["contacts must contain no more than 100 elements"])
+    );
+    let (s, ok) = bulk(
+        "add",
+        json!({"locationId": loc, "tags": ["a"], "contacts": ids[..100]}),
+    )
+    .await;
+    assert_eq!(
+        (s, ok["errorCount"].clone()),
+        (StatusCode::CREATED, json!(0))
+    );
+    assert_eq!(api.sb.stats().written("bulk_tags_add"), 100);
+    api.sb.set_bulk_limit(3);
+    let (s, _) = bulk(
+        "add",
+        json!({"locationId": loc, "tags": ["a"], "contacts": ids[..4]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let gone = ids[1].clone();
+    assert!(api.sb.store().delete_contact(&gone));
+    let foreign = api.sb.store().contact_ids(&other)[0].clone();
+    let (s, answer) = bulk(
+        "add",
+        json!({"locationId": loc, "tags": ["VIP", " Hot Lead "],
+        "contacts": [ids[0], foreign, "abcdef"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        (answer["succeded"].clone(), answer["errorCount"].clone()),
+        (json!(false), json!(2))
+    );
+    let r = &answer["responses"];
+    assert_eq!(r[0]["type"], "success");
+    assert!(r[0]["tagsAdded"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("hot lead")));
+    assert_eq!(r[1]["message"], "contact does not belong to location");
+    assert_eq!(r[2]["message"], "contact id is not a valid firebase id");
+    let (_, answer) = bulk(
+        "add",
+        json!({"locationId": loc, "tags": ["x"], "contacts": [gone]}),
+    )
+    .await;
+    assert_eq!(answer["responses"][0]["message"], "contact is deleted");
+    let tags = |id: &str| api.sb.store().contact(id).unwrap()["tags"].clone();
+    assert!(tags(&ids[0]).as_array().unwrap().contains(&json!("vip")));
+
+    let (_, answer) = bulk(
+        "remove",
+        json!({"locationId": loc, "tags": ["HOT LEAD"], "contacts": [ids[0]]}),
+    )
+    .await;
+    assert_eq!(answer["responses"][0]["tagsRemoved"], json!(["hot lead"]));
+    let (_, _) = bulk(
+        "remove",
+        json!({"locationId": loc, "tags": [], "removeAllTags": true, "contacts": [ids[0]]}),
+    )
+    .await;
+    assert_eq!(tags(&ids[0]), json!([]));
+
+    // Every way in stores tags lower-cased and compares them case-insensitively.
+    let (_, added) = api
+        .call(
+            Method::POST,
+            &format!("/contacts/{}/tags", ids[0]),
+            json!({"tags": ["MiXed", "mixed"]}),
+        )
+        .await;
+    assert_eq!(added["tags"], json!(["mixed"]));
+    let (_, left) = api
+        .call(
+            Method::DELETE,
+            &format!("/contacts/{}/tags", ids[0]),
+            json!({"tags": ["MIXED"]}),
+        )
+        .await;
+    assert_eq!(left["tags"], json!([]));
+    let (_, made) = api
+        .call(
+            Method::POST,
+            "/contacts/",
+            json!({"locationId": loc, "tags": ["Ünïcode", "A"]}),
+        )
+        .await;
+    assert_eq!(made["contact"]["tags"], json!(["ünïcode", "a"]));
+    let stats = api.sb.stats();
+    assert_eq!(stats.written("bulk_tags_add"), 101);
+    assert_eq!(stats.written("bulk_tags_remove"), 2);
+    assert_eq!(
+        (stats.written("tags_add"), stats.written("tags_remove")),
+        (1, 1)
+    );
+    api.sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_search_matches_as_upsert_does() {
+    let api = Api::start(unlimited(200)).await;
+    let loc = api.loc(0);
+    let (_, c1) = api
+        .call(
+            Method::POST,
+            "/contacts/",
+            json!({"locationId": loc, "email": "Dup@Example.com", "phone": "+1 (888) 555-0199"}),
+        )
+        .await;
+    let (_, c2) = api
+        .call(
+            Method::POST,
+            "/contacts/",
+            json!({"locationId": loc, "email": "two@example.com", "phone": "+44 20 7946 0958"}),
+        )
+        .await;
+    let (c1, c2) = (contact_id(&c1), contact_id(&c2));
+    let (api, loc) = (&api, loc.as_str());
+    let find = |query: String| async move {
+        let (s, v) = api
+            .get(&format!(
+                "/contacts/search/duplicate?locationId={loc}&{query}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["contact"]["id"].as_str().map(str::to_owned)
+    };
+    assert_eq!(
+        find("email=dup%40example.COM".into()).await,
+        Some(c1.clone())
+    );
+    for number in ["%2B18885550199", "888-555-0199", "001%20888%20555%200199"] {
+        assert_eq!(
+            find(format!("number={number}")).await,
+            Some(c1.clone()),
+            "{number}"
+        );
+    }
+    assert_eq!(find("email=nobody%40example.com".into()).await, None);
+    let (s, err) = api
+        .get(&format!(
+            "/contacts/search/duplicate?locationId={loc}&email="
+        ))
+        .await;
+    assert_eq!(
+        (s, err["message"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("Pass at least one of number, email query parameter")
+        )
+    );
+    let both = "email=dup%40example.com&number=%2B442079460958".to_string();
+    assert_eq!(find(both.clone()).await, Some(c1.clone()), "e-mail first");
+    api.sb
+        .set_duplicate_rule(loc, DuplicateRule::PhoneThenEmail);
+    assert_eq!(find(both).await, Some(c2));
+
+    let seeded = api.sb.store().contact_ids(loc).into_iter().find_map(|id| {
+        let e = api.sb.store().contact(&id)?["email"].as_str()?.to_string();
+        Some((id, e))
+    });
+    let (id, email) = seeded.expect("a seeded contact with an e-mail");
+    let enc: String =
+        url::form_urlencoded::byte_serialize(email.to_uppercase().as_bytes()).collect();
+    assert_eq!(find(format!("email={enc}")).await, Some(id));
+    api.sb.store().delete_contact(&c1);
+    assert_eq!(find("email=dup%40example.com".into()).await, None);
+}
+
+#[tokio::test]
+async fn bulk_actions_enrol_follow_and_move_businesses() {
+    let api = Api::start(SandboxConfig {
+        locations: 2,
+        ..unlimited(30)
+    })
+    .await;
+    let (loc, other) = (api.loc(0), api.loc(1));
+    let store = api.sb.store();
+    let ids = store.contact_ids(&loc);
+    let cid = ids[0].clone();
+    let admin: Value = api
+        .http
+        .get(format!("{}/_sandbox/locations/{loc}", api.sb.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin["workflows"], json!(store.workflow_ids(&loc)));
+    assert_eq!(admin["campaigns"], json!(store.campaign_ids(&loc)));
+    assert_eq!(admin["users"], json!(store.user_ids(&loc)));
+    assert_eq!(admin["duplicate_rule"], "email_then_phone");
+    let (wid, camp) = (
+        store.workflow_ids(&loc)[1].clone(),
+        store.campaign_ids(&loc)[0].clone(),
+    );
+
+    let wf = format!("/contacts/{cid}/workflow/{wid}");
+    let body = json!({"eventStartTime": "2030-06-23T03:30:00+01:00"});
+    assert_eq!(
+        api.call(Method::POST, &wf, body.clone()).await,
+        (StatusCode::OK, json!({"succeded": true}))
+    );
+    assert_eq!(store.workflows_of(&cid), vec![wid.clone()]);
+    let foreign_wf = store.workflow_ids(&other)[0].clone();
+    for path in [
+        format!("/contacts/{cid}/workflow/{foreign_wf}"),
+        format!("/contacts/{cid}/workflow/nope"),
+    ] {
+        let (s, err) = api.call(Method::POST, &path, json!({})).await;
+        assert_eq!(
+            (s, err["message"].clone()),
+            (StatusCode::BAD_REQUEST, json!("Workflow not found"))
+        );
+    }
+    assert_eq!(
+        api.call(Method::DELETE, &wf, json!({})).await.0,
+        StatusCode::OK
+    );
+    assert!(store.workflows_of(&cid).is_empty());
+
+    let cp = format!("/contacts/{cid}/campaigns/{camp}");
+    assert_eq!(
+        api.call(Method::POST, &cp, json!({})).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(store.campaigns_of(&cid), vec![camp.clone()]);
+    let (s, err) = api
+        .call(
+            Method::POST,
+            &format!("/contacts/{cid}/campaigns/nope"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, err["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("Campaign not found"))
+    );
+    let (s, err) = api.call(Method::POST, &cp, json!({"when": 1})).await;
+    assert_eq!(
+        (s, err["message"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["property when should not exist"])
+        )
+    );
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            &format!("/contacts/{cid}/campaigns/removeAll"),
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert!(store.campaigns_of(&cid).is_empty());
+
+    let users = store.user_ids(&loc);
+    let fl = format!("/contacts/{cid}/followers");
+    let (s, f) = api
+        .call(Method::POST, &fl, json!({"followers": users[..2]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(f["followersAdded"], json!(users[..2]));
+    let (_, f) = api
+        .call(Method::POST, &fl, json!({"followers": users[1..3]}))
+        .await;
+    assert_eq!(
+        (f["followers"].clone(), f["followersAdded"].clone()),
+        (json!(users[..3]), json!([users[2]]))
+    );
+    let (s, f) = api
+        .call(Method::DELETE, &fl, json!({"followers": [users[0]]}))
+        .await;
+    assert_eq!(
+        (s, f["followersRemoved"].clone()),
+        (StatusCode::OK, json!([users[0]]))
+    );
+    assert_eq!(
+        store.contact(&cid).unwrap()["followers"],
+        json!(users[1..3])
+    );
+    let (s, _) = api
+        .call(Method::POST, &fl, json!({"followers": ["stranger"]}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let biz = store.business_ids(&loc)[2].clone();
+    let foreign = store.contact_ids(&other)[0].clone();
+    let move_to = |b: Value, list: Value| {
+        api.call(
+            Method::POST,
+            "/contacts/bulk/business",
+            json!({"locationId": loc, "ids": list, "businessId": b}),
+        )
+    };
+    let (s, moved) = move_to(json!(biz), json!([ids[1], ids[2], "nope", foreign])).await;
+    assert_eq!(
+        (s, moved.clone()),
+        (
+            StatusCode::OK,
+            json!({"success": true, "ids": [ids[1], ids[2]]})
+        )
+    );
+    assert_eq!(store.contact(&ids[2]).unwrap()["businessId"], json!(biz));
+    move_to(Value::Null, json!([ids[2]])).await;
+    assert!(store.contact(&ids[2]).unwrap()["businessId"].is_null());
+    assert_eq!(
+        move_to(json!("0123456789abcdef01234567"), json!([ids[1]]))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    api.sb.set_bulk_limit(1);
+    assert_eq!(
+        move_to(json!(biz), json!(ids[..2])).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let gone = ids[5].clone();
+    store.delete_contact(&gone);
+    let (s, err) = api
+        .call(
+            Method::POST,
+            &format!("/contacts/{gone}/workflow/{wid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, err["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("Contact not found"))
+    );
+
+    let w = api.sb.stats().writes;
+    let want = [
+        ("workflow_add", 1),
+        ("workflow_remove", 1),
+        ("campaign_add", 1),
+        ("campaign_remove_all", 1),
+        ("followers_add", 2),
+        ("followers_remove", 1),
+        ("bulk_business", 3),
+    ];
+    for (kind, n) in want {
+        assert_eq!(w.get(kind).copied().unwrap_or(0), n, "{kind}: {w:?}");
+    }
+
+    // The admin routes change the duplicate rule and the batch limit from another process.
+    let admin = reqwest::Client::new();
+    let set = admin
+        .post(format!("{}/_sandbox/locations/{loc}", api.sb.url()))
+        .json(&json!({"duplicate_rule": "phone_then_email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(
+        store.duplicate_rule(&loc),
+        Some(DuplicateRule::PhoneThenEmail)
+    );
+    let bad = admin
+        .post(format!("{}/_sandbox/locations/{loc}", api.sb.url()))
+        .json(&json!({"duplicate_rule": "phone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let limit: Value = admin
+        .post(format!("{}/_sandbox/settings", api.sb.url()))
+        .json(&json!({"bulk_limit": 250}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limit, json!({"bulk_limit": 250}));
     api.sb.shutdown().await;
 }

@@ -21,6 +21,9 @@
 //! - Q3. A custom-field input may name its field by `id` or by `key` (the spec's own
 //!   `customFieldsInputStringSchema` says "Pass either `id` or `key`"), where the typed field
 //!   schemas require `id`.
+//! - Q4. `CreateCustomFieldsDTO` also takes `fieldKey`, `description`, `parentId` and
+//!   `showInForms`, which GHL accepts without documenting them (highlevel-api-docs#300), and
+//!   `options`, the picklist values (the name the v1 API and the custom-fields API use).
 //!
 //! Responses
 //! - R1. Every property also accepts `null`: the wire sends null where the spec says string.
@@ -28,6 +31,8 @@
 //! - R3. `LocationTaskListSuccessfulResponseDto.tasks` holds task objects, not arrays.
 //! - R4. `UpdateTagsResponseDTO.responses` holds objects (as its own example shows).
 //! - R5. `POST /contacts/search` declares no 200 body; it is `{contacts: [ContactsSearchSchema], total}`.
+//! - R6. `GET /contacts/search/duplicate` declares no 200 body; it is `{contact}`, the contact
+//!   as `GetContectByIdSchema` or null.
 
 use ghl_etl::sandbox::{
     Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
@@ -166,6 +171,19 @@ fn patch_requests(mut doc: Value) -> Value {
             }
         }
     }
+    if let Some(Value::Object(props)) = schemas(&mut doc)
+        .get_mut("CreateCustomFieldsDTO")
+        .and_then(|s| s.get_mut("properties"))
+    {
+        for k in ["fieldKey", "description", "parentId"] {
+            props.insert(k.into(), json!({"type": "string"}));
+        }
+        props.insert("showInForms".into(), json!({"type": "boolean"}));
+        props.insert(
+            "options".into(),
+            json!({"type": "array", "items": {"type": "string"}}),
+        );
+    }
     if let Some(s) = schemas(&mut doc).get_mut("SearchBodyV2DTO") {
         *s = json!({
             "type": "object",
@@ -186,8 +204,13 @@ fn patch_requests(mut doc: Value) -> Value {
     doc
 }
 
-/// R1-R5.
+/// R1-R6.
 fn patch_responses(mut doc: Value) -> Value {
+    // R6 first, so that R1 lets its contact be null.
+    if let Some(op) = doc.pointer_mut("/paths/~1contacts~1search~1duplicate/get/responses/200") {
+        op["content"] = json!({"application/json": {"schema": {"type": "object", "properties": {
+            "contact": {"$ref": "#/components/schemas/GetContectByIdSchema"}}}}});
+    }
     each_object(&mut doc, &mut |m| {
         if let Some(Value::Object(props)) = m.get_mut("properties") {
             for (_, p) in props.iter_mut() {
@@ -676,6 +699,7 @@ async fn every_endpoint_answers_in_the_spec_shape() {
         200,
     )
     .await;
+    probe_bulk_actions(&mut p, &loc, &id, &ids).await;
     p.call(Method::DELETE, "/contacts/{contactId}", &cid, None, 200)
         .await;
     // A contact that is gone: GHL's 400 "Contact not found", in the BadRequestDTO shape.
@@ -776,17 +800,156 @@ async fn every_endpoint_answers_in_the_spec_shape() {
     )
     .await;
 
+    p.call(
+        Method::POST,
+        "/locations/{locationId}/customFields",
+        &format!("/locations/{loc}/customFields"),
+        Some(json!({"dataType": "TEXT"})),
+        422,
+    )
+    .await;
+
     let covered: std::collections::HashSet<&str> = p
         .checked
         .iter()
         .map(|c| c.rsplit_once(' ').map_or(c.as_str(), |(r, _)| r))
         .collect();
     assert!(
-        covered.len() >= 24,
+        covered.len() >= 34,
         "only {} operations checked: {covered:?}",
         covered.len()
     );
     p.sb.shutdown().await;
+}
+
+/// Duplicate search, custom-field creation, enrolments, followers and the bulk routes, for
+/// contact `id` (which has the e-mail `zoe@example.com`) and seeded contacts `ids`.
+async fn probe_bulk_actions(p: &mut Probe, loc: &str, id: &str, ids: &[String]) {
+    let dup = "/contacts/search/duplicate";
+    let found = p
+        .call(
+            Method::GET,
+            dup,
+            &format!("{dup}?locationId={loc}&email=ZOE%40example.com"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(found["contact"]["id"], json!(id));
+    let none = p
+        .call(
+            Method::GET,
+            dup,
+            &format!("{dup}?locationId={loc}&number=%2B15550000000"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(none, json!({"contact": null}));
+    let neither = format!("{dup}?locationId={loc}");
+    p.call(Method::GET, dup, &neither, None, 400).await;
+    let again = json!({"locationId": loc, "email": "zoe@EXAMPLE.com"});
+    let refused = p
+        .call(Method::POST, "/contacts/", "/contacts/", Some(again), 400)
+        .await;
+    assert_eq!(refused["meta"]["contactId"], json!(id));
+    let fields = format!("/locations/{loc}/customFields");
+    let route = "/locations/{locationId}/customFields";
+    for body in [
+        json!({"name": "Shoe Size", "dataType": "NUMERICAL", "placeholder": "EU", "position": 10, "model": "contact"}),
+        json!({"name": "Tier", "dataType": "SINGLE_OPTIONS", "fieldKey": "tier", "options": ["Gold", "Silver"]}),
+        json!({"name": "Signed NDA", "dataType": "FILE_UPLOAD", "isMultipleFile": true, "maxNumberOfFiles": 2}),
+    ] {
+        p.call(Method::POST, route, &fields, Some(body), 201).await;
+    }
+    let store = p.sb.store();
+    let (wid, camp) = (
+        store.workflow_ids(loc)[0].clone(),
+        store.campaign_ids(loc)[0].clone(),
+    );
+    let users = store.user_ids(loc);
+    let biz = store.business_ids(loc)[0].clone();
+    let wf = "/contacts/{contactId}/workflow/{workflowId}";
+    let wf_path = format!("/contacts/{id}/workflow/{wid}");
+    let start = json!({"eventStartTime": "2030-06-23T03:30:00+01:00"});
+    p.call(Method::POST, wf, &wf_path, Some(start.clone()), 200)
+        .await;
+    p.call(Method::DELETE, wf, &wf_path, Some(json!({})), 200)
+        .await;
+    let unknown = p
+        .call(
+            Method::POST,
+            wf,
+            &format!("/contacts/{id}/workflow/nope"),
+            Some(start),
+            400,
+        )
+        .await;
+    assert_eq!(unknown["message"], "Workflow not found");
+    let cp = "/contacts/{contactId}/campaigns/{campaignId}";
+    let cp_path = format!("/contacts/{id}/campaigns/{camp}");
+    p.call(Method::POST, cp, &cp_path, Some(json!({})), 201)
+        .await;
+    p.call(Method::DELETE, cp, &cp_path, None, 200).await;
+    let all = "/contacts/{contactId}/campaigns/removeAll";
+    p.call(
+        Method::DELETE,
+        all,
+        &format!("/contacts/{id}/campaigns/removeAll"),
+        None,
+        200,
+    )
+    .await;
+    let fl = "/contacts/{contactId}/followers";
+    let fl_path = format!("/contacts/{id}/followers");
+    p.call(
+        Method::POST,
+        fl,
+        &fl_path,
+        Some(json!({"followers": users[..2]})),
+        201,
+    )
+    .await;
+    p.call(
+        Method::DELETE,
+        fl,
+        &fl_path,
+        Some(json!({"followers": [users[0]]})),
+        200,
+    )
+    .await;
+
+    let business = "/contacts/bulk/business";
+    let moved = p
+        .call(
+            Method::POST,
+            business,
+            business,
+            Some(json!({"locationId": loc, "ids": [id, ids[3]], "businessId": biz})),
+            200,
+        )
+        .await;
+    assert_eq!(moved["ids"], json!([id, ids[3]]));
+    p.call(
+        Method::POST,
+        business,
+        business,
+        Some(json!({"locationId": loc, "ids": [ids[3]], "businessId": null})),
+        200,
+    )
+    .await;
+    p.sb.set_bulk_limit(1);
+    let bulk = "/contacts/bulk/tags/update/{type}";
+    let too_many = json!({"locationId": loc, "contacts": [id, ids[0]], "tags": ["x"]});
+    p.call(
+        Method::POST,
+        bulk,
+        "/contacts/bulk/tags/update/add",
+        Some(too_many),
+        422,
+    )
+    .await;
+    p.sb.set_bulk_limit(100);
 }
 
 #[test]
@@ -831,6 +994,26 @@ fn request_validation_accepts_valid_and_names_what_is_wrong() {
             json!({"contactId": ["a"], "limit": 100, "skip": 0}),
         ),
         ("GET", "/contacts/{contactId}", Value::Null),
+        (
+            "POST",
+            "/locations/{locationId}/customFields",
+            json!({"name": "Tier", "dataType": "SINGLE_OPTIONS", "fieldKey": "tier", "options": ["a"]}),
+        ),
+        (
+            "POST",
+            "/contacts/{contactId}/followers",
+            json!({"followers": ["u1"]}),
+        ),
+        (
+            "POST",
+            "/contacts/bulk/business",
+            json!({"locationId": "L", "ids": ["a"], "businessId": null}),
+        ),
+        (
+            "DELETE",
+            "/contacts/{contactId}/workflow/{workflowId}",
+            json!({"eventStartTime": "2030-01-01T00:00:00Z"}),
+        ),
     ];
     for (m, r, b) in ok {
         assert_eq!(validate_request_body(m, r, &b), Ok(()), "{m} {r} {b}");
@@ -886,6 +1069,24 @@ fn request_validation_accepts_valid_and_names_what_is_wrong() {
         ),
         ("POST", "/contacts/nowhere", json!({}), "no operation"),
         (
+            "POST",
+            "/contacts/{contactId}/campaigns/{campaignId}",
+            json!({"when": 1}),
+            "when",
+        ),
+        (
+            "POST",
+            "/contacts/bulk/business",
+            json!({"locationId": "L", "ids": ["a"]}),
+            "businessId",
+        ),
+        (
+            "POST",
+            "/locations/{locationId}/customFields",
+            json!({"name": "X", "dataType": "TEXT", "colour": "red"}),
+            "colour",
+        ),
+        (
             "GET",
             "/contacts/{contactId}",
             json!({"x": 1}),
@@ -926,4 +1127,11 @@ fn response_patches_keep_the_spec_strict_where_it_is_clear() {
         validate_response("GET", "/contacts/{contactId}", 404, &json!({})),
         Ok(false)
     );
+    // R6: the duplicate search answers a contact or null, and nothing else.
+    let dup = "/contacts/search/duplicate";
+    assert_eq!(
+        validate_response("GET", dup, 200, &json!({"contact": null})),
+        Ok(true)
+    );
+    assert!(validate_response("GET", dup, 200, &json!({"contact": "x"})).is_err());
 }

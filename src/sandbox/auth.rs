@@ -19,6 +19,7 @@ pub const ALL_SCOPES: &[&str] = &[
     "contacts.write",
     "locations/tasks.readonly",
     "locations/customFields.readonly",
+    "locations/customFields.write",
     "businesses.readonly",
 ];
 

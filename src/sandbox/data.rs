@@ -176,7 +176,7 @@ const COMPANIES: &[&str] = &[
 const TAGS: &[&str] = &[
     "customer",
     "lead",
-    "VIP",
+    "vip",
     "newsletter",
     "webinar 2024",
     "cold",

@@ -62,6 +62,10 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
         let _ = writeln!(b, "  ghl-etl export --location {first} --out ./export");
     }
     let _ = writeln!(b, "\nCounters: curl {url}/_sandbox/stats");
+    let _ = writeln!(
+        b,
+        "Workflows, campaigns, users of a location: curl {url}/_sandbox/locations/<id>"
+    );
     let _ = writeln!(b, "Press Ctrl-C to stop.");
     b
 }

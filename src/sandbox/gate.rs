@@ -6,7 +6,8 @@
 //! come from [`super::answers`].
 //!
 //! Which scope a route needs comes from the specs' `security` lists; where the location of a
-//! request comes from (query, path, body or the contact's own location) is in [`route_info`].
+//! request comes from (query, path, body or the contact's own location), and whether a write
+//! is unsafe to repeat (so that a fault may strike after it), is in [`route_info`].
 //! Handlers get the resolved location in a [`Ctx`] extension and stay free of these concerns.
 
 use super::answers::{err_400, err_401, err_403, err_404};
@@ -48,6 +49,9 @@ pub struct RouteInfo {
     pub loc: LocFrom,
     /// False for `/oauth/token`, which authenticates with client credentials instead.
     pub bearer: bool,
+    /// A write that is not safe to repeat (a create, an upsert, bulk tags): injected faults may
+    /// answer it with a 5xx after it was applied.
+    pub unsafe_write: bool,
 }
 
 const READ: &str = "contacts.readonly";
@@ -61,16 +65,23 @@ pub fn route_info(method: &Method, template: &str) -> Option<RouteInfo> {
             scope: Some(scope),
             loc,
             bearer: true,
+            unsafe_write: false,
+        })
+    };
+    let create = |scope, loc| {
+        r(scope, loc).map(|i| RouteInfo {
+            unsafe_write: true,
+            ..i
         })
     };
     match (method.as_str(), template) {
-        ("GET", "/contacts/") => r(READ, Query),
-        ("POST", "/contacts/") => r(WRITE, Body),
+        ("GET", "/contacts/" | "/contacts/search/duplicate") => r(READ, Query),
+        ("POST", "/contacts/" | "/contacts/upsert") => create(WRITE, Body),
         ("POST", "/contacts/search") => r(READ, Body),
-        ("POST", "/contacts/upsert") => r(WRITE, Body),
         ("GET", "/contacts/business/{businessId}") => r(READ, Query),
-        // The spec lists no security for bulk tags; GHL requires the write scope.
-        ("POST", "/contacts/bulk/tags/update/{type}") => r(WRITE, Body),
+        // The spec lists no security for the bulk routes; GHL requires the write scope.
+        ("POST", "/contacts/bulk/tags/update/{type}") => create(WRITE, Body),
+        ("POST", "/contacts/bulk/business") => r(WRITE, Body),
         (
             "GET",
             "/contacts/{contactId}"
@@ -80,23 +91,36 @@ pub fn route_info(method: &Method, template: &str) -> Option<RouteInfo> {
             | "/contacts/{contactId}/notes/{id}"
             | "/contacts/{contactId}/appointments",
         ) => r(READ, Contact),
+        ("POST", "/contacts/{contactId}/tasks" | "/contacts/{contactId}/notes") => {
+            create(WRITE, Contact)
+        }
         ("PUT" | "DELETE", "/contacts/{contactId}")
         | ("POST" | "DELETE", "/contacts/{contactId}/tags")
-        | ("POST", "/contacts/{contactId}/tasks" | "/contacts/{contactId}/notes")
         | (
             "PUT" | "DELETE",
             "/contacts/{contactId}/tasks/{taskId}" | "/contacts/{contactId}/notes/{id}",
         )
-        | ("PUT", "/contacts/{contactId}/tasks/{taskId}/completed") => r(WRITE, Contact),
+        | ("PUT", "/contacts/{contactId}/tasks/{taskId}/completed")
+        | (
+            "POST" | "DELETE",
+            "/contacts/{contactId}/workflow/{workflowId}"
+            | "/contacts/{contactId}/campaigns/{campaignId}"
+            | "/contacts/{contactId}/followers",
+        )
+        | ("DELETE", "/contacts/{contactId}/campaigns/removeAll") => r(WRITE, Contact),
         ("POST", "/locations/{locationId}/tasks/search") => r("locations/tasks.readonly", Path),
         ("GET", "/locations/{locationId}/customFields") => {
             r("locations/customFields.readonly", Path)
+        }
+        ("POST", "/locations/{locationId}/customFields") => {
+            create("locations/customFields.write", Path)
         }
         ("GET", "/businesses/") => r("businesses.readonly", Query),
         ("POST", "/oauth/token") => Some(RouteInfo {
             scope: None,
             loc: Nowhere,
             bearer: false,
+            unsafe_write: false,
         }),
         _ => None,
     }
@@ -303,7 +327,9 @@ async fn admit_and_run(
         }
         verdict = Some(v);
     }
-    let fault = st.next_fault().filter(|f| info.bearer || f.is_status());
+    let fault = st
+        .next_fault(info.unsafe_write)
+        .filter(|f| info.bearer || f.is_status());
     if let Some(f) = fault.filter(|f| f.is_status()) {
         st.count_fault(f);
         let mut resp = f.status_response();
@@ -360,6 +386,12 @@ mod tests {
         assert_eq!(info.scope, Some("locations/tasks.readonly"));
         assert_eq!(info.loc, LocFrom::Path);
         assert!(!route_info(&Method::POST, "/oauth/token").unwrap().bearer);
+        let notes = route_info(&Method::POST, "/contacts/{contactId}/notes").unwrap();
+        assert!(notes.unsafe_write);
+        let tags = route_info(&Method::POST, "/contacts/{contactId}/tags").unwrap();
+        assert!(!tags.unsafe_write, "adding tags twice is harmless");
+        let field = route_info(&Method::POST, "/locations/{locationId}/customFields").unwrap();
+        assert_eq!(field.scope, Some("locations/customFields.write"));
         assert!(route_info(&Method::PATCH, "/contacts/{contactId}").is_none());
     }
 

@@ -1,8 +1,17 @@
-//! Route handlers: request validation the way GHL's NestJS validation answers it (422 with a
-//! list of messages, "property X should not exist" for unknown properties), and response
-//! bodies shaped as the spec's response schemas. A contact, task or note that does not exist
-//! (any more) is a 400 "… not found", as GHL answers it, never a 404; the bodies themselves are
-//! in [`super::answers`].
+//! Route handlers for contacts, their tasks, notes, tags and appointments, location task
+//! search, businesses and OAuth: request bodies checked with [`super::validate`] (422 with a
+//! list of messages, as GHL's NestJS validation answers), response bodies shaped as the spec's
+//! response schemas. A contact, task or note that does not exist (any more) is a 400 "… not
+//! found", as GHL answers it, never a 404; the bodies themselves are in [`super::answers`].
+//! Custom-field definitions are in [`super::fields`], bulk actions and enrolments in
+//! [`super::actions`].
+//!
+//! Contact writes follow GHL's quirks: `tags` in a create, update or upsert body replaces the
+//! contact's tags, stored lower-cased; custom fields are written as `{id | key, field_value}`
+//! and read back as `{id, value}`; an upsert matches by the location's duplicate rule (a
+//! contact with neither e-mail nor phone is created anew every time), and a create that rule
+//! matches is refused, as locations that do not allow duplicates do. Each applied write is
+//! counted in the stats by kind.
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
 //! [`super::gate`]; data lives in [`super::store`]. Handlers that may scan a whole location
@@ -10,13 +19,16 @@
 //! server's event loop.
 
 use super::answers::{contact_not_found, err_400, err_401, err_422, ApiError};
-use super::data::{iso_ms, Location};
+use super::data::iso_ms;
+use super::fields::{resolve_custom_fields, Resolved};
 use super::gate::Ctx;
 use super::ids::IdCodec;
 use super::query::{
     parse_search, text_matches, Field, FieldVal, Record, SearchRequest, Sort, SortVal,
 };
-use super::store::{now_ms, Child, Hit, PageItem};
+use super::stats::Write;
+use super::store::{now_ms, Child, DupKey, Hit, PageItem};
+use super::validate::{body_object, check, refuse, strings, tag_list, Dto, P};
 use super::{SandboxState, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -28,16 +40,16 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type Answer = Result<Response, ApiError>;
-type St = State<Arc<SandboxState>>;
+pub(super) type Answer = Result<Response, ApiError>;
+pub(super) type St = State<Arc<SandboxState>>;
 type Q = Query<HashMap<String, String>>;
 
-fn ok(status: StatusCode, v: Value) -> Answer {
+pub(super) fn ok(status: StatusCode, v: Value) -> Answer {
     Ok((status, Json(v)).into_response())
 }
 
 /// Runs store work that may scan a whole location off the event loop.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     st: &Arc<SandboxState>,
     f: impl FnOnce(&SandboxState) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -52,38 +64,7 @@ async fn blocking<T: Send + 'static>(
         })
 }
 
-fn body_object(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(err_422(vec!["body must be a JSON object".into()])),
-        Err(e) => Err(err_400(&format!(
-            "Unexpected token in JSON at line {} column {}",
-            e.line(),
-            e.column()
-        ))),
-    }
-}
-
-/// Property kinds of the spec's request DTOs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum P {
-    Str,
-    /// string or null (`nullable: true` in the spec)
-    StrN,
-    Email,
-    Bool,
-    Num,
-    StrArr,
-    Obj,
-    CustomFields,
-    /// `dateOfBirth`: typed `object` in the spec but sent as a string on the wire.
-    Any,
-}
-
-const CONTACT_COMMON: &[(&str, P)] = &[
+const CONTACT_COMMON: Dto = &[
     ("firstName", P::StrN),
     ("lastName", P::StrN),
     ("name", P::StrN),
@@ -104,7 +85,7 @@ const CONTACT_COMMON: &[(&str, P)] = &[
     ("country", P::Str),
 ];
 /// CreateContactDto adds these to the common ones.
-const CONTACT_CREATE: &[(&str, P)] = &[
+const CONTACT_CREATE: Dto = &[
     ("locationId", P::Str),
     ("gender", P::Str),
     ("source", P::Str),
@@ -112,30 +93,24 @@ const CONTACT_CREATE: &[(&str, P)] = &[
     ("assignedTo", P::Str),
 ];
 /// UpdateContactDto: no locationId, gender or companyName; source and assignedTo nullable.
-const CONTACT_UPDATE: &[(&str, P)] = &[("source", P::StrN), ("assignedTo", P::StrN)];
-const CONTACT_UPSERT: &[(&str, P)] = &[("createNewIfDuplicateAllowed", P::Bool)];
-const TASK_PROPS: &[(&str, P)] = &[
+const CONTACT_UPDATE: Dto = &[("source", P::StrN), ("assignedTo", P::StrN)];
+const CONTACT_UPSERT: Dto = &[("createNewIfDuplicateAllowed", P::Bool)];
+const TASK_PROPS: Dto = &[
     ("title", P::Str),
     ("body", P::Str),
     ("dueDate", P::Str),
     ("completed", P::Bool),
     ("assignedTo", P::Str),
 ];
-const NOTE_PROPS: &[(&str, P)] = &[
+const NOTE_PROPS: Dto = &[
     ("userId", P::Str),
     ("body", P::Str),
     ("title", P::Str),
     ("color", P::Str),
     ("pinned", P::Bool),
 ];
-const TAGS_PROPS: &[(&str, P)] = &[("tags", P::StrArr)];
-const BULK_TAGS_PROPS: &[(&str, P)] = &[
-    ("contacts", P::StrArr),
-    ("tags", P::StrArr),
-    ("locationId", P::Str),
-    ("removeAllTags", P::Bool),
-];
-const TASK_SEARCH_PROPS: &[(&str, P)] = &[
+const TAGS_PROPS: Dto = &[("tags", P::StrArr)];
+const TASK_SEARCH_PROPS: Dto = &[
     ("contactId", P::StrArr),
     ("completed", P::Bool),
     ("assignedTo", P::StrArr),
@@ -145,106 +120,6 @@ const TASK_SEARCH_PROPS: &[(&str, P)] = &[
     ("businessId", P::Str),
 ];
 
-fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.contains(char::is_whitespace)
-        && !domain.contains('@')
-}
-
-/// Checks a body against DTO property lists, as class-validator would.
-fn check(body: &Map<String, Value>, props: &[&[(&str, P)]], required: &[&str]) -> Vec<String> {
-    let mut errs = Vec::new();
-    let find = |k: &str| {
-        props
-            .iter()
-            .flat_map(|p| p.iter())
-            .find(|(n, _)| *n == k)
-            .map(|(_, p)| *p)
-    };
-    for (k, v) in body {
-        let Some(kind) = find(k) else {
-            errs.push(format!("property {k} should not exist"));
-            continue;
-        };
-        let fine = match (kind, v) {
-            (P::Any, _) => true,
-            (P::StrN | P::Email, Value::Null) => true,
-            (P::Str | P::StrN, Value::String(_)) => true,
-            (P::Email, Value::String(s)) => {
-                if !is_email(s) {
-                    errs.push(format!("{k} must be an email"));
-                }
-                true
-            }
-            (P::Bool, Value::Bool(_)) => true,
-            (P::Num, Value::Number(_)) => true,
-            (P::Obj, Value::Object(_)) => true,
-            (P::StrArr, Value::Array(a)) => {
-                if !a.iter().all(Value::is_string) {
-                    errs.push(format!("each value in {k} must be a string"));
-                }
-                true
-            }
-            (P::CustomFields, Value::Array(a)) => {
-                for (i, item) in a.iter().enumerate() {
-                    let Some(o) = item.as_object() else {
-                        errs.push(format!("{k}.{i} must be an object"));
-                        continue;
-                    };
-                    for key in o.keys() {
-                        if !["id", "key", "field_value"].contains(&key.as_str()) {
-                            errs.push(format!("{k}.{i}.property {key} should not exist"));
-                        }
-                    }
-                    if !o
-                        .get("id")
-                        .or_else(|| o.get("key"))
-                        .is_some_and(Value::is_string)
-                    {
-                        errs.push(format!("{k}.{i}.id or {k}.{i}.key must be a string"));
-                    }
-                }
-                true
-            }
-            _ => false,
-        };
-        if !fine {
-            let want = match kind {
-                P::Str | P::StrN | P::Email => "must be a string",
-                P::Bool => "must be a boolean value",
-                P::Num => "must be a number conforming to the specified constraints",
-                P::StrArr | P::CustomFields => "must be an array",
-                P::Obj => "must be an object",
-                P::Any => "is invalid",
-            };
-            errs.push(format!("{k} {want}"));
-        }
-    }
-    for r in required {
-        if body.get(*r).is_none_or_null() {
-            errs.push(format!("{r} should not be empty"));
-        }
-    }
-    errs
-}
-
-trait NullOrMissing {
-    fn is_none_or_null(&self) -> bool;
-}
-
-impl NullOrMissing for Option<&Value> {
-    fn is_none_or_null(&self) -> bool {
-        matches!(self, None | Some(Value::Null))
-    }
-}
-
-/// `dateOfBirth` in one of the documented formats -> `YYYY-MM-DDT00:00:00.000Z`; anything
 /// else is silently ignored, as GHL does.
 fn parse_dob(s: &str) -> Option<String> {
     let norm: String = s
@@ -258,52 +133,23 @@ fn parse_dob(s: &str) -> Option<String> {
     Some(iso_ms(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis()))
 }
 
-fn dedup(tags: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for t in tags {
-        let t = t.trim().to_string();
-        if !t.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(&t)) {
-            out.push(t);
-        }
-    }
-    out
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Writes a create/update/upsert body onto a stored contact: custom fields arrive as
-/// `{id|key, field_value}` and are kept as `{id, value}`; `tags` replaces; derived
-/// lower-case fields follow.
-fn apply_contact(loc: &Location, body: &Map<String, Value>, m: &mut Map<String, Value>) {
+/// Writes a create/update/upsert body onto a stored contact: `fields` are its custom fields,
+/// already resolved to ids, kept as `{id, value}`; `tags` replaces the contact's tags; the
+/// derived lower-case fields follow.
+fn apply_contact(
+    body: &Map<String, Value>,
+    fields: &[(String, Value)],
+    m: &mut Map<String, Value>,
+) {
     for (k, v) in body {
         match k.as_str() {
             "locationId" | "createNewIfDuplicateAllowed" => {}
-            "name" => {
-                if !body.contains_key("firstName") && !body.contains_key("lastName") {
-                    if let Some(n) = v.as_str() {
-                        let (f, l) = n.trim().split_once(' ').unwrap_or((n.trim(), ""));
-                        m.insert("firstName".into(), json!(f));
-                        m.insert(
-                            "lastName".into(),
-                            if l.is_empty() {
-                                Value::Null
-                            } else {
-                                json!(l.trim())
-                            },
-                        );
-                    }
-                }
+            "name" if !body.contains_key("firstName") && !body.contains_key("lastName") => {
+                apply_name(v, m)
             }
+            "name" => {}
             "tags" => {
-                m.insert("tags".into(), json!(dedup(strings(Some(v)))));
+                m.insert("tags".into(), json!(tag_list(strings(Some(v)))));
             }
             "dateOfBirth" => match v {
                 Value::Null => {
@@ -316,35 +162,45 @@ fn apply_contact(loc: &Location, body: &Map<String, Value>, m: &mut Map<String, 
                 }
                 _ => {}
             },
-            "customFields" => {
-                let mut current: Vec<Value> = m
-                    .get("customFields")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                for item in v.as_array().into_iter().flatten() {
-                    let key = item
-                        .get("id")
-                        .or_else(|| item.get("key"))
-                        .and_then(Value::as_str);
-                    // Unknown ids and keys are dropped without a word, as GHL does.
-                    let Some(def) = key.and_then(|k| loc.field_by_id_or_key(k)) else {
-                        continue;
-                    };
-                    let value = item.get("field_value").cloned().unwrap_or(Value::Null);
-                    current
-                        .retain(|c| c.get("id").and_then(Value::as_str) != Some(def.id.as_str()));
-                    if !value.is_null() && value != json!("") {
-                        current.push(json!({"id": def.id, "value": value}));
-                    }
-                }
-                m.insert("customFields".into(), Value::Array(current));
-            }
+            "customFields" => apply_fields(fields, m),
             _ => {
                 m.insert(k.clone(), v.clone());
             }
         }
     }
+    derive_lower_case(m);
+}
+
+/// `name` alone is split into first and last name at the first space.
+fn apply_name(v: &Value, m: &mut Map<String, Value>) {
+    let Some(n) = v.as_str() else { return };
+    let (f, l) = n.trim().split_once(' ').unwrap_or((n.trim(), ""));
+    m.insert("firstName".into(), json!(f));
+    let last = if l.is_empty() {
+        Value::Null
+    } else {
+        json!(l.trim())
+    };
+    m.insert("lastName".into(), last);
+}
+
+/// Sets each written field's value; an empty or null value clears the field.
+fn apply_fields(fields: &[(String, Value)], m: &mut Map<String, Value>) {
+    let mut current: Vec<Value> = m
+        .get("customFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (id, value) in fields {
+        current.retain(|c| c.get("id").and_then(Value::as_str) != Some(id.as_str()));
+        if !value.is_null() && *value != json!("") {
+            current.push(json!({"id": id, "value": value}));
+        }
+    }
+    m.insert("customFields".into(), Value::Array(current));
+}
+
+fn derive_lower_case(m: &mut Map<String, Value>) {
     let low =
         |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_lowercase);
     let (first, last, email) = (low(m, "firstName"), low(m, "lastName"), low(m, "email"));
@@ -362,14 +218,14 @@ fn apply_contact(loc: &Location, body: &Map<String, Value>, m: &mut Map<String, 
     m.insert("contactName".into(), opt(full));
 }
 
-fn contact_raw(st: &SandboxState, id: &str) -> Result<u64, ApiError> {
+pub(super) fn contact_raw(st: &SandboxState, id: &str) -> Result<u64, ApiError> {
     match st.store.decode(id) {
         Some((_, raw)) if st.store.contact_by_raw(raw).is_some() => Ok(raw),
         _ => Err(contact_not_found()),
     }
 }
 
-fn need_location(ctx: &Ctx) -> Result<usize, ApiError> {
+pub(super) fn need_location(ctx: &Ctx) -> Result<usize, ApiError> {
     ctx.location.ok_or_else(|| {
         err_422(vec![
             "locationId should not be empty".into(),
@@ -620,64 +476,96 @@ pub async fn get_contact(State(st): St, Path(id): Path<String>) -> Answer {
     ok(StatusCode::OK, json!({"contact": c}))
 }
 
+/// `POST /contacts/`. Sandbox locations do not allow duplicates: a contact the duplicate rule
+/// finds is a 400 naming it (GHL refuses such creates, highlevel-api-docs#64). A custom field
+/// the location lacks gets a 422 naming it, but only after the contact has been created
+/// without it: GHL has been seen to answer 422 and create the contact all the same (same
+/// issue), which is why clients should prefer upsert.
 pub async fn create_contact(State(st): St, Extension(ctx): Extension<Ctx>, body: Bytes) -> Answer {
     let body = body_object(&body)?;
-    let errs = check(&body, &[CONTACT_COMMON, CONTACT_CREATE], &["locationId"]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
+    refuse(check(
+        &body,
+        &[CONTACT_COMMON, CONTACT_CREATE],
+        &["locationId"],
+    ))?;
     let li = need_location(&ctx)?;
-    let loc = st.store.location(li);
+    refuse_duplicate(&st, li, &body).await?;
+    let Resolved { fields, unknown } = resolve_custom_fields(&st, li, &body);
     let c = st
         .store
-        .create_contact(li, |m| apply_contact(loc, &body, m));
+        .create_contact(li, |m| apply_contact(&body, &fields, m));
+    st.count_write(Write::ContactCreate);
+    refuse(unknown)?;
     ok(StatusCode::CREATED, json!({"contact": c}))
 }
 
+/// A 400 naming the contact a create would duplicate, in GHL's words.
+async fn refuse_duplicate(
+    st: &Arc<SandboxState>,
+    li: usize,
+    body: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (email, phone) = (text("email"), text("phone"));
+    let found = blocking(st, move |st| {
+        let (raw, key) = st
+            .store
+            .find_duplicate(li, email.as_deref(), phone.as_deref())?;
+        Some((st.store.contact_by_raw(raw)?, key))
+    })
+    .await?;
+    let Some((c, key)) = found else {
+        return Ok(());
+    };
+    Err(ApiError(
+        StatusCode::BAD_REQUEST,
+        json!({"statusCode": 400, "message": "This location does not allow duplicated contacts.",
+            "meta": {"contactName": c.get("contactName"), "contactId": c["id"],
+                     "matchingField": key.field()}}),
+    ))
+}
+
+/// `PUT /contacts/{contactId}`: a custom field the location lacks is a 422 and nothing is
+/// written.
 pub async fn update_contact(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
     let body = body_object(&body)?;
     let raw = contact_raw(&st, &id)?;
-    let errs = check(&body, &[CONTACT_COMMON, CONTACT_UPDATE], &[]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    let loc = st.store.location((raw >> 32) as usize);
+    refuse(check(&body, &[CONTACT_COMMON, CONTACT_UPDATE], &[]))?;
+    let fields = resolve_custom_fields(&st, (raw >> 32) as usize, &body).known()?;
     let c = st
         .store
-        .update_contact(raw, |m| apply_contact(loc, &body, m))
+        .update_contact(raw, |m| apply_contact(&body, &fields, m))
         .ok_or_else(contact_not_found)?;
+    st.count_write(Write::ContactUpdate);
     ok(StatusCode::OK, json!({"succeded": true, "contact": c}))
 }
 
+/// `POST /contacts/upsert`: updates the contact the location's duplicate rule finds (see
+/// [`upsert_target`]), else creates one; a body with neither e-mail nor phone always creates.
+/// `createNewIfDuplicateAllowed` is accepted and ignored: sandbox locations do not allow
+/// duplicates.
 pub async fn upsert_contact(State(st): St, Extension(ctx): Extension<Ctx>, body: Bytes) -> Answer {
-    let body = body_object(&body)?;
-    let errs = check(
-        &body,
-        &[CONTACT_COMMON, CONTACT_CREATE, CONTACT_UPSERT],
-        &["locationId"],
-    );
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
+    let mut body = body_object(&body)?;
+    let dto = [CONTACT_COMMON, CONTACT_CREATE, CONTACT_UPSERT];
+    refuse(check(&body, &dto, &["locationId"]))?;
     let li = need_location(&ctx)?;
+    let fields = resolve_custom_fields(&st, li, &body).known()?;
     let (is_new, c) = blocking(&st, move |st| {
-        let loc = st.store.location(li);
-        let email = body.get("email").and_then(Value::as_str);
-        let phone = body.get("phone").and_then(Value::as_str);
-        let found = st.store.find_duplicate(li, email, phone);
-        match found.and_then(|raw| {
+        let updated = upsert_target(st, li, &mut body).and_then(|raw| {
             st.store
-                .update_contact(raw, |m| apply_contact(loc, &body, m))
-        }) {
+                .update_contact(raw, |m| apply_contact(&body, &fields, m))
+        });
+        match updated {
             Some(c) => (false, c),
             None => (
                 true,
                 st.store
-                    .create_contact(li, |m| apply_contact(loc, &body, m)),
+                    .create_contact(li, |m| apply_contact(&body, &fields, m)),
             ),
         }
     })
     .await?;
+    st.count_write(Write::ContactUpsert);
     let trace = super::ids::hashed_id(&[now_ms() as u64, li as u64]);
     ok(
         StatusCode::OK,
@@ -685,40 +573,85 @@ pub async fn upsert_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
     )
 }
 
-pub async fn delete_contact(State(st): St, Path(id): Path<String>) -> Answer {
-    if st.store.delete_contact(&id) {
-        ok(StatusCode::OK, json!({"succeded": true}))
-    } else {
-        Err(contact_not_found())
+/// The contact an upsert updates, by the location's duplicate rule, with the body trimmed
+/// as GHL trims it: when one field matched and the other belongs to a different contact, the
+/// other is left out rather than duplicated (highlevel-api-docs#37); `gender` is dropped, as
+/// GHL silently ignores it on an existing contact (highlevel-api-docs#313).
+fn upsert_target(st: &SandboxState, li: usize, body: &mut Map<String, Value>) -> Option<u64> {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (email, phone) = (text("email"), text("phone"));
+    let (raw, _) = st
+        .store
+        .find_duplicate(li, email.as_deref(), phone.as_deref())?;
+    for (key, value) in [(DupKey::Email, email), (DupKey::Phone, phone)] {
+        let owner = value.and_then(|v| st.store.find_by(li, key, &v));
+        if owner.is_some_and(|o| o != raw) {
+            body.remove(key.field());
+        }
     }
+    body.remove("gender");
+    Some(raw)
+}
+
+/// `GET /contacts/search/duplicate?locationId=&email=&number=`: the contact an upsert with
+/// this e-mail and phone would update (same rule, same matching), or `{"contact": null}`.
+/// Neither parameter is GHL's 400 "Pass at least one of number, email query parameter".
+pub async fn duplicate_contact(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Q,
+) -> Answer {
+    let li = need_location(&ctx)?;
+    let given = |k: &str| q.get(k).is_some_and(|v| !v.trim().is_empty());
+    if !given("email") && !given("number") {
+        return Err(err_400(
+            "Pass at least one of number, email query parameter",
+        ));
+    }
+    let found = blocking(&st, move |st| {
+        let email = q.get("email").map(String::as_str);
+        let number = q.get("number").map(String::as_str);
+        let (raw, _) = st.store.find_duplicate(li, email, number)?;
+        st.store.contact_by_raw(raw)
+    })
+    .await?;
+    ok(StatusCode::OK, json!({"contact": found}))
+}
+
+pub async fn delete_contact(State(st): St, Path(id): Path<String>) -> Answer {
+    if !st.store.delete_contact(&id) {
+        return Err(contact_not_found());
+    }
+    st.count_write(Write::ContactDelete);
+    ok(StatusCode::OK, json!({"succeded": true}))
 }
 
 fn tags_body(bytes: &Bytes) -> Result<Vec<String>, ApiError> {
     let body = body_object(bytes)?;
-    let errs = check(&body, &[TAGS_PROPS], &["tags"]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    Ok(dedup(strings(body.get("tags"))))
+    refuse(check(&body, &[TAGS_PROPS], &["tags"]))?;
+    Ok(tag_list(strings(body.get("tags"))))
 }
 
 fn contact_tags(c: &Value) -> Vec<String> {
     strings(c.get("tags"))
 }
 
+/// `POST /contacts/{contactId}/tags`: adds, lower-cased, keeping the tags it has.
 pub async fn add_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
     let raw = contact_raw(&st, &id)?;
     let add = tags_body(&body)?;
     let c = st
         .store
         .update_contact(raw, |m| {
-            let now = dedup(strings(m.get("tags")).into_iter().chain(add));
+            let now = tag_list(strings(m.get("tags")).into_iter().chain(add));
             m.insert("tags".into(), json!(now));
         })
         .ok_or_else(contact_not_found)?;
+    st.count_write(Write::TagsAdd);
     ok(StatusCode::CREATED, json!({"tags": contact_tags(&c)}))
 }
 
+/// `DELETE /contacts/{contactId}/tags`: removes, comparing case-insensitively.
 pub async fn remove_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
     let raw = contact_raw(&st, &id)?;
     let remove = tags_body(&body)?;
@@ -726,101 +659,26 @@ pub async fn remove_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> 
         .store
         .update_contact(raw, |m| {
             let mut now = strings(m.get("tags"));
-            now.retain(|t| !remove.iter().any(|r| r.eq_ignore_ascii_case(t)));
+            now.retain(|t| !remove.contains(&t.to_lowercase()));
             m.insert("tags".into(), json!(now));
         })
         .ok_or_else(contact_not_found)?;
+    st.count_write(Write::TagsRemove);
     ok(StatusCode::OK, json!({"tags": contact_tags(&c)}))
-}
-
-/// `POST /contacts/bulk/tags/update/{type}`: per-contact outcome, never all-or-nothing.
-pub async fn bulk_tags(
-    State(st): St,
-    Extension(ctx): Extension<Ctx>,
-    Path(kind): Path<String>,
-    body: Bytes,
-) -> Answer {
-    let body = body_object(&body)?;
-    let mut errs = check(
-        &body,
-        &[BULK_TAGS_PROPS],
-        &["contacts", "tags", "locationId"],
-    );
-    let add = match kind.as_str() {
-        "add" => true,
-        "remove" => false,
-        other => {
-            errs.push(format!(
-                "type {other} must be one of the following values: add, remove"
-            ));
-            true
-        }
-    };
-    let remove_all = body
-        .get("removeAllTags")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if remove_all && add {
-        errs.push("removeAllTags can only be used with the remove type".into());
-    }
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    let li = need_location(&ctx)?;
-    let tags = dedup(strings(body.get("tags")));
-    let mut responses = Vec::new();
-    let mut errors = 0u64;
-    for cid in strings(body.get("contacts")) {
-        let fail = |msg: &str| json!({"contactId": cid, "message": msg, "type": "error"});
-        let outcome = match st.store.decode(&cid) {
-            None => Err(fail("contact id is not a valid id")),
-            Some((other, _)) if other != li => Err(fail("contact does not belong to location")),
-            Some((_, raw)) => {
-                let mut report = None;
-                let updated = st.store.update_contact(raw, |m| {
-                    let old = strings(m.get("tags"));
-                    let new: Vec<String> = if add {
-                        dedup(old.iter().cloned().chain(tags.iter().cloned()))
-                    } else if remove_all {
-                        Vec::new()
-                    } else {
-                        old.iter()
-                            .filter(|t| !tags.iter().any(|r| r.eq_ignore_ascii_case(t)))
-                            .cloned()
-                            .collect()
-                    };
-                    let added: Vec<&String> = new.iter().filter(|t| !old.contains(t)).collect();
-                    let removed: Vec<&String> = old.iter().filter(|t| !new.contains(t)).collect();
-                    report = Some(
-                        json!({"contactId": cid, "message": "Tags updated", "type": "success",
-                        "oldTags": old, "tagsAdded": added, "tagsRemoved": removed}),
-                    );
-                    m.insert("tags".into(), json!(new));
-                });
-                match (updated, report) {
-                    (Some(_), Some(r)) => Ok(r),
-                    _ => Err(fail("contact is deleted")),
-                }
-            }
-        };
-        match outcome {
-            Ok(r) => responses.push(r),
-            Err(r) => {
-                errors += 1;
-                responses.push(r);
-            }
-        }
-    }
-    ok(
-        StatusCode::CREATED,
-        json!({"succeded": errors == 0, "errorCount": errors, "responses": responses}),
-    )
 }
 
 fn child_path(kind: Child) -> (&'static str, &'static str, &'static str) {
     match kind {
         Child::Tasks => ("tasks", "task", "Task not found"),
         Child::Notes => ("notes", "note", "Note not found"),
+    }
+}
+
+/// The write kinds of a child: create, update, delete.
+fn child_writes(kind: Child) -> (Write, Write, Write) {
+    match kind {
+        Child::Tasks => (Write::TaskCreate, Write::TaskUpdate, Write::TaskDelete),
+        Child::Notes => (Write::NoteCreate, Write::NoteUpdate, Write::NoteDelete),
     }
 }
 
@@ -844,13 +702,10 @@ async fn get_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> Ans
 async fn create_child(st: &SandboxState, id: &str, kind: Child, bytes: &Bytes) -> Answer {
     let raw = contact_raw(st, id)?;
     let body = body_object(bytes)?;
-    let errs = match kind {
+    refuse(match kind {
         Child::Tasks => check(&body, &[TASK_PROPS], &["title", "dueDate", "completed"]),
         Child::Notes => check(&body, &[NOTE_PROPS], &["body"]),
-    };
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
+    })?;
     let mut m = Map::new();
     m.insert("id".into(), json!(st.store.new_child_id()));
     m.extend(body);
@@ -863,14 +718,15 @@ async fn create_child(st: &SandboxState, id: &str, kind: Child, bytes: &Bytes) -
     st.store
         .with_children(raw, kind, move |list| list.push(stored))
         .ok_or_else(contact_not_found)?;
+    st.count_write(child_writes(kind).0);
     ok(StatusCode::CREATED, json!({ child_path(kind).1: item }))
 }
 
 async fn update_child(
     st: &SandboxState,
-    id: &str,
-    child: &str,
+    (id, child): (&str, &str),
     kind: Child,
+    write: Write,
     body: Map<String, Value>,
 ) -> Answer {
     let raw = contact_raw(st, id)?;
@@ -888,6 +744,7 @@ async fn update_child(
         })
         .ok_or_else(contact_not_found)?
         .ok_or_else(|| err_400(missing))?;
+    st.count_write(write);
     ok(StatusCode::OK, json!({ one: updated }))
 }
 
@@ -901,11 +758,11 @@ async fn delete_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> 
             before != list.len()
         })
         .ok_or_else(contact_not_found)?;
-    if removed {
-        ok(StatusCode::OK, json!({"succeded": true}))
-    } else {
-        Err(err_400(child_path(kind).2))
+    if !removed {
+        return Err(err_400(child_path(kind).2));
     }
+    st.count_write(child_writes(kind).2);
+    ok(StatusCode::OK, json!({"succeded": true}))
 }
 
 pub async fn list_tasks(State(st): St, Path(id): Path<String>) -> Answer {
@@ -926,11 +783,8 @@ pub async fn update_task(
     body: Bytes,
 ) -> Answer {
     let body = body_object(&body)?;
-    let errs = check(&body, &[TASK_PROPS], &[]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    update_child(&st, &id, &task, Child::Tasks, body).await
+    refuse(check(&body, &[TASK_PROPS], &[]))?;
+    update_child(&st, (&id, &task), Child::Tasks, Write::TaskUpdate, body).await
 }
 
 pub async fn complete_task(
@@ -939,11 +793,8 @@ pub async fn complete_task(
     body: Bytes,
 ) -> Answer {
     let body = body_object(&body)?;
-    let errs = check(&body, &[&[("completed", P::Bool)]], &["completed"]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    update_child(&st, &id, &task, Child::Tasks, body).await
+    refuse(check(&body, &[&[("completed", P::Bool)]], &["completed"]))?;
+    update_child(&st, (&id, &task), Child::Tasks, Write::TaskComplete, body).await
 }
 
 pub async fn delete_task(State(st): St, Path((id, task)): Path<(String, String)>) -> Answer {
@@ -968,11 +819,8 @@ pub async fn update_note(
     body: Bytes,
 ) -> Answer {
     let body = body_object(&body)?;
-    let errs = check(&body, &[NOTE_PROPS], &[]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
-    update_child(&st, &id, &note, Child::Notes, body).await
+    refuse(check(&body, &[NOTE_PROPS], &[]))?;
+    update_child(&st, (&id, &note), Child::Notes, Write::NoteUpdate, body).await
 }
 
 pub async fn delete_note(State(st): St, Path((id, note)): Path<(String, String)>) -> Answer {
@@ -990,10 +838,7 @@ pub async fn appointments(State(st): St, Path(id): Path<String>) -> Answer {
 /// `POST /locations/{locationId}/tasks/search`: tasks of many contacts, offset-paged.
 pub async fn search_tasks(State(st): St, Extension(ctx): Extension<Ctx>, body: Bytes) -> Answer {
     let body = body_object(&body)?;
-    let errs = check(&body, &[TASK_SEARCH_PROPS], &[]);
-    if !errs.is_empty() {
-        return Err(err_422(errs));
-    }
+    refuse(check(&body, &[TASK_SEARCH_PROPS], &[]))?;
     let li = need_location(&ctx)?;
     let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(25) as usize;
     let skip = body.get("skip").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -1064,20 +909,6 @@ pub async fn search_tasks(State(st): St, Extension(ctx): Extension<Ctx>, body: B
     })
     .await?;
     ok(StatusCode::OK, json!({"tasks": tasks}))
-}
-
-pub async fn custom_fields(State(st): St, Extension(ctx): Extension<Ctx>, Query(q): Q) -> Answer {
-    let li = need_location(&ctx)?;
-    let fields = match q.get("model").map(String::as_str) {
-        None | Some("contact") | Some("all") => st.store.custom_fields(&st.store.location(li).id),
-        Some("opportunity") => Vec::new(),
-        Some(other) => {
-            return Err(err_422(vec![format!(
-                "model {other} must be one of the following values: contact, opportunity, all"
-            )]))
-        }
-    };
-    ok(StatusCode::OK, json!({"customFields": fields}))
 }
 
 pub async fn businesses(State(st): St, Extension(ctx): Extension<Ctx>, Query(q): Q) -> Answer {
@@ -1170,27 +1001,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn class_validator_style_messages() {
-        let body = json!({"locationId": "L", "email": "not-an-email", "tags": ["a", 1], "bogus": true, "dnd": "yes"});
-        let errs = check(
-            body.as_object().unwrap(),
-            &[CONTACT_COMMON, CONTACT_CREATE],
-            &["locationId"],
-        );
-        assert!(
-            errs.contains(&"email must be an email".to_string()),
-            "{errs:?}"
-        );
-        assert!(errs.contains(&"each value in tags must be a string".to_string()));
-        assert!(errs.contains(&"property bogus should not exist".to_string()));
-        assert!(errs.contains(&"dnd must be a boolean value".to_string()));
-        let errs = check(
-            &Map::new(),
-            &[CONTACT_COMMON, CONTACT_CREATE],
-            &["locationId"],
-        );
-        assert_eq!(errs, vec!["locationId should not be empty".to_string()]);
-        let update = json!({"companyName": "X"});
+    fn contact_dtos_follow_the_spec() {
+        let update = json!({"companyName": "X", "source": null});
         let errs = check(
             update.as_object().unwrap(),
             &[CONTACT_COMMON, CONTACT_UPDATE],
@@ -1204,30 +1016,28 @@ mod tests {
 
     #[test]
     fn contact_bodies_are_stored_in_wire_shape() {
-        let loc = Location::new(1, 0, 10);
-        let lead = loc.fields[0].id.clone();
-        let body = json!({"name": "Zoë van Dijk", "email": "Z@Example.com", "tags": ["a", "A", "b"],
-            "dateOfBirth": "12/31/1990",
-            "customFields": [{"id": lead, "field_value": 7}, {"key": "favourite_colour", "field_value": "Red"},
-                             {"id": "unknown", "field_value": "x"}]});
+        let body = json!({"name": "Zoë van Dijk", "email": "Z@Example.com", "tags": ["a", "A", "VIP"],
+            "dateOfBirth": "12/31/1990", "customFields": [{"id": "ignored", "field_value": 1}]});
+        let fields = vec![("F1".to_string(), json!(7)), ("F2".to_string(), json!(""))];
         let mut m = Map::new();
-        apply_contact(&loc, body.as_object().unwrap(), &mut m);
+        m.insert(
+            "customFields".into(),
+            json!([{"id": "F2", "value": "old"}, {"id": "F3", "value": 1}]),
+        );
+        apply_contact(body.as_object().unwrap(), &fields, &mut m);
         assert_eq!(m["firstName"], "Zoë");
         assert_eq!(m["lastName"], "van Dijk");
         assert_eq!(m["emailLowerCase"], "z@example.com");
-        assert_eq!(m["tags"], json!(["a", "b"]));
+        assert_eq!(m["tags"], json!(["a", "vip"]));
         assert_eq!(m["dateOfBirth"], "1990-12-31T00:00:00.000Z");
-        let cf = m["customFields"].as_array().unwrap();
-        assert_eq!(cf.len(), 2);
-        assert_eq!(cf[0], json!({"id": lead, "value": 7}));
-        let mut m2 = Map::new();
-        apply_contact(
-            &loc,
-            json!({"dateOfBirth": "the 5th of May"})
-                .as_object()
-                .unwrap(),
-            &mut m2,
+        assert_eq!(
+            m["customFields"],
+            json!([{"id": "F3", "value": 1}, {"id": "F1", "value": 7}]),
+            "written fields replace, empty ones clear, others stay"
         );
+        let mut m2 = Map::new();
+        let odd = json!({"dateOfBirth": "the 5th of May"});
+        apply_contact(odd.as_object().unwrap(), &[], &mut m2);
         assert!(
             !m2.contains_key("dateOfBirth"),
             "odd formats are ignored silently"

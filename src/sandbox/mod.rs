@@ -8,16 +8,28 @@
 //! nothing more; writes live in an overlay. Counters and knobs are reachable without auth
 //! under `/_sandbox/` so a benchmark in another process can read and turn them.
 //!
+//! Writes behave as GHL's do, for the `load` and `tag` commands: upserts follow each
+//! location's duplicate rule ([`Sandbox::set_duplicate_rule`]), tags are stored lower-cased
+//! and replaced by contact bodies, bulk requests have a batch limit ([`Sandbox::set_bulk_limit`]),
+//! and every applied write is counted by kind in [`Stats::writes`], also when an injected
+//! fault then spoils its answer.
+//!
 //! Layout: [`ids`] (hashing, reversible ids), [`data`] (seeded records), [`store`] (order
-//! index + write overlay), [`query`] (search filters), [`auth`] (tokens, OAuth), [`limits`]
-//! (rate limits), [`faults`], [`hold`] (requests held for a test), [`gate`] (the per-request
-//! middleware), [`answers`] (error bodies), [`handlers`] (routes), [`stats`], [`cli`]. The
-//! client side of the API is not here: see [`crate::api`].
+//! index + write overlay), [`catalog`] (created custom fields, workflows, campaigns,
+//! duplicate rules), [`query`] (search filters), [`auth`] (tokens, OAuth), [`limits`] (rate
+//! limits), [`faults`], [`hold`] (requests held for a test), [`gate`] (the per-request
+//! middleware), [`answers`] (error bodies), [`validate`] (request bodies), [`handlers`]
+//! (contact, task, note and read routes), [`fields`] (custom fields), [`actions`] (bulk
+//! actions, workflows, campaigns, followers), [`stats`], [`foreground`]. The client side of
+//! the API is not here: see [`crate::api`].
 
+mod actions;
 mod answers;
 mod auth;
+mod catalog;
 mod data;
 mod faults;
+mod fields;
 mod foreground;
 mod gate;
 mod handlers;
@@ -27,26 +39,29 @@ mod limits;
 mod query;
 mod stats;
 mod store;
+mod validate;
 
 pub use auth::{TokenSpec, TokenSpecError};
+pub use catalog::DuplicateRule;
 pub use foreground::{run_foreground, ForegroundPlan};
 pub use hold::Hold;
 pub use stats::Stats;
-pub use store::Store;
+pub use store::{phone_key, Store};
 
 use crate::api::RateSpec;
 use auth::{Auth, Grant};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 use faults::Fault;
 use limits::{Limiter, Refusal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use stats::Write;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -60,6 +75,9 @@ pub const OAUTH_CLIENT_ID: &str = "sandbox-client-id";
 pub const OAUTH_CLIENT_SECRET: &str = "sandbox-client-secret";
 /// The only `Version` header value the API accepts.
 pub const API_VERSION: &str = "2021-07-28";
+/// Contacts per bulk request (`contacts` of bulk tags, `ids` of bulk business) the sandbox
+/// accepts until [`Sandbox::set_bulk_limit`] changes it. GHL does not document its limit.
+pub const DEFAULT_BULK_LIMIT: usize = 100;
 
 /// How the sandbox is seeded and how it misbehaves.
 #[derive(Debug, Clone)]
@@ -155,6 +173,8 @@ pub struct SandboxState {
     recorded: Mutex<Vec<RecordedRequest>>,
     /// Routes whose requests wait at the gate for a test; see [`Sandbox::hold`].
     holds: hold::Holds,
+    /// Largest batch of a bulk request; see [`Sandbox::set_bulk_limit`].
+    bulk_limit: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,6 +239,7 @@ impl SandboxState {
             record: cfg.record_requests,
             recorded: Mutex::new(Vec::new()),
             holds: hold::Holds::default(),
+            bulk_limit: AtomicUsize::new(DEFAULT_BULK_LIMIT),
         })
     }
 
@@ -271,6 +292,15 @@ impl SandboxState {
         self.daily_limit
     }
 
+    /// At least 1.
+    pub fn set_bulk_limit(&self, n: usize) {
+        self.bulk_limit.store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub fn bulk_limit(&self) -> usize {
+        self.bulk_limit.load(Ordering::Relaxed)
+    }
+
     pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
         lock(&self.recorded).clone()
     }
@@ -291,12 +321,15 @@ impl SandboxState {
         lock(&self.recorded).push(r);
     }
 
-    fn next_fault(&self) -> Option<Fault> {
+    /// The fault for the next request, if any; `unsafe_write` admits the faults that strike
+    /// after the write.
+    fn next_fault(&self, unsafe_write: bool) -> Option<Fault> {
         let p = self.fault_rate();
         if p <= 0.0 {
             return None;
         }
-        Fault::pick(self.seed, self.fault_seq.fetch_add(1, Ordering::Relaxed), p)
+        let n = self.fault_seq.fetch_add(1, Ordering::Relaxed);
+        Fault::pick(self.seed, n, p, unsafe_write)
     }
 
     /// Seven limiter refusals in eight carry `Retry-After`.
@@ -334,6 +367,14 @@ impl SandboxState {
 
     fn count_served(&self, n: usize) {
         lock(&self.stats).contacts_served += n as u64;
+    }
+
+    /// Counts one applied write.
+    fn count_write(&self, w: Write) {
+        *lock(&self.stats)
+            .writes
+            .entry(w.name().to_string())
+            .or_default() += 1;
     }
 }
 
@@ -420,6 +461,16 @@ impl Sandbox {
         self.state.recorded_requests()
     }
 
+    /// Largest batch a bulk request may carry (default [`DEFAULT_BULK_LIMIT`], at least 1).
+    pub fn set_bulk_limit(&self, n: usize) {
+        self.state.set_bulk_limit(n)
+    }
+
+    /// Which field upserts in a location match first; false for an unknown location id.
+    pub fn set_duplicate_rule(&self, location: &str, rule: DuplicateRule) -> bool {
+        self.state.store.set_duplicate_rule(location, rule)
+    }
+
     pub fn issue_refresh_token(&self, scopes: &[&str]) -> String {
         self.state.issue_refresh_token(scopes)
     }
@@ -448,13 +499,17 @@ impl Sandbox {
 /// The router: API routes behind the [`gate`](gate::gate), admin routes under `/_sandbox/`
 /// without it, and a 404 naming method and path for everything else.
 pub fn app(state: Arc<SandboxState>) -> Router {
+    use actions as a;
+    use fields as f;
     use handlers as h;
     let routes: Vec<(&'static str, MethodRouter<Arc<SandboxState>>)> = vec![
         ("/contacts/", get(h::list_contacts).post(h::create_contact)),
         ("/contacts/search", post(h::search_contacts)),
+        ("/contacts/search/duplicate", get(h::duplicate_contact)),
         ("/contacts/upsert", post(h::upsert_contact)),
         ("/contacts/business/{businessId}", get(h::business_contacts)),
-        ("/contacts/bulk/tags/update/{type}", post(h::bulk_tags)),
+        ("/contacts/bulk/tags/update/{type}", post(a::bulk_tags)),
+        ("/contacts/bulk/business", post(a::bulk_business)),
         (
             "/contacts/{contactId}",
             get(h::get_contact)
@@ -487,12 +542,28 @@ pub fn app(state: Arc<SandboxState>) -> Router {
         ),
         ("/contacts/{contactId}/appointments", get(h::appointments)),
         (
+            "/contacts/{contactId}/workflow/{workflowId}",
+            post(a::add_to_workflow).delete(a::remove_from_workflow),
+        ),
+        (
+            "/contacts/{contactId}/campaigns/{campaignId}",
+            post(a::add_to_campaign).delete(a::remove_from_campaign),
+        ),
+        (
+            "/contacts/{contactId}/campaigns/removeAll",
+            delete(a::remove_from_all_campaigns),
+        ),
+        (
+            "/contacts/{contactId}/followers",
+            post(a::add_followers).delete(a::remove_followers),
+        ),
+        (
             "/locations/{locationId}/tasks/search",
             post(h::search_tasks),
         ),
         (
             "/locations/{locationId}/customFields",
-            get(h::custom_fields),
+            get(f::custom_fields).post(f::create_custom_field),
         ),
         ("/businesses/", get(h::businesses)),
         ("/oauth/token", post(h::oauth_token)),
@@ -513,7 +584,12 @@ pub fn app(state: Arc<SandboxState>) -> Router {
         .route("/_sandbox/stats", get(admin_stats))
         .route("/_sandbox/stats/reset", post(admin_reset))
         .route("/_sandbox/faults", post(admin_faults))
-        .route("/_sandbox/locations", get(admin_locations));
+        .route("/_sandbox/locations", get(admin_locations))
+        .route(
+            "/_sandbox/locations/{locationId}",
+            get(admin_location).post(admin_set_location),
+        )
+        .route("/_sandbox/settings", post(admin_settings));
     api.merge(admin).fallback(gate::not_found).with_state(state)
 }
 
@@ -548,6 +624,62 @@ async fn admin_faults(
 
 async fn admin_locations(State(st): State<Arc<SandboxState>>) -> Json<Vec<String>> {
     Json(st.store.location_ids())
+}
+
+/// `GET /_sandbox/locations/{id}`: what a write may name in a location (workflows, campaigns,
+/// users, businesses) and its duplicate rule.
+async fn admin_location(
+    State(st): State<Arc<SandboxState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, StatusCode> {
+    let s = &st.store;
+    let rule = s.duplicate_rule(&id).ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!({
+        "id": id,
+        "duplicate_rule": rule.name(),
+        "workflows": s.workflow_ids(&id),
+        "campaigns": s.campaign_ids(&id),
+        "users": s.user_ids(&id),
+        "businesses": s.business_ids(&id),
+    })))
+}
+
+/// Body of `POST /_sandbox/locations/{id}`; absent fields keep their value.
+#[derive(Debug, Deserialize)]
+struct LocationSettings {
+    duplicate_rule: Option<String>,
+}
+
+async fn admin_set_location(
+    State(st): State<Arc<SandboxState>>,
+    Path(id): Path<String>,
+    Json(b): Json<LocationSettings>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    if let Some(r) = b.duplicate_rule {
+        let rule = r.parse().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+        if !st.store.set_duplicate_rule(&id, rule) {
+            return Err((StatusCode::NOT_FOUND, format!("no location {id}")));
+        }
+    }
+    admin_location(State(st), Path(id))
+        .await
+        .map_err(|s| (s, String::new()))
+}
+
+/// Body of `POST /_sandbox/settings`; absent fields keep their value.
+#[derive(Debug, Deserialize)]
+struct Settings {
+    bulk_limit: Option<usize>,
+}
+
+async fn admin_settings(
+    State(st): State<Arc<SandboxState>>,
+    Json(s): Json<Settings>,
+) -> Json<Value> {
+    if let Some(n) = s.bulk_limit {
+        st.set_bulk_limit(n);
+    }
+    Json(json!({"bulk_limit": st.bulk_limit()}))
 }
 
 /// Serves `app(state)` on a bound listener until `shutdown` resolves, like mini-redis

@@ -7,9 +7,13 @@
 //! to their index (see [`super::ids`]), so lookups by id need no map. Creates, updates,
 //! deletes, tag changes and task/note writes go to the overlay, which reads consult first.
 //! Searches that filter or sort differently are materialised once into a sorted hit list and
-//! cached until the next write. HTTP concerns (validation, status codes) are left to
+//! cached until the next write. Duplicate matching (upsert, duplicate search) follows each
+//! location's rule, with e-mails compared case-insensitively and phones by their digits
+//! ([`phone_key`]). Custom fields created at run time, workflows, campaigns and the duplicate
+//! rules live in the [`Catalog`]. HTTP concerns (validation, status codes) are left to
 //! [`super::handlers`].
 
+use super::catalog::{Catalog, DuplicateRule, Program};
 use super::data::{iso_ms, Generator, Location};
 use super::ids::{hash_str, hashed_id};
 use super::query::{Record, SearchRequest, Sort, SortVal};
@@ -95,6 +99,7 @@ pub struct Store {
     overlay: RwLock<Overlay>,
     cache: Mutex<SearchCache>,
     next_child: AtomicU64,
+    catalog: Catalog,
 }
 
 pub fn now_ms() -> i64 {
@@ -104,9 +109,24 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-fn phone_digits(p: &str) -> Option<String> {
+/// The key two phones match on: their digits, without a `00` international prefix, and with
+/// the North American country code `1` added to a bare ten-digit number (GHL's default country
+/// is the US), so `+1 888-555-0101`, `(888) 555-0101` and `0018885550101` are one phone.
+/// Fewer than seven digits is no phone.
+pub fn phone_key(p: &str) -> Option<String> {
     let d: String = p.chars().filter(char::is_ascii_digit).collect();
-    (d.len() >= 7).then_some(d)
+    let d = match d.strip_prefix("00") {
+        Some(rest) if !p.trim_start().starts_with('+') => rest.to_string(),
+        _ => d,
+    };
+    if d.len() < 7 {
+        return None;
+    }
+    Some(if d.len() == 10 && !d.starts_with(['0', '1']) {
+        format!("1{d}")
+    } else {
+        d
+    })
 }
 
 impl Store {
@@ -149,6 +169,7 @@ impl Store {
             overlay: RwLock::new(overlay),
             cache: Mutex::new(Vec::new()),
             next_child: AtomicU64::new(0),
+            catalog: Catalog::new(seed, locations),
         }
     }
 
@@ -470,14 +491,48 @@ impl Store {
             .collect()
     }
 
-    /// Custom-field definitions of a location, as its customFields endpoint lists them.
+    /// Contact custom-field definitions of a location (seeded, then created), as its
+    /// customFields endpoint lists them.
     pub fn custom_fields(&self, location: &str) -> Vec<Value> {
         self.loc_index(location)
-            .map(|li| {
-                let loc = &self.locs[li].meta;
-                loc.fields.iter().map(|f| f.to_json(&loc.id)).collect()
-            })
+            .map(|li| self.custom_fields_of(li, Some("contact")))
             .unwrap_or_default()
+    }
+
+    /// Field definitions of one model (`contact`, `opportunity`), or of all models.
+    pub(crate) fn custom_fields_of(&self, li: usize, model: Option<&str>) -> Vec<Value> {
+        let loc = &self.locs[li].meta;
+        let mut out: Vec<Value> = loc.fields.iter().map(|f| f.to_json(&loc.id)).collect();
+        out.extend(self.catalog.fields(li));
+        out.retain(|f| model.is_none_or(|m| f.get("model").and_then(Value::as_str) == Some(m)));
+        out
+    }
+
+    /// The id of a location's contact field named by id or key (`contact.lead_score` or
+    /// `lead_score`).
+    pub(crate) fn field_id(&self, li: usize, id_or_key: &str) -> Option<String> {
+        match self.locs[li].meta.field_by_id_or_key(id_or_key) {
+            Some(f) => Some(f.id.clone()),
+            None => self.catalog.field_id(li, "contact", id_or_key),
+        }
+    }
+
+    /// Creates a field definition unless its `fieldKey` is taken; `make` builds its JSON from
+    /// a fresh id.
+    pub(crate) fn create_custom_field(
+        &self,
+        li: usize,
+        key: &str,
+        make: impl FnOnce(String) -> Value,
+    ) -> Option<Value> {
+        let loc = &self.locs[li].meta;
+        let seed = self.gen.seed;
+        self.catalog.add_field(
+            li,
+            key,
+            |k| loc.fields.iter().any(|f| f.key == k),
+            |n| make(hashed_id(&[seed, 0xF1E1D, n])),
+        )
     }
 
     fn seeded_children(&self, raw: u64, kind: Child) -> Vec<Value> {
@@ -584,7 +639,7 @@ impl Store {
     fn reindex(ov: &mut Overlay, li: usize, raw: u64, old: Option<&Value>, new: Option<&Value>) {
         let email =
             |v: Option<&Value>| v.and_then(|v| v.get("email")?.as_str().map(str::to_lowercase));
-        let phone = |v: Option<&Value>| v.and_then(|v| phone_digits(v.get("phone")?.as_str()?));
+        let phone = |v: Option<&Value>| v.and_then(|v| phone_key(v.get("phone")?.as_str()?));
         for (map, old_k, new_k) in [
             (&mut ov.emails, email(old), email(new)),
             (&mut ov.phones, phone(old), phone(new)),
@@ -681,7 +736,7 @@ impl Store {
                 if let Some(e) = &c.email {
                     d.email.push((hash_str(&e.to_lowercase()), idx));
                 }
-                if let Some(p) = c.phone.as_deref().and_then(phone_digits) {
+                if let Some(p) = c.phone.as_deref().and_then(phone_key) {
                     d.phone.push((hash_str(&p), idx));
                 }
             }
@@ -691,60 +746,139 @@ impl Store {
         })
     }
 
-    /// The contact an upsert updates: same e-mail (case-insensitive), else same phone digits.
+    /// The contact an upsert updates, by the location's [`DuplicateRule`]: the contact with
+    /// the same e-mail (case-insensitive), else the same phone ([`phone_key`]), or the other
+    /// way round, and which of the two matched. `None` when neither is given or nothing
+    /// matches.
     pub(crate) fn find_duplicate(
         &self,
         li: usize,
         email: Option<&str>,
         phone: Option<&str>,
-    ) -> Option<u64> {
-        let email = email.map(str::to_lowercase).filter(|e| !e.is_empty());
-        let phone = phone.and_then(phone_digits);
-        if email.is_none() && phone.is_none() {
-            return None;
+    ) -> Option<(u64, DupKey)> {
+        let on = |key: DupKey, v: &str| self.find_by(li, key, v).map(|raw| (raw, key));
+        let by_email = || email.and_then(|e| on(DupKey::Email, e));
+        let by_phone = || phone.and_then(|p| on(DupKey::Phone, p));
+        match self.catalog.rule(li) {
+            DuplicateRule::EmailThenPhone => by_email().or_else(by_phone),
+            DuplicateRule::PhoneThenEmail => by_phone().or_else(by_email),
         }
+    }
+
+    /// The live contact of a location whose e-mail or phone matches `value`.
+    pub(crate) fn find_by(&self, li: usize, key: DupKey, value: &str) -> Option<u64> {
+        let norm = match key {
+            DupKey::Email => Some(value.trim().to_lowercase()).filter(|e| !e.is_empty()),
+            DupKey::Phone => phone_key(value),
+        }?;
         let dup = self.dup_index(li);
         let loc = &self.locs[li].meta;
         let ov = self.read();
-        let seeded = |list: &[(u64, u32)], h: u64| -> Vec<u64> {
-            let start = list.partition_point(|e| e.0 < h);
-            list[start..]
+        let (written, seeded) = match key {
+            DupKey::Email => (&ov.emails, &dup.email),
+            DupKey::Phone => (&ov.phones, &dup.phone),
+        };
+        let h = hash_str(&norm);
+        let start = seeded.partition_point(|e| e.0 < h);
+        let mut cands: Vec<u64> = written
+            .get(&(li, norm.clone()))
+            .cloned()
+            .unwrap_or_default();
+        cands.extend(
+            seeded[start..]
                 .iter()
                 .take_while(|e| e.0 == h)
-                .map(|e| Generator::raw(loc, e.1))
-                .collect()
+                .map(|e| Generator::raw(loc, e.1)),
+        );
+        cands.into_iter().find(|&raw| {
+            let cur = self.current(&ov, raw);
+            let field = cur.as_ref().and_then(|v| v.get(key.field())?.as_str());
+            match key {
+                DupKey::Email => field.map(str::to_lowercase),
+                DupKey::Phone => field.and_then(phone_key),
+            }
+            .as_deref()
+                == Some(norm.as_str())
+        })
+    }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The duplicate rule of a location (by id); `None` for an unknown location.
+    pub fn duplicate_rule(&self, location: &str) -> Option<DuplicateRule> {
+        Some(self.catalog.rule(self.loc_index(location)?))
+    }
+
+    /// Sets a location's duplicate rule; false for an unknown location.
+    pub fn set_duplicate_rule(&self, location: &str, rule: DuplicateRule) -> bool {
+        let Some(li) = self.loc_index(location) else {
+            return false;
         };
-        if let Some(e) = &email {
-            let mut cands: Vec<u64> = ov.emails.get(&(li, e.clone())).cloned().unwrap_or_default();
-            cands.extend(seeded(&dup.email, hash_str(e)));
-            for raw in cands {
-                let cur = self.current(&ov, raw);
-                if cur
-                    .as_ref()
-                    .and_then(|v| v.get("email")?.as_str().map(str::to_lowercase))
-                    .as_deref()
-                    == Some(e)
-                {
-                    return Some(raw);
-                }
-            }
+        self.catalog.set_rule(li, rule);
+        true
+    }
+
+    fn program_ids(&self, location: &str, p: Program) -> Vec<String> {
+        self.loc_index(location)
+            .map(|li| {
+                self.catalog
+                    .programs(li, p)
+                    .iter()
+                    .map(|n| n.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Ids of the location's workflows (seeded; contacts can be enrolled through the API).
+    pub fn workflow_ids(&self, location: &str) -> Vec<String> {
+        self.program_ids(location, Program::Workflow)
+    }
+
+    /// Ids of the location's campaigns (seeded).
+    pub fn campaign_ids(&self, location: &str) -> Vec<String> {
+        self.program_ids(location, Program::Campaign)
+    }
+
+    /// Ids of the location's users: who tasks are assigned to and who may follow a contact.
+    pub fn user_ids(&self, location: &str) -> Vec<String> {
+        self.loc_index(location)
+            .map(|li| self.locs[li].meta.users.clone())
+            .unwrap_or_default()
+    }
+
+    fn enrolled(&self, contact_id: &str, p: Program) -> Vec<String> {
+        self.decode(contact_id)
+            .map(|(_, raw)| self.catalog.enrolled(p, raw))
+            .unwrap_or_default()
+    }
+
+    /// Workflows the contact has been added to through the API.
+    pub fn workflows_of(&self, contact_id: &str) -> Vec<String> {
+        self.enrolled(contact_id, Program::Workflow)
+    }
+
+    /// Campaigns the contact has been added to through the API.
+    pub fn campaigns_of(&self, contact_id: &str) -> Vec<String> {
+        self.enrolled(contact_id, Program::Campaign)
+    }
+}
+
+/// What a duplicate is matched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DupKey {
+    Email,
+    Phone,
+}
+
+impl DupKey {
+    pub fn field(self) -> &'static str {
+        match self {
+            DupKey::Email => "email",
+            DupKey::Phone => "phone",
         }
-        if let Some(p) = &phone {
-            let mut cands: Vec<u64> = ov.phones.get(&(li, p.clone())).cloned().unwrap_or_default();
-            cands.extend(seeded(&dup.phone, hash_str(p)));
-            for raw in cands {
-                let cur = self.current(&ov, raw);
-                if cur
-                    .as_ref()
-                    .and_then(|v| phone_digits(v.get("phone")?.as_str()?))
-                    .as_deref()
-                    == Some(p)
-                {
-                    return Some(raw);
-                }
-            }
-        }
-        None
     }
 }
 
@@ -810,7 +944,7 @@ mod tests {
         let (_, raw) = s.decode(&id).unwrap();
         assert_eq!(
             s.find_duplicate(1, Some("new@example.COM"), None),
-            Some(raw)
+            Some((raw, DupKey::Email))
         );
         s.update_contact(raw, |m| {
             m.insert("email".into(), json!("other@example.com"));
@@ -819,8 +953,49 @@ mod tests {
         let seeded = s.contact(&ids[3]).unwrap();
         if let Some(e) = seeded.get("email").and_then(Value::as_str) {
             let (_, r3) = s.decode(&ids[3]).unwrap();
-            assert_eq!(s.find_duplicate(1, Some(e), None), Some(r3));
+            assert_eq!(
+                s.find_duplicate(1, Some(e), None),
+                Some((r3, DupKey::Email))
+            );
         }
+    }
+
+    #[test]
+    fn phones_match_by_key_and_the_rule_orders_the_match() {
+        for p in [
+            "+1 888-555-0101",
+            "(888) 555-0101",
+            "0018885550101",
+            "18885550101",
+        ] {
+            assert_eq!(phone_key(p).as_deref(), Some("18885550101"), "{p}");
+        }
+        assert_eq!(
+            phone_key("+44 20 7946 0958").as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(phone_key("020 7946 0958").as_deref(), Some("02079460958"));
+        assert_eq!(phone_key("12-34"), None);
+        let s = Store::new(5, 1, 10);
+        let mail = s.create_contact(0, |m| {
+            m.insert("email".into(), json!("x@example.com"));
+        });
+        let tel = s.create_contact(0, |m| {
+            m.insert("phone".into(), json!("+1 888 555 0101"));
+        });
+        let raw = |c: &Value| s.decode(c["id"].as_str().unwrap()).unwrap().1;
+        let both = (Some("X@example.com"), Some("888.555.0101"));
+        assert_eq!(
+            s.find_duplicate(0, both.0, both.1),
+            Some((raw(&mail), DupKey::Email))
+        );
+        let loc = s.location_ids().remove(0);
+        assert!(s.set_duplicate_rule(&loc, DuplicateRule::PhoneThenEmail));
+        assert_eq!(
+            s.find_duplicate(0, both.0, both.1),
+            Some((raw(&tel), DupKey::Phone))
+        );
+        assert_eq!(s.find_duplicate(0, None, None), None);
     }
 
     #[test]
@@ -841,7 +1016,7 @@ mod tests {
             .iter()
             .filter(|i| {
                 let c = s.contact(i).unwrap();
-                c["tags"].as_array().unwrap().iter().any(|t| t == "VIP")
+                c["tags"].as_array().unwrap().iter().any(|t| t == "vip")
             })
             .count();
         assert_eq!(hits.len(), expected);
