@@ -307,6 +307,27 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
         "nothing should fail under retryable faults:\n{d}\n{failures}"
     );
 
+    // Each task and note was created exactly once in B, faults and retries notwithstanding.
+    let rows_of = |t: &str| -> u64 {
+        std::fs::read_dir(export.join(t))
+            .unwrap()
+            .map(|e| read_csv(&e.unwrap().path()).1.len() as u64)
+            .sum()
+    };
+    let stats = b.stats();
+    assert_eq!(
+        stats.written("task_create"),
+        rows_of("tasks"),
+        "{:?}",
+        stats.writes
+    );
+    assert_eq!(
+        stats.written("note_create"),
+        rows_of("notes"),
+        "{:?}",
+        stats.writes
+    );
+
     // B holds what A holds, contact by contact, once.
     let src = contacts_by_email(&a, &la);
     let dst = contacts_by_email(&b, &lb);
@@ -325,4 +346,181 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// The input rows of an export folder, per table.
+fn export_rows(export: &Path, table: &str) -> u64 {
+    std::fs::read_dir(export.join(table))
+        .unwrap()
+        .map(|e| read_csv(&e.unwrap().path()).1.len() as u64)
+        .sum()
+}
+
+/// Kill `load` with SIGKILL three times (in contacts, tasks and notes, creates in flight), rerun
+/// each time: nothing is created twice, nothing is missing, one report line per input row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_killed_three_times_creates_nothing_twice() {
+    let a = sandbox(quiet_config(300)).await;
+    let mut cfg_b = quiet_config(0);
+    cfg_b.seed = 9;
+    cfg_b.latency = std::time::Duration::from_millis(2);
+    let b = sandbox(cfg_b).await;
+    let (la, lb) = (a.location_ids()[0].clone(), b.location_ids()[0].clone());
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export-of-a");
+    export_csv(&a, &la, &export).await;
+    let mapping = manifest_dir().join("mappings/migrate.toml");
+    let args = load_args(
+        &lb,
+        dir.path(),
+        &[
+            "--contacts",
+            &export.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--quiet",
+        ],
+    );
+    for (kind, at) in [
+        ("contact_upsert", 120),
+        ("task_create", 250),
+        ("note_create", 400),
+    ] {
+        let url = b.url();
+        let args = args.clone();
+        let state = b.state().clone();
+        let cwd = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(crate::util::bin())
+                .args(&args)
+                .current_dir(&cwd)
+                .env("GHL_BASE_URL", &url)
+                .env("GHL_TOKEN", DEFAULT_TOKEN)
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while state.stats().written(kind) < at
+                && std::time::Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2)); // poll interval, not synchronisation
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the load was still running when killed at {kind} >= {at}"
+            );
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let (code, _, d) = ghl(&b, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let stats = b.stats();
+    for (kind, table) in [("task_create", "tasks"), ("note_create", "notes")] {
+        assert_eq!(
+            stats.written(kind),
+            export_rows(&export, table),
+            "{kind}: {:?}",
+            stats.writes
+        );
+    }
+    assert_eq!(
+        b.store().contact_ids(&lb).len(),
+        a.store().contact_ids(&la).len(),
+        "each contact once"
+    );
+    for id in a.store().contact_ids(&la) {
+        let c = a.store().contact(&id).unwrap();
+        let Some(email) = c["email"].as_str() else {
+            continue;
+        };
+        let d = &contacts_by_email(&b, &lb)[&email.to_lowercase()];
+        let d_id = d["id"].as_str().unwrap();
+        assert_eq!(
+            b.store().tasks(d_id).len(),
+            a.store().tasks(&id).len(),
+            "{email}"
+        );
+        assert_eq!(
+            b.store().notes(d_id).len(),
+            a.store().notes(&id).len(),
+            "{email}"
+        );
+    }
+    let report = dir.path().join("report");
+    let lines = read_csv(&report.join("succeeded.csv")).1.len() as u64;
+    let input: u64 = ["contacts", "tasks", "notes"]
+        .iter()
+        .map(|t| export_rows(&export, t))
+        .sum();
+    assert_eq!(lines, input, "one report line per input row");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A custom field the target lacks fails the rows that carry a value for it, saying how to fix
+/// it; with --create-missing-fields it is created once, before the first row, and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_custom_fields_fail_rows_or_are_created_once() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    std::fs::write(
+        &input,
+        "email,ref\na@x.example,R-1\nb@x.example,\nc@x.example,R-3\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n[contacts]\n[[contacts.columns]]\nname = \"email\"\n\
+         [[contacts.columns]]\nname = 'customFields.\"Partner Ref\"'\nfrom = \"ref\"\n",
+    )
+    .unwrap();
+    let base = |state: &str, extra: &[&str]| {
+        let mut a = load_args(
+            &location,
+            &dir.path().join(state),
+            &[
+                "--contacts",
+                &input.display().to_string(),
+                "--mapping",
+                &mapping.display().to_string(),
+            ],
+        );
+        a.extend(strings(extra));
+        a
+    };
+    let (code, _, d) = ghl(&sb, base("one", &[]), dir.path()).await;
+    assert_eq!(code, Some(1), "{d}");
+    let (_, failed) = read_csv(&dir.path().join("one/report/failed.csv"));
+    assert_eq!(failed.len(), 2, "the rows with a value fail: {failed:?}");
+    assert!(
+        failed[0]
+            .last()
+            .unwrap()
+            .contains("--create-missing-fields"),
+        "{failed:?}"
+    );
+
+    let (code, stderr, d) = ghl(&sb, base("two", &["--create-missing-fields"]), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(
+        stderr.contains("Partner Ref"),
+        "the summary names the created field: {d}"
+    );
+    assert_eq!(sb.stats().written("custom_field_create"), 1);
+    let by_email = contacts_by_email(&sb, &location);
+    assert_eq!(
+        custom(&sb, &location, &by_email["a@x.example"], "Partner Ref"),
+        Some(Value::String("R-1".into()))
+    );
+    assert_eq!(
+        custom(&sb, &location, &by_email["b@x.example"], "Partner Ref"),
+        None
+    );
+    sb.shutdown().await;
 }
