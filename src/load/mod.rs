@@ -40,7 +40,7 @@ use fields::TargetFields;
 use rows::{Chunked, RowDone};
 
 /// Input rows handed to the writers at a time: the unit of concurrency and of tag batching.
-const CHUNK_ROWS: usize = 100;
+const CHUNK_ROWS: usize = 500;
 
 /// What a load did.
 #[derive(Debug, Default)]
