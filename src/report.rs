@@ -101,7 +101,8 @@ impl RejectPart {
 /// The per-row report files of a job that writes, made from its recorded outcomes, so every
 /// input row is in exactly one of them, also across resumed runs.
 ///
-/// - `succeeded.csv`: `table, input_file, input_row, key, target_id, action`.
+/// - `succeeded.csv`: `table, input_file, input_row, key, target_id, action, note` (what was
+///   not carried, fields that did not stick under `--verify`).
 /// - `failed.csv` (contacts or tag rows), `failed-tasks.csv`, `failed-notes.csv`: the input
 ///   row's own columns as they were read, then `input_file`, `input_row`, `error`, so the file
 ///   can be fixed and fed back as input (a mapping ignores the three extra columns). The own
@@ -122,11 +123,14 @@ pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowR
             "key",
             "target_id",
             "action",
+            "note",
         ])?;
         for r in &succeeded {
             let row = r.row.to_string();
             let target = r.target_id.as_deref().unwrap_or("");
-            w.write_record([&r.table, &r.file, &row, &r.key, target, r.status.as_str()])?;
+            let note = defused(r.detail.clone().unwrap_or_default());
+            let action = r.status.as_str();
+            w.write_record([&r.table, &r.file, &row, &r.key, target, action, &note])?;
         }
         Ok(())
     })?;
@@ -194,17 +198,21 @@ fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {
                     Some(other) => other.to_string(),
                 })
                 .collect();
-            let error = r.detail.clone().unwrap_or_default();
-            let error = if crate::sink::starts_formula(&error) {
-                format!("'{error}")
-            } else {
-                error
-            };
+            let error = defused(r.detail.clone().unwrap_or_default());
             line.extend([r.file.clone(), r.row.to_string(), error]);
             w.write_record(&line)?;
         }
         Ok(())
     })
+}
+
+/// A cell of ours, with a spreadsheet formula defused.
+fn defused(text: String) -> String {
+    if crate::sink::starts_formula(&text) {
+        format!("'{text}")
+    } else {
+        text
+    }
 }
 
 /// Write a CSV file through a temporary file and a rename: a reader never sees half of it.

@@ -524,3 +524,53 @@ async fn missing_custom_fields_fail_rows_or_are_created_once() {
     );
     sb.shutdown().await;
 }
+
+/// `--verify` reads each written contact back: GHL ignores `gender` on an upsert that matches an
+/// existing contact, and the report says so instead of claiming the field was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_fields_that_did_not_stick() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    std::fs::write(
+        &input,
+        "email,first,gender\nv@x.example,Vera,female\nv@x.example,Vera,male\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n[contacts]\n[[contacts.columns]]\nname = \"email\"\n\
+         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"first\"\n\
+         [[contacts.columns]]\nname = \"gender\"\n",
+    )
+    .unwrap();
+    let mut args = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--contacts",
+            &input.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--verify",
+        ],
+    );
+    args.extend(strings(&["--concurrency", "1"]));
+    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let (h, ok) = read_csv(&dir.path().join("report/succeeded.csv"));
+    let (action, note) = (
+        h.iter().position(|c| c == "action").unwrap(),
+        h.iter().position(|c| c == "note").unwrap(),
+    );
+    assert_eq!(ok[0][action], "created");
+    assert_eq!(ok[0][note], "", "the first write stuck: {ok:?}");
+    assert_eq!(ok[1][action], "updated");
+    assert!(
+        ok[1][note].contains("did not stick: gender"),
+        "the ignored gender is reported: {ok:?}"
+    );
+    sb.shutdown().await;
+}

@@ -76,6 +76,11 @@ pub struct LoadArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Read each written contact back (one more request each) and report, in succeeded.csv,
+    /// fields that did not stick.
+    #[arg(long)]
+    pub verify: bool,
+
     /// Confirm a `--mode delete`.
     #[arg(long)]
     pub yes: bool,
@@ -164,6 +169,7 @@ impl LoadArgs {
                 TagsArg::Replace => TagsMode::Replace,
             },
             dry_run: self.dry_run,
+            verify: self.verify,
             create_missing_fields: self.create_missing_fields,
             external_id: self.external_id.clone(),
             concurrency: self.concurrency.max(1),

@@ -42,6 +42,7 @@ pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<Ro
     }
     let with_tags = load.plan.tags == TagsMode::Replace;
     let request = body.request(&pairs, with_tags);
+    let sent = request.clone();
     let tags = body.tags.take().filter(|t| !t.is_empty() && !with_tags);
     if load.plan.dry_run {
         let mut done = RowDone::new(dry_run(load, cx, &key));
@@ -57,8 +58,13 @@ pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<Ro
         Mode::Update => update(load, cx, &key, &body, request).await?,
         Mode::Delete => delete(load, cx, &key, &body).await?,
     };
-    if !custom.notes.is_empty() && record.status != RowStatus::Failed {
-        record.detail = Some(custom.notes.join("; "));
+    let mut notes = custom.notes;
+    let written = matches!(record.status, RowStatus::Created | RowStatus::Updated);
+    if let (true, true, Some(target)) = (load.plan.verify, written, &record.target_id) {
+        notes.extend(super::verify::verify(load, target, &sent).await?);
+    }
+    if !notes.is_empty() && record.status != RowStatus::Failed {
+        record.detail = Some(notes.join("; "));
     }
     if let (Some(source), Some(target)) = (&body.keys.id, &record.target_id) {
         if matches!(load.plan.mode, Mode::Upsert | Mode::Create) {

@@ -8,6 +8,7 @@
 //! - `contacts`: upsert / create / update / delete of one contact row.
 //! - `children`: task and note creates, exactly once.
 //! - `tags`: the chunk's tags through the bulk endpoint, grouped to few requests.
+//! - `verify`: `--verify`: written contacts read back, fields that did not stick reported.
 //!
 //! Every input row ends in the state database as one [`RowRecord`], so a rerun skips what was
 //! settled, and the reports (`succeeded.csv`, `failed.csv`) are written from those records: one
@@ -20,6 +21,7 @@ mod fields;
 mod plan;
 mod rows;
 mod tags;
+mod verify;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -42,6 +42,8 @@ pub struct LoadPlan {
     pub mode: Mode,
     pub tags: TagsMode,
     pub dry_run: bool,
+    /// Read each written contact back and report fields that did not stick.
+    pub verify: bool,
     pub create_missing_fields: bool,
     /// The custom field (by name) that holds the source id, searched before a create.
     pub external_id: Option<String>,
