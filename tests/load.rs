@@ -574,3 +574,42 @@ async fn verify_reports_fields_that_did_not_stick() {
     );
     sb.shutdown().await;
 }
+
+/// `--dry-run` reads, maps and counts, and writes nothing; `--mode delete` needs `--yes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing_and_delete_needs_yes() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = manifest_dir().join("samples/ecosend-contacts.csv");
+    let mapping = manifest_dir().join("mappings/from-ecosend.toml");
+    let base = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--contacts",
+            &sample.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+        ],
+    );
+    let mut dry = base.clone();
+    dry.push("--dry-run".into());
+    let (code, stderr, d) = ghl(&sb, dry, dir.path()).await;
+    assert_eq!(code, Some(1), "three rows would fail: {d}");
+    assert!(
+        stderr.contains("Dry run: nothing was written. 8 input rows"),
+        "{d}"
+    );
+    assert!(stderr.contains("would write           5"), "{d}");
+    assert!(stderr.contains("would fail            3"), "{d}");
+    assert!(sb.stats().writes.is_empty(), "{:?}", sb.stats().writes);
+    assert!(sb.store().contact_ids(&location).is_empty());
+
+    let mut delete = base.clone();
+    delete.extend(strings(&["--mode", "delete"]));
+    let (code, stderr, d) = ghl(&sb, delete, dir.path()).await;
+    assert_eq!(code, Some(2), "{d}");
+    assert!(stderr.contains("--yes"), "{d}");
+    sb.shutdown().await;
+}
