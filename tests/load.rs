@@ -613,3 +613,116 @@ async fn dry_run_writes_nothing_and_delete_needs_yes() {
     assert!(stderr.contains("--yes"), "{d}");
     sb.shutdown().await;
 }
+
+/// Tasks on their own, `--mode update`: existing tasks named by id, their contact by email, are
+/// rewritten in place (title, completion); no task is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_on_their_own_update_existing_tasks_by_id() {
+    let sb = sandbox(quiet_config(30)).await;
+    let location = sb.location_ids()[0].clone();
+    let (contact, email) = sb
+        .store()
+        .contact_ids(&location)
+        .into_iter()
+        .filter_map(|id| {
+            let c = sb.store().contact(&id)?;
+            let email = c["email"].as_str()?.to_string();
+            (sb.store().tasks(&id).len() >= 2).then_some((id, email))
+        })
+        .next()
+        .expect("a contact with an email and two tasks");
+    let tasks = sb.store().tasks(&contact);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tasks.csv");
+    let mut csv = String::from("task,who,title,done\n");
+    for (i, t) in tasks.iter().take(2).enumerate() {
+        csv.push_str(&format!(
+            "{},{email},Renamed {i},true\n",
+            t["id"].as_str().unwrap()
+        ));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n[tasks]\n[[tasks.columns]]\nname = \"id\"\nfrom = \"task\"\n\
+         [[tasks.columns]]\nname = \"contact_email\"\nfrom = \"who\"\n[[tasks.columns]]\nname = \"title\"\n\
+         [[tasks.columns]]\nname = \"completed\"\nfrom = \"done\"\ntype = \"bool\"\n",
+    )
+    .unwrap();
+    let args = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--tasks",
+            &input.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--mode",
+            "update",
+        ],
+    );
+    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let after = sb.store().tasks(&contact);
+    assert_eq!(after.len(), tasks.len(), "no task added");
+    for (i, t) in tasks.iter().take(2).enumerate() {
+        let now = after.iter().find(|a| a["id"] == t["id"]).unwrap();
+        assert_eq!(now["title"], format!("Renamed {i}"));
+        assert_eq!(now["completed"], true);
+    }
+    assert_eq!(sb.stats().written("task_create"), 0);
+    assert_eq!(sb.stats().written("task_update"), 2);
+    sb.shutdown().await;
+}
+
+/// Contacts with neither email nor phone cannot be matched by upsert: with `--external-id` their
+/// source id is written to a custom field and searched before every create, so loading the same
+/// file again, even with a new state database, makes no second copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_id_keeps_contacts_without_email_or_phone_single() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("old-crm.csv");
+    std::fs::write(
+        &input,
+        "legacy_id,first,last\nL-1,Ida,Noether\nL-2,Emmy,Noether\nL-3,Ida,Noether\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n[contacts]\n[[contacts.columns]]\nname = \"id\"\nfrom = \"legacy_id\"\n\
+         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"first\"\n[[contacts.columns]]\nname = \"lastName\"\nfrom = \"last\"\n",
+    )
+    .unwrap();
+    for run in ["first", "second"] {
+        let args = load_args(
+            &location,
+            &dir.path().join(run),
+            &[
+                "--contacts",
+                &input.display().to_string(),
+                "--mapping",
+                &mapping.display().to_string(),
+                "--external-id",
+                "Source ID",
+                "--create-missing-fields",
+            ],
+        );
+        let (code, _, d) = ghl(&sb, args, dir.path()).await;
+        assert_eq!(code, Some(0), "{run}: {d}");
+        assert_eq!(
+            sb.store().contact_ids(&location).len(),
+            3,
+            "{run}: two Ida Noethers are two contacts, and no row is made twice"
+        );
+    }
+    let (h, ok) = read_csv(&dir.path().join("second/report/succeeded.csv"));
+    let action = h.iter().position(|c| c == "action").unwrap();
+    assert!(ok.iter().all(|r| r[action] == "unchanged"), "{ok:?}");
+    assert_eq!(sb.stats().written("contact_create"), 3);
+    assert_eq!(sb.stats().written("custom_field_create"), 1);
+    sb.shutdown().await;
+}

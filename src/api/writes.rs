@@ -143,4 +143,18 @@ impl Client {
         let call = Call::with_body(location, Method::POST, "/contacts/search", body);
         Ok(self.call::<SearchAnswer>(&call).await?.contacts)
     }
+
+    /// `PUT /contacts/{id}/tasks/{taskId}` or `.../notes/{noteId}` (idempotent).
+    pub async fn update_child(
+        &self,
+        location: &str,
+        contact_id: &str,
+        child: &str,
+        id: &str,
+        body: Value,
+    ) -> Result<Value> {
+        let path = format!("/contacts/{contact_id}/{child}/{id}");
+        self.call(&Call::with_body(location, Method::PUT, path, body))
+            .await
+    }
 }

@@ -1,4 +1,5 @@
-//! Task and note rows: find the contact in the target, then create the record exactly once.
+//! Task and note rows: find the contact in the target, then create the record exactly once
+//! (or, with `--mode update`, rewrite the task or note the row's `id` names).
 //!
 //! The contact: the source `contact_id` through the id map a contact load left (so a later run
 //! with only `--notes` still lands them right), else that id taken as a target id, else the
@@ -15,6 +16,7 @@ use sha2::Digest;
 
 use super::body::Body;
 use super::contacts::outcome_unknown;
+use super::plan::Mode;
 use super::rows::{api_failure, RowCtx, RowDone};
 use super::Load;
 use crate::exit::Result;
@@ -38,7 +40,7 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
         return Ok(RowDone::new(cx.failed(&key, why)));
     };
     let mut request = body.request(&[], false);
-    if cx.table == TableKind::Tasks {
+    if cx.table == TableKind::Tasks && load.plan.mode != Mode::Update {
         // GHL requires `completed`; a task without the column is an open one.
         request
             .as_object_mut()
@@ -49,8 +51,45 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Ok(RowDone::new(cx.record(RowStatus::Created, &key)));
     }
-    let record = create_once(load, cx, &key, &contact, request).await?;
+    let record = match (load.plan.mode, &body.keys.id) {
+        (Mode::Update, Some(id)) => update(load, cx, &key, &contact, id, request).await?,
+        (Mode::Update, None) => cx.failed(
+            &key,
+            format!(
+                "--mode update needs the {} id in an `id` column",
+                singular(cx.table)
+            ),
+        ),
+        _ => create_once(load, cx, &key, &contact, request).await?,
+    };
     Ok(RowDone::new(record))
+}
+
+fn singular(table: TableKind) -> &'static str {
+    if table == TableKind::Tasks {
+        "task"
+    } else {
+        "note"
+    }
+}
+
+/// `--mode update`: the row's task or note, by its id in the target, rewritten.
+async fn update(
+    load: &Load,
+    cx: &RowCtx,
+    key: &str,
+    contact: &str,
+    id: &str,
+    request: Json,
+) -> Result<RowRecord> {
+    let answer = load
+        .client
+        .update_child(&load.plan.location, contact, cx.table.name(), id, request)
+        .await;
+    match answer {
+        Ok(_) => Ok(cx.done(RowStatus::Updated, key, id)),
+        Err(e) => Ok(cx.failed(key, api_failure(e)?)),
+    }
 }
 
 /// The target contact of a task or note row.

@@ -137,14 +137,22 @@ async fn create_once(
     request: Json,
 ) -> Result<RowRecord> {
     let fp = fingerprint(body);
-    let must_look = load.plan.external_id.is_some()
-        || cx
-            .prior
-            .as_ref()
-            .is_some_and(|p| p.status == RowStatus::Sending);
-    if must_look {
+    let was_sending = cx
+        .prior
+        .as_ref()
+        .is_some_and(|p| p.status == RowStatus::Sending);
+    if was_sending || load.plan.external_id.is_some() {
         if let Some(found) = find_created(load, body).await? {
-            return Ok(cx.done(RowStatus::Created, key, &found.id));
+            // Our own lost create, or a contact an earlier load (maybe with another state
+            // database) made from the same source row.
+            return Ok(if was_sending {
+                cx.done(RowStatus::Created, key, &found.id)
+            } else {
+                RowRecord {
+                    detail: Some("already in the target (found by --external-id)".into()),
+                    ..cx.done(RowStatus::Unchanged, key, &found.id)
+                }
+            });
         }
     }
     let mut last = String::new();
