@@ -46,6 +46,11 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
             .as_object_mut()
             .map(|o| o.entry("completed").or_insert(Json::Bool(false)));
     }
+    if load.plan.mode != Mode::Update {
+        if let Some(missing) = missing_required(cx.table, &request) {
+            return Ok(RowDone::new(cx.failed(&key, missing)));
+        }
+    }
     if load.plan.dry_run {
         load.planned
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -63,6 +68,27 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
         _ => create_once(load, cx, &key, &contact, request).await?,
     };
     Ok(RowDone::new(record))
+}
+
+/// The fields the spec requires of a create (`CreateTaskParams`: title, dueDate, completed;
+/// `NotesDTO`: body) that the row lacks: caught before the request, in a dry run too.
+fn missing_required(table: TableKind, request: &Json) -> Option<String> {
+    let required: &[&str] = match table {
+        TableKind::Tasks => &["title", "dueDate", "completed"],
+        _ => &["body"],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|f| request.get(f).is_none_or(Json::is_null))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "a {} needs {} (the API requires it)",
+            singular(table),
+            missing.join(", ")
+        )
+    })
 }
 
 fn singular(table: TableKind) -> &'static str {
@@ -304,5 +330,14 @@ mod tests {
             Some("t9")
         );
         assert_eq!(created_id(&json!({"id": "n9"})).as_deref(), Some("n9"));
+        assert_eq!(
+            missing_required(TableKind::Tasks, &json!({"title": "x", "completed": false}))
+                .as_deref(),
+            Some("a task needs dueDate (the API requires it)")
+        );
+        assert_eq!(
+            missing_required(TableKind::Notes, &json!({"body": "hi"})),
+            None
+        );
     }
 }
