@@ -247,7 +247,7 @@ fn essence(sb: &Sandbox, location: &str, c: &Value) -> Value {
 /// a rate limit, every task and note still lands exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
-    let a = sandbox(quiet_config(400)).await;
+    let a = sandbox(quiet_config(1_200)).await;
     let mut cfg_b = quiet_config(0);
     cfg_b.seed = 7;
     let b = sandbox(cfg_b).await;
@@ -257,7 +257,7 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     export_csv(&a, &la, &export).await;
 
     b.set_fault_rate(0.05);
-    b.set_rate_limit(Some("400/1s".parse().unwrap()));
+    b.set_rate_limit(Some("1000/1s".parse().unwrap()));
     let mapping = manifest_dir().join("mappings/migrate.toml");
     let mut args = load_args(
         &lb,
@@ -272,7 +272,7 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
         ],
     );
     args.retain(|x| x != "--rate" && x != "off");
-    args.extend(strings(&["--rate", "400/1s"]));
+    args.extend(strings(&["--rate", "1000/1s", "--concurrency", "32"]));
     let (code, stderr, d) = ghl(&b, args, dir.path()).await;
     assert!(code == Some(0) || code == Some(1), "{d}");
     b.set_fault_rate(0.0);
@@ -332,7 +332,7 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     let src = contacts_by_email(&a, &la);
     let dst = contacts_by_email(&b, &lb);
     let with_email: usize = src.len();
-    assert!(with_email > 300, "the sandbox gives most contacts an email");
+    assert!(with_email > 900, "the sandbox gives most contacts an email");
     for (email, c) in &src {
         let Some(d) = dst.get(email) else {
             panic!("{email} is missing in B");
@@ -724,5 +724,105 @@ async fn external_id_keeps_contacts_without_email_or_phone_single() {
     assert!(ok.iter().all(|r| r[action] == "unchanged"), "{ok:?}");
     assert_eq!(sb.stats().written("contact_create"), 3);
     assert_eq!(sb.stats().written("custom_field_create"), 1);
+    sb.shutdown().await;
+}
+
+/// A refused token stops the load at once, with exit 3 and one error naming what to fix; no
+/// row is reported failed for it (a rerun with a good token loads them all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_stops_the_load_at_once() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = manifest_dir().join("samples/ecosend-contacts.csv");
+    let mapping = manifest_dir().join("mappings/from-ecosend.toml");
+    let args = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--contacts",
+            &sample.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+        ],
+    );
+    let url = sb.url();
+    let cwd = dir.path().to_path_buf();
+    let a = args.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_bin(
+            &a,
+            &[("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", "revoked")],
+            &cwd,
+        )
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(stderr.contains("GHL_TOKEN"), "{stderr}");
+    assert_eq!(sb.stats().requests, 1, "one request, no retries");
+    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "the rerun with a good token loads the good rows: {d}"
+    );
+    assert_eq!(sb.store().contact_ids(&location).len(), 5);
+    sb.shutdown().await;
+}
+
+/// A file-upload custom field's value points at files GHL hosts for the source location: it
+/// is never written, and the row's report says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_upload_fields_are_not_carried_and_the_report_says_so() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let file_field = sb
+        .store()
+        .custom_fields(&location)
+        .into_iter()
+        .find(|f| f["dataType"] == "FILE_UPLOAD")
+        .expect("the sandbox has a file-upload field");
+    let name = file_field["name"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("c.csv");
+    std::fs::write(
+        &input,
+        "email,doc\nf@x.example,https://files.example/contract.pdf\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        format!(
+            "version = 1\ndirection = \"load\"\n[contacts]\n[[contacts.columns]]\nname = \"email\"\n\
+             [[contacts.columns]]\nname = 'customFields.\"{name}\"'\nfrom = \"doc\"\n"
+        ),
+    )
+    .unwrap();
+    let args = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--contacts",
+            &input.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+        ],
+    );
+    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let c = &contacts_by_email(&sb, &location)["f@x.example"];
+    assert_eq!(
+        custom(&sb, &location, c, &name),
+        None,
+        "nothing written: {c}"
+    );
+    let (h, ok) = read_csv(&dir.path().join("report/succeeded.csv"));
+    let note = h.iter().position(|c| c == "note").unwrap();
+    assert!(ok[0][note].contains("not carried"), "{ok:?}");
     sb.shutdown().await;
 }
