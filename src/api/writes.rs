@@ -1,6 +1,6 @@
 //! The write endpoints a migration needs beyond upsert, tags, tasks and notes (`endpoints`):
 //! create, update and delete a contact, create a custom field, and the look-ups a load makes
-//! before it writes (duplicate search, search by a custom field's value).
+//! before it writes (duplicate search, free-text search).
 //!
 //! Creates are not idempotent: only a 429 (refused before any work) is retried, and after any
 //! other failure the caller checks whether the record exists before trying again.
@@ -106,24 +106,6 @@ impl Client {
             call = call.query("number", p);
         }
         Ok(self.call::<MaybeContact>(&call).await?.contact)
-    }
-
-    /// `POST /contacts/search` with filters, first page only (`limit` contacts): for look-ups
-    /// that expect one or a few answers.
-    pub async fn search_contacts(
-        &self,
-        location: &str,
-        filters: Vec<Value>,
-        limit: usize,
-    ) -> Result<Vec<Contact>> {
-        let body = json!({
-            "locationId": location,
-            "pageLimit": limit,
-            "page": 1,
-            "filters": filters,
-        });
-        let call = Call::with_body(location, Method::POST, "/contacts/search", body);
-        Ok(self.call::<SearchAnswer>(&call).await?.contacts)
     }
 
     /// `POST /contacts/search` with a free-text `query` (name, email, phone, company), first
