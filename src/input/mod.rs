@@ -8,6 +8,7 @@
 //! reader, with an [`InputError`] naming the path. What the columns mean is `mapping`'s business,
 //! and what happens to each row is the job's.
 
+mod chunked;
 mod csv;
 mod files;
 mod ndjson;
@@ -23,6 +24,7 @@ use serde_json::{Map, Value};
 use crate::job::MANIFEST;
 use crate::table::TableKind;
 
+pub use self::chunked::Chunked;
 pub use self::files::format_of;
 
 /// How an input file is encoded. Without an explicit format, the extension decides: `.csv`

@@ -4,7 +4,7 @@
 //! - `plan`: what the load does ([`LoadPlan`]), and its identity.
 //! - `body`: a mapped row → request keys, body fields, custom fields, tags.
 //! - `fields`: the target's custom fields, resolved by name or created.
-//! - `rows`: reading an input file in chunks on a blocking thread; one row's account.
+//! - `rows`: one input row through the mapping to its writer; the row's account.
 //! - `contacts`: upsert / create / update / delete of one contact row.
 //! - `children`: task and note creates, exactly once.
 //! - `tags`: the chunk's tags through the bulk endpoint, grouped to few requests.
@@ -34,12 +34,13 @@ pub use plan::{LoadPlan, Mode, TagsMode};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
+use crate::input::Chunked;
 use crate::job::{Connection, ConnectionPlan, Cost, Progress, Ui};
 use crate::report::{write_row_reports, RowReports};
 use crate::state::{JobStatus, RowRecord, RowStatus, StateDb};
 use crate::table::TableKind;
 use fields::TargetFields;
-use rows::{Chunked, RowDone};
+use rows::RowDone;
 
 /// Input rows handed to the writers at a time: the unit of concurrency and of tag batching.
 const CHUNK_ROWS: usize = 500;
@@ -223,7 +224,8 @@ async fn load_table(
         )));
     };
     let mapping = Arc::new(mapping.clone());
-    let mut chunks = Chunked::open(path, load.plan.input_format, CHUNK_ROWS)?;
+    let mut chunks = Chunked::open(path, load.plan.input_format, CHUNK_ROWS)
+        .map_err(|e| JobError::usage(e.to_string()))?;
     while let Some(chunk) = chunks.next().await {
         if load.cancelled.load(Ordering::Relaxed) {
             break;
@@ -255,7 +257,10 @@ async fn load_table(
         }
         load.progress.advance(n, &load.client.stats());
     }
-    chunks.finish().await
+    chunks
+        .finish()
+        .await
+        .map_err(|e| JobError::usage(e.to_string()))
 }
 
 fn count(s: &mut LoadSummary, status: RowStatus) {

@@ -1,64 +1,20 @@
-//! Input rows in, one row's account out: a blocking thread reads the input file in chunks
-//! (bounded channel: memory stays flat however large the file), and [`load_row`] takes one
-//! row through the mapping to the writer of its table.
+//! One input row in, one row's account out: [`load_row`] takes a row (read in chunks by
+//! `input::Chunked`) through the mapping to the writer of its table.
 //!
 //! A row already settled by an earlier run of the same load is skipped; a bad input row or a
 //! mapping reject becomes a failed row with its reason; the other rows go on.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
-use tokio::sync::mpsc;
 
 use super::body::{body_of, Body};
 use super::{children, contacts, Load};
-use crate::exit::{JobError, Result};
-use crate::input::{self, InputFormat, InputOptions, InputRecord, RowResult};
+use crate::exit::Result;
+use crate::input::{InputRecord, RowResult};
 use crate::mapping::{RecordContext, RowOutcome, TableMapping};
 use crate::state::{RowRecord, RowStatus};
 use crate::table::TableKind;
-
-/// Input rows in chunks, read on a blocking thread.
-pub struct Chunked {
-    rx: mpsc::Receiver<Vec<RowResult>>,
-    reader: tokio::task::JoinHandle<std::result::Result<(), input::InputError>>,
-}
-
-impl Chunked {
-    pub fn open(path: &Path, format: Option<InputFormat>, rows: usize) -> Result<Chunked> {
-        let reader = input::open(path, format, &InputOptions::default())
-            .map_err(|e| JobError::usage(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(2);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut chunk = Vec::with_capacity(rows);
-            for item in reader {
-                chunk.push(item?);
-                if chunk.len() == rows && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
-                    return Ok(()); // the load stopped
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = tx.blocking_send(chunk);
-            }
-            Ok(())
-        });
-        Ok(Chunked { rx, reader })
-    }
-
-    pub async fn next(&mut self) -> Option<Vec<RowResult>> {
-        self.rx.recv().await
-    }
-
-    /// Wait for the reader: a file that broke off mid-way (a fatal read error) says so here.
-    pub async fn finish(self) -> Result<()> {
-        drop(self.rx);
-        self.reader
-            .await
-            .map_err(|e| JobError::usage(format!("the input reader failed: {e}")))?
-            .map_err(|e| JobError::usage(e.to_string()))
-    }
-}
 
 /// One row's account, and the tags still to add for it.
 pub struct RowDone {
