@@ -21,6 +21,7 @@
 //! Jobs and commands:
 //! - [`export`]: the pipelined export job.
 //! - [`load`]: the load job: input files into a location, each row exactly once.
+//! - [`tag`]: the tag job: tags added to and removed from a list of contacts, in few requests.
 //! - [`check`]: `auth check` and `mapping check`.
 //! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
 //!
@@ -42,3 +43,4 @@ pub mod secret;
 pub mod sink;
 pub mod state;
 pub mod table;
+pub mod tag;

@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 use ghl_etl::cli::{AuthCommand, Cli, Command, LogFormat, MappingCommand};
 use ghl_etl::exit::{self, JobError};
 use ghl_etl::job::Ui;
-use ghl_etl::{check, export, load, sandbox};
+use ghl_etl::{check, export, load, sandbox, tag};
 
 /// mimalloc instead of glibc malloc: the pipeline parses pages on async workers and frees the
 /// records on the writer thread, and glibc's arena locks made those cross-thread frees the
@@ -90,6 +90,15 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
         Command::Load(args) => {
             let (conn, plan) = args.resolve()?;
             let summary = load::load(&conn, &plan, ui).await?;
+            Ok(if summary.failed > 0 {
+                exit::RECORD_FAILURES
+            } else {
+                exit::OK
+            })
+        }
+        Command::Tag(args) => {
+            let (conn, plan) = args.resolve()?;
+            let summary = tag::tag(&conn, &plan, ui).await?;
             Ok(if summary.failed > 0 {
                 exit::RECORD_FAILURES
             } else {

@@ -12,3 +12,4 @@ mod mapping;
 mod sandbox;
 mod sinks;
 mod spec;
+mod tag;

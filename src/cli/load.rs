@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::ConnectionArgs;
 use crate::exit::{JobError, Result};
-use crate::input::{export_tables, InputFormat};
+use crate::input::export_tables;
 use crate::job::ConnectionPlan;
 use crate::load::{LoadPlan, Mode, TagsMode};
 use crate::mapping::{Direction, MappingFile};
@@ -152,11 +152,7 @@ impl LoadArgs {
             contacts,
             tasks,
             notes,
-            input_format: self.input_format.map(|f| match f {
-                FormatArg::Csv => InputFormat::Csv { delimiter },
-                FormatArg::Ndjson => InputFormat::Ndjson,
-                FormatArg::Parquet => InputFormat::Parquet,
-            }),
+            input_format: self.input_format.map(|f| f.format(delimiter)),
             mapping,
             mode: match self.mode {
                 ModeArg::Upsert => Mode::Upsert,

@@ -8,6 +8,7 @@
 //! - `export`: `ghl-etl export`.
 //! - `load`: `ghl-etl load`.
 //! - `sandbox`: `ghl-etl sandbox`.
+//! - `tag`: `ghl-etl tag`.
 //!
 //! Secrets are never flags: tokens come from `GHL_TOKEN` / `GHL_CLIENT_SECRET` in the
 //! environment or from files (`--token-file`, `--refresh-token-file`), so they stay out of
@@ -17,6 +18,7 @@ mod connection;
 mod export;
 mod load;
 mod sandbox;
+mod tag;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,7 @@ pub use connection::ConnectionArgs;
 pub use export::ExportArgs;
 pub use load::LoadArgs;
 pub use sandbox::SandboxArgs;
+pub use tag::TagArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,6 +65,8 @@ pub enum Command {
     Export(Box<ExportArgs>),
     /// Load contacts, tasks, notes and tags from files into a location, each row exactly once.
     Load(Box<LoadArgs>),
+    /// Add or remove tags on a list of contacts (by id, email or phone), in few requests.
+    Tag(Box<TagArgs>),
     /// Check that a token works for a location, and which scopes it has.
     Auth {
         #[command(subcommand)]
