@@ -123,6 +123,7 @@ mod cell;
 mod compile;
 mod defaults;
 mod error;
+mod file;
 mod path;
 mod phone;
 mod plan;
@@ -133,6 +134,7 @@ use std::path::Path as FsPath;
 use serde_json::Value as Json;
 
 pub use error::{MappingError, MappingErrors};
+pub use file::MappingFile;
 
 use crate::table::{Row, TableKind, TableSchema, Value};
 use path::{CustomRef, Path};
@@ -158,36 +160,6 @@ impl From<crate::api::model::CustomField> for CustomFieldInfo {
             field_key: f.field_key,
             data_type: f.data_type,
         }
-    }
-}
-
-/// A mapping file as read: its path, its text (part of a job's identity: a changed mapping is
-/// another job) and the checked mapping.
-#[derive(Debug, Clone)]
-pub struct MappingFile {
-    pub path: std::path::PathBuf,
-    pub text: String,
-    pub mapping: Mapping,
-}
-
-impl MappingFile {
-    /// Read and check a mapping file.
-    pub fn read(path: &FsPath) -> Result<MappingFile, MappingErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            MappingErrors(vec![MappingError {
-                file: path.display().to_string(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the mapping file: {e}"),
-                help: None,
-            }])
-        })?;
-        let mapping = Mapping::from_str(&text, &path.display().to_string())?;
-        Ok(MappingFile {
-            path: path.to_path_buf(),
-            text,
-            mapping,
-        })
     }
 }
 
