@@ -49,18 +49,6 @@ pub struct ConnectionPlan {
 }
 
 impl ConnectionPlan {
-    /// A plan for a server at `url` with a static token and the default pacing.
-    pub fn to_url(url: &str, token: &str) -> ConnectionPlan {
-        ConnectionPlan {
-            endpoint: Endpoint::Url(url.to_string()),
-            auth: Some(AuthConfig::Static(Secret::new(token))),
-            rate: RateChoice::Default,
-            daily_reserve: 1_000,
-            retry: RetryConfig::default(),
-            request_timeout: Duration::from_secs(60),
-        }
-    }
-
     /// What the job key records of the server: outputs of the embedded sandbox and of a real
     /// location never share a key.
     pub fn server_identity(&self) -> String {
