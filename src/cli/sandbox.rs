@@ -86,8 +86,8 @@ impl SandboxArgs {
             fault_rate: self.fault_rate,
             latency: Duration::from_millis(self.latency),
             tokens: self.tokens.clone(),
-            record_requests: false,
             access_token_ttl: Duration::from_secs(self.access_token_ttl),
+            ..SandboxConfig::default()
         }
     }
 }

@@ -64,6 +64,41 @@ fn wanted(mapping: &Mapping) -> Vec<(String, ColumnType)> {
         .collect()
 }
 
+/// Create a custom field exactly once: a create whose answer was lost (a 5xx, a dropped
+/// connection) may have acted, so the location's fields are read again before another try.
+async fn create_once(
+    client: &Client,
+    location: &str,
+    name: &str,
+    data_type: &str,
+) -> Result<crate::api::model::CustomField> {
+    use crate::api::ErrorKind;
+    let mut attempt = 0u32;
+    loop {
+        match client.create_custom_field(location, name, data_type).await {
+            Ok(f) => return Ok(f),
+            Err(e)
+                if attempt < 5
+                    && matches!(
+                        e.kind,
+                        ErrorKind::Server | ErrorKind::Transport | ErrorKind::Decode { .. }
+                    ) =>
+            {
+                let existing = client.custom_fields(location).await?;
+                if let Some(f) = existing
+                    .into_iter()
+                    .find(|f| f.name.as_deref() == Some(name))
+                {
+                    return Ok(f);
+                }
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl TargetFields {
     /// Read the target's fields and settle every name: found, created, or missing.
     pub async fn resolve(
@@ -98,9 +133,7 @@ impl TargetFields {
                     out.ids.insert(name, id.to_string());
                 }
                 Err(_) if create_missing && !dry_run => {
-                    let f = client
-                        .create_custom_field(location, &name, data_type(ty))
-                        .await?;
+                    let f = create_once(client, location, &name, data_type(ty)).await?;
                     tracing::info!(field = %name, id = %f.id, "Created a custom field in the target location.");
                     out.ids.insert(name.clone(), f.id.clone());
                     out.created.push(name);

@@ -100,6 +100,9 @@ pub struct SandboxConfig {
     pub record_requests: bool,
     /// Lifetime of the OAuth access tokens the sandbox issues.
     pub access_token_ttl: Duration,
+    /// Seed each location's custom fields. Off gives locations with none, as a fresh migration
+    /// target has; it needs `contacts = 0` (seeded contacts carry values for those fields).
+    pub custom_fields: bool,
 }
 
 impl Default for SandboxConfig {
@@ -115,6 +118,7 @@ impl Default for SandboxConfig {
             tokens: Vec::new(),
             record_requests: false,
             access_token_ttl: Duration::from_secs(86_399),
+            custom_fields: true,
         }
     }
 }
@@ -141,6 +145,8 @@ pub enum SandboxError {
     FaultRate(f64),
     #[error("the sandbox needs at least one location")]
     NoLocation,
+    #[error("locations without custom fields must start without contacts (contacts = 0)")]
+    CustomFieldsNeedNoContacts,
     #[error("could not build the sandbox data: {0}")]
     Build(String),
 }
@@ -190,7 +196,13 @@ impl SandboxState {
         if !(0.0..=1.0).contains(&cfg.fault_rate) {
             return Err(SandboxError::FaultRate(cfg.fault_rate));
         }
-        let store = Store::new(cfg.seed, cfg.locations, cfg.contacts);
+        let mut store = Store::new(cfg.seed, cfg.locations, cfg.contacts);
+        if !cfg.custom_fields {
+            if cfg.contacts > 0 {
+                return Err(SandboxError::CustomFieldsNeedNoContacts);
+            }
+            store.drop_seeded_fields();
+        }
         let ids = store.location_ids();
         let mut extra = Vec::new();
         for t in &cfg.tokens {

@@ -499,6 +499,14 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Forget the seeded custom-field definitions (only for locations without seeded
+    /// contacts, whose values would name them).
+    pub(crate) fn drop_seeded_fields(&mut self) {
+        for l in &mut self.locs {
+            l.meta.fields.clear();
+        }
+    }
+
     /// Field definitions of one model (`contact`, `opportunity`), or of all models.
     pub(crate) fn custom_fields_of(&self, li: usize, model: Option<&str>) -> Vec<Value> {
         let loc = &self.locs[li].meta;
