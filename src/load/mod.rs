@@ -230,7 +230,10 @@ async fn load_table(
         if load.cancelled.load(Ordering::Relaxed) {
             break;
         }
+        // After Ctrl-C no new row starts; the rows in flight finish and are recorded.
+        let cancelled = load.cancelled.clone();
         let done: Vec<Result<RowDone>> = futures::stream::iter(chunk)
+            .take_while(move |_| futures::future::ready(!cancelled.load(Ordering::Relaxed)))
             .map(|row| rows::load_row(load.clone(), mapping.clone(), row))
             .buffer_unordered(load.plan.concurrency)
             .collect()
