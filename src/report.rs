@@ -103,6 +103,9 @@ impl RejectPart {
 ///
 /// - `succeeded.csv`: `table, input_file, input_row, key, target_id, action, note` (what was
 ///   not carried, fields that did not stick under `--verify`).
+/// A row left `sending` by an interrupted run is reported failed ("rerun to check") until a
+/// rerun settles it.
+///
 /// - `failed.csv` (contacts or tag rows), `failed-tasks.csv`, `failed-notes.csv`: the input
 ///   row's own columns as they were read, then `input_file`, `input_row`, `error`, so the file
 ///   can be fixed and fed back as input (a mapping ignores the three extra columns). The own
@@ -112,7 +115,7 @@ pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowR
     let mut reports = RowReports::default();
     let succeeded: Vec<&RowRecord> = rows
         .iter()
-        .filter(|r| r.status != RowStatus::Failed)
+        .filter(|r| r.status.is_final() && r.status != RowStatus::Failed)
         .collect();
     let path = dir.join("succeeded.csv");
     write_atomically(&path, |w| {
@@ -140,7 +143,7 @@ pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowR
     for table in tables {
         let failed: Vec<&RowRecord> = rows
             .iter()
-            .filter(|r| r.table == table && r.status == RowStatus::Failed)
+            .filter(|r| r.table == table && !(r.status.is_final() && r.status != RowStatus::Failed))
             .collect();
         let name = match table {
             "tasks" | "notes" => format!("failed-{table}.csv"),
@@ -198,7 +201,13 @@ fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {
                     Some(other) => other.to_string(),
                 })
                 .collect();
-            let error = defused(r.detail.clone().unwrap_or_default());
+            let error = match r.status {
+                // An interrupted run: the write may or may not have happened; a rerun checks.
+                RowStatus::Sending => {
+                    "interrupted while sending; rerun to check and finish it".into()
+                }
+                _ => defused(r.detail.clone().unwrap_or_default()),
+            };
             line.extend([r.file.clone(), r.row.to_string(), error]);
             w.write_record(&line)?;
         }
