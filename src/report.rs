@@ -103,13 +103,13 @@ impl RejectPart {
 ///
 /// - `succeeded.csv`: `table, input_file, input_row, key, target_id, action, note` (what was
 ///   not carried, fields that did not stick under `--verify`).
-/// A row left `sending` by an interrupted run is reported failed ("rerun to check") until a
-/// rerun settles it.
-///
 /// - `failed.csv` (contacts or tag rows), `failed-tasks.csv`, `failed-notes.csv`: the input
 ///   row's own columns as they were read, then `input_file`, `input_row`, `error`, so the file
 ///   can be fixed and fed back as input (a mapping ignores the three extra columns). The own
 ///   columns are left as given; only `error`, which is ours, has formulas defused.
+///
+/// A row left `sending` by an interrupted run is reported failed ("rerun to check") until a
+/// rerun settles it.
 pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowReports> {
     std::fs::create_dir_all(dir)?;
     let mut reports = RowReports::default();

@@ -124,6 +124,17 @@ impl Connection {
             .unwrap_or_default()
     }
 
+    /// The location a one-location job works on: the one given, else the embedded sandbox's.
+    pub fn location_or_default(&self, given: &str) -> Result<String> {
+        if !given.is_empty() {
+            return Ok(given.to_string());
+        }
+        self.sandbox_locations()
+            .into_iter()
+            .next()
+            .ok_or_else(|| JobError::usage("no location: pass --location (or set GHL_LOCATION)"))
+    }
+
     /// Stop the embedded sandbox, if any.
     pub async fn close(self) {
         if let Some(sb) = self.sandbox {

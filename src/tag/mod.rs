@@ -73,13 +73,7 @@ impl Tagging {
 pub async fn tag(conn: &ConnectionPlan, plan: &TagPlan, ui: Ui) -> Result<TagSummary> {
     let connection = Connection::open(conn, ui.quiet).await?;
     let mut plan = plan.clone();
-    if plan.location.is_empty() {
-        plan.location = connection
-            .sandbox_locations()
-            .into_iter()
-            .next()
-            .ok_or_else(|| JobError::usage("no location: pass --location (or set GHL_LOCATION)"))?;
-    }
+    plan.location = connection.location_or_default(&plan.location)?;
     let result = run(&connection.client, &conn.server_identity(), plan, ui).await;
     connection.close().await;
     result
