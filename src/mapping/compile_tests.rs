@@ -1,5 +1,6 @@
 //! Tests of the mapping compiler: every error with its position and help, both directions.
 
+use super::load::{LOAD_CONTACT_FIELDS, LOAD_NOTE_FIELDS, LOAD_TASK_FIELDS};
 use super::*;
 use crate::mapping::MappingError;
 
