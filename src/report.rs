@@ -167,6 +167,15 @@ impl RowReports {
     pub fn failed_total(&self) -> u64 {
         self.failed.iter().map(|(_, n)| n).sum()
     }
+
+    /// Where the reports went, for the summary on stderr (failed files only when not empty).
+    pub fn print(&self) {
+        let (path, n) = &self.succeeded;
+        eprintln!("Reports: {} ({n} rows)", path.display());
+        for (path, n) in self.failed.iter().filter(|(_, n)| *n > 0) {
+            eprintln!("         {} ({n} rows)", path.display());
+        }
+    }
 }
 
 fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {

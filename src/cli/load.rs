@@ -2,10 +2,11 @@
 //! stands for its `contacts/`, `tasks/` and `notes/`), a load mapping checked before any request,
 //! the write mode and its safety switches.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::input::InputArgs;
 use super::ConnectionArgs;
 use crate::exit::{JobError, Result};
 use crate::input::export_tables;
@@ -26,13 +27,6 @@ pub enum ModeArg {
 pub enum TagsArg {
     Add,
     Replace,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    Csv,
-    Ndjson,
-    Parquet,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -95,26 +89,12 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FIELD NAME")]
     pub external_id: Option<String>,
 
-    /// Input format (default: from each file's extension).
-    #[arg(long, value_enum)]
-    pub input_format: Option<FormatArg>,
-
-    /// CSV field separator.
-    #[arg(long, default_value = ",")]
-    pub delimiter: char,
-
     /// Writes in flight (the rate limit is the real bound).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
 
-    /// State database (each row's outcome), for resume.
-    #[arg(long, default_value = ".ghl-etl/state.sqlite")]
-    pub state: PathBuf,
-
-    /// Folder of the reports `succeeded.csv` and `failed.csv` (default: `load-report/` beside
-    /// the state database).
-    #[arg(long)]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 impl LoadArgs {
@@ -139,20 +119,13 @@ impl LoadArgs {
                 "nothing to load: pass --contacts, --tasks or --notes",
             ));
         }
-        let delimiter = u8::try_from(self.delimiter)
-            .map_err(|_| JobError::usage("--delimiter must be one ASCII character"))?;
-        let report_dir = self.report.clone().unwrap_or_else(|| {
-            self.state
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("load-report")
-        });
+        let report_dir = self.input.report_dir("load-report");
         let plan = LoadPlan {
             location: self.location.clone().unwrap_or_default(),
             contacts,
             tasks,
             notes,
-            input_format: self.input_format.map(|f| f.format(delimiter)),
+            input_format: self.input.format()?,
             mapping,
             mode: match self.mode {
                 ModeArg::Upsert => Mode::Upsert,
@@ -169,7 +142,7 @@ impl LoadArgs {
             create_missing_fields: self.create_missing_fields,
             external_id: self.external_id.clone(),
             concurrency: self.concurrency.max(1),
-            state: self.state.clone(),
+            state: self.input.state.clone(),
             report_dir,
         };
         if plan.location.is_empty() && !self.conn.sandbox {

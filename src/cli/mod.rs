@@ -6,6 +6,7 @@
 //!
 //! - `connection`: how to reach the API (every command that calls it).
 //! - `export`: `ghl-etl export`.
+//! - `input`: the input-file flags `load` and `tag` share.
 //! - `load`: `ghl-etl load`.
 //! - `sandbox`: `ghl-etl sandbox`.
 //! - `tag`: `ghl-etl tag`.
@@ -16,6 +17,7 @@
 
 mod connection;
 mod export;
+mod input;
 mod load;
 mod sandbox;
 mod tag;

@@ -1,13 +1,12 @@
 //! `ghl-etl tag` flags, resolved into a [`TagPlan`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use super::load::FormatArg;
+use super::input::InputArgs;
 use super::ConnectionArgs;
 use crate::exit::{JobError, Result};
-use crate::input::InputFormat;
 use crate::job::ConnectionPlan;
 use crate::tag::{KeyColumns, TagPlan};
 
@@ -56,48 +55,28 @@ pub struct TagArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Input format (default: from the file's extension).
-    #[arg(long, value_enum)]
-    pub input_format: Option<FormatArg>,
-
-    /// CSV field separator.
-    #[arg(long, default_value = ",")]
-    pub delimiter: char,
-
     /// Look-ups in flight.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
 
-    /// State database (each row's outcome), for resume.
-    #[arg(long, default_value = ".ghl-etl/state.sqlite")]
-    pub state: PathBuf,
-
-    /// Folder of `succeeded.csv` and `failed.csv` (default: `tag-report/` beside the state).
-    #[arg(long)]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: InputArgs,
 }
 
 impl TagArgs {
     pub fn resolve(&self) -> Result<(ConnectionPlan, TagPlan)> {
         let conn = self.conn.resolve()?;
-        let delimiter = u8::try_from(self.delimiter)
-            .map_err(|_| JobError::usage("--delimiter must be one ASCII character"))?;
         let location = self.location.clone().unwrap_or_default();
         if location.is_empty() && !self.conn.sandbox {
             return Err(JobError::usage(
                 "no location: pass --location (or set GHL_LOCATION)",
             ));
         }
-        let report_dir = self.report.clone().unwrap_or_else(|| {
-            self.state
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("tag-report")
-        });
+        let report_dir = self.files.report_dir("tag-report");
         let plan = TagPlan {
             location,
             input: self.input.clone(),
-            input_format: self.input_format.map(|f| f.format(delimiter)),
+            input_format: self.files.format()?,
             add: self.add.clone(),
             remove: self.remove.clone(),
             add_column: self.add_column.clone(),
@@ -109,19 +88,9 @@ impl TagArgs {
             },
             dry_run: self.dry_run,
             concurrency: self.concurrency.max(1),
-            state: self.state.clone(),
+            state: self.files.state.clone(),
             report_dir,
         };
         Ok((conn, plan))
-    }
-}
-
-impl FormatArg {
-    pub(crate) fn format(self, delimiter: u8) -> InputFormat {
-        match self {
-            FormatArg::Csv => InputFormat::Csv { delimiter },
-            FormatArg::Ndjson => InputFormat::Ndjson,
-            FormatArg::Parquet => InputFormat::Parquet,
-        }
     }
 }

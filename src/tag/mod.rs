@@ -217,15 +217,6 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
         eprintln!("{line}");
     }
     if let Some(r) = &s.reports {
-        eprintln!(
-            "Reports: {} ({} rows)",
-            r.succeeded.0.display(),
-            r.succeeded.1
-        );
-        for (path, n) in &r.failed {
-            if *n > 0 {
-                eprintln!("         {} ({n} rows)", path.display());
-            }
-        }
+        r.print();
     }
 }
