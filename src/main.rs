@@ -96,15 +96,8 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
                 exit::OK
             })
         }
-        Command::Tag(args) => {
-            let (conn, plan) = args.resolve()?;
-            let summary = tag::tag(&conn, &plan, ui).await?;
-            Ok(if summary.failed > 0 {
-                exit::RECORD_FAILURES
-            } else {
-                exit::OK
-            })
-        }
+        Command::Tag(args) => tag_or_bulk(args.resolve()?, ui).await,
+        Command::Bulk(args) => tag_or_bulk(args.resolve()?, ui).await,
         Command::Auth {
             command:
                 AuthCommand::Check {
@@ -144,4 +137,17 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
             }
         }
     }
+}
+
+/// `tag` and `bulk`: one job, exit 1 when any row failed.
+async fn tag_or_bulk(
+    (conn, plan): (ghl_etl::job::ConnectionPlan, tag::TagPlan),
+    ui: ghl_etl::job::Ui,
+) -> Result<i32, JobError> {
+    let summary = tag::tag(&conn, &plan, ui).await?;
+    Ok(if summary.failed > 0 {
+        exit::RECORD_FAILURES
+    } else {
+        exit::OK
+    })
 }

@@ -6,13 +6,17 @@
 //! - `pages`: contact listings as streams of pages with resumable cursors.
 //! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
 //! - `writes`: contact create/update/delete, custom-field create, look-ups before writing.
+//! - `filter`: `--where` expressions → search filters.
+//! - `actions`: workflows, campaigns, followers and the business of many contacts.
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
 //! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
 
+pub mod actions;
 pub mod auth;
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod filter;
 pub mod limiter;
 pub mod model;
 pub mod pages;

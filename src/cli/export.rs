@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::ConnectionArgs;
-use crate::api::Source;
+use crate::api::{filter, Source};
 use crate::exit::{JobError, Result};
 use crate::export::ExportPlan;
 use crate::job::ConnectionPlan;
@@ -33,6 +33,11 @@ pub struct ExportArgs {
     /// Only contacts updated at or after this instant (RFC 3339 or YYYY-MM-DD); uses search.
     #[arg(long)]
     pub updated_since: Option<String>,
+
+    /// Only contacts matching this search condition (repeatable, all must hold): `tags=lead`,
+    /// `dateAdded>=2024-01-01`, `firstName~jo`, `email exists`; see "Search conditions".
+    #[arg(long = "where", value_name = "COND")]
+    pub conditions: Vec<String>,
 
     /// Related records to export with each contact: tasks, notes, appointments, or none.
     #[arg(
@@ -102,7 +107,11 @@ impl ExportArgs {
     /// checked here, so a bad one stops the run before any request.
     pub fn resolve(&self) -> Result<(ConnectionPlan, ExportPlan)> {
         let conn = self.conn.resolve()?;
-        let source = parse_source(&self.source, self.updated_since.as_deref())?;
+        let source = parse_source(
+            &self.source,
+            self.updated_since.as_deref(),
+            &self.conditions,
+        )?;
         let max = source.max_page_size();
         let mapping = self
             .mapping
@@ -157,18 +166,22 @@ impl ExportArgs {
     }
 }
 
-pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> Result<Source> {
+pub(crate) fn parse_source(
+    s: &str,
+    updated_since: Option<&str>,
+    conditions: &[String],
+) -> Result<Source> {
     let mut filters = Vec::new();
     if let Some(since) = updated_since {
-        let ms = parse_instant(since)
+        let ms = filter::parse_instant(since)
             .map_err(|e| JobError::usage(format!("--updated-since `{since}`: {e}")))?;
-        let iso = chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        filters.push(
-            serde_json::json!({"field": "dateUpdated", "operator": "range", "value": {"gte": iso}}),
-        );
+        filters.push(serde_json::json!({
+            "field": "dateUpdated",
+            "operator": "range",
+            "value": {"gte": filter::iso_millis(ms)}
+        }));
     }
+    filters.extend(filter::parse_where(conditions).map_err(JobError::usage)?);
     match s {
         "list" if filters.is_empty() => Ok(Source::List),
         "list" | "search" => Ok(Source::Search { filters }),
@@ -177,23 +190,11 @@ pub(crate) fn parse_source(s: &str, updated_since: Option<&str>) -> Result<Sourc
                 business_id: id.to_string(),
             }),
             Some(_) if !filters.is_empty() => Err(JobError::usage(
-                "--updated-since needs --source search (or list); business listings cannot filter",
+                "--updated-since and --where need --source search (or list); business listings cannot filter",
             )),
             _ => Err(JobError::usage(format!(
                 "--source must be `list`, `search` or `business:<id>`, not `{other}`"
             ))),
         },
     }
-}
-
-fn parse_instant(s: &str) -> std::result::Result<i64, &'static str> {
-    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(d.timestamp_millis());
-    }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| "expected RFC 3339 (2024-05-01T00:00:00Z) or YYYY-MM-DD")?;
-    Ok(d.and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc()
-        .timestamp_millis())
 }

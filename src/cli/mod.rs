@@ -9,7 +9,7 @@
 //! - `input`: the input-file flags `load` and `tag` share.
 //! - `load`: `ghl-etl load`.
 //! - `sandbox`: `ghl-etl sandbox`.
-//! - `tag`: `ghl-etl tag`.
+//! - `tag`: `ghl-etl tag` and `ghl-etl bulk`.
 //!
 //! Secrets are never flags: tokens come from `GHL_TOKEN` / `GHL_CLIENT_SECRET` in the
 //! environment or from files (`--token-file`, `--refresh-token-file`), so they stay out of
@@ -30,7 +30,7 @@ pub use connection::ConnectionArgs;
 pub use export::ExportArgs;
 pub use load::LoadArgs;
 pub use sandbox::SandboxArgs;
-pub use tag::TagArgs;
+pub use tag::{BulkArgs, TagArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,6 +69,8 @@ pub enum Command {
     Load(Box<LoadArgs>),
     /// Add or remove tags on a list of contacts (by id, email or phone), in few requests.
     Tag(Box<TagArgs>),
+    /// Run another action on a list of contacts: workflows, campaigns, followers, business, delete.
+    Bulk(Box<BulkArgs>),
     /// Check that a token works for a location, and which scopes it has.
     Auth {
         #[command(subcommand)]

@@ -1,13 +1,18 @@
-//! A chunk's tag changes in few requests: contacts grouped by identical (add, remove) sets,
-//! each group sent through the bulk endpoints in batches of at most [`BULK_BATCH`] contacts.
-//! Every per-contact entry of the answer is read; a contact the bulk call did not confirm gets
-//! `POST|DELETE /contacts/{id}/tags`, and fails its row only if that fails too.
+//! A chunk's changes in few requests.
+//!
+//! Tags: contacts grouped by identical (add, remove) sets, each group sent through the bulk
+//! endpoints in batches of at most [`BULK_BATCH`] contacts. Every per-contact entry of the
+//! answer is read; a contact the bulk call did not confirm gets `POST|DELETE
+//! /contacts/{id}/tags`, and fails its row only if that fails too. The business of many
+//! contacts goes the same way through `POST /contacts/bulk/business`; the other actions have
+//! no bulk endpoint and go one request per distinct contact, [`TagPlan::concurrency`] at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
+use super::each;
 use super::rows::{Resolved, Work};
-use super::{TagSummary, Tagging};
+use super::{Action, TagSummary, Tagging};
 use crate::api::endpoints::TagAction;
 use crate::exit::{JobError, Result};
 use crate::state::{RowRecord, RowStatus};
@@ -19,6 +24,18 @@ type Sets = (BTreeSet<String>, BTreeSet<String>);
 
 /// Apply a chunk's changes; answers one record per row.
 pub async fn apply_chunk(
+    t: &Tagging,
+    rows: Vec<Resolved>,
+    summary: &mut TagSummary,
+) -> Result<Vec<RowRecord>> {
+    match &t.plan.action {
+        Action::Tags => apply_tags(t, rows, summary).await,
+        Action::Business { id } => apply_business(t, rows, id.as_deref(), summary).await,
+        _ => each::apply_each(t, rows, summary).await,
+    }
+}
+
+async fn apply_tags(
     t: &Tagging,
     rows: Vec<Resolved>,
     summary: &mut TagSummary,
@@ -46,7 +63,7 @@ pub async fn apply_chunk(
         }
         return Ok(rows
             .into_iter()
-            .map(|r| settle(r, &HashMap::new(), true))
+            .map(|r| settle(t, r, &HashMap::new(), true))
             .collect());
     }
     // Contact → why its change did not go through.
@@ -64,7 +81,7 @@ pub async fn apply_chunk(
     }
     Ok(rows
         .into_iter()
-        .map(|r| settle(r, &failed, false))
+        .map(|r| settle(t, r, &failed, false))
         .collect())
 }
 
@@ -113,16 +130,77 @@ async fn send(
     Ok(())
 }
 
+/// `POST /contacts/bulk/business` in batches; a contact left out of the answer's `ids` was not
+/// changed (unknown, deleted, or of another location): its row fails saying so.
+async fn apply_business(
+    t: &Tagging,
+    rows: Vec<Resolved>,
+    business: Option<&str>,
+    summary: &mut TagSummary,
+) -> Result<Vec<RowRecord>> {
+    let mut contacts: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.work.as_ref().map(|w| w.contact.clone()))
+        .collect();
+    contacts.sort();
+    contacts.dedup();
+    let mut failed: HashMap<String, String> = HashMap::new();
+    if t.plan.dry_run {
+        let batches = contacts.len().div_ceil(BULK_BATCH) as u64;
+        t.planned.fetch_add(batches, Ordering::Relaxed);
+        summary.would_change += contacts.len() as u64;
+    } else {
+        for batch in contacts.chunks(BULK_BATCH) {
+            let answer = t
+                .client
+                .bulk_business(&t.plan.location, batch, business)
+                .await;
+            let (changed, error): (BTreeSet<String>, _) = match answer {
+                Ok(a) => (a.ids.into_iter().collect(), None),
+                Err(e) => match each::stops(&e) {
+                    Some(stop) => return Err(stop),
+                    None => (BTreeSet::new(), Some(e.to_string())),
+                },
+            };
+            for c in batch.iter().filter(|c| !changed.contains(*c)) {
+                let why = error.clone().unwrap_or_else(|| {
+                    format!("not changed: no contact with id {c} in the location")
+                });
+                failed.insert(c.clone(), why);
+            }
+        }
+    }
+    let dry_run = t.plan.dry_run;
+    Ok(rows
+        .into_iter()
+        .map(|r| settle(t, r, &failed, dry_run))
+        .collect())
+}
+
 /// The row's final record.
-fn settle(r: Resolved, failed: &HashMap<String, String>, dry_run: bool) -> RowRecord {
+pub fn settle(
+    t: &Tagging,
+    r: Resolved,
+    failed: &HashMap<String, String>,
+    dry_run: bool,
+) -> RowRecord {
     let Some(work) = r.work else {
         return r.record;
     };
     let mut record = r.record;
+    let prefix = if dry_run { "would have been " } else { "" };
     match failed.get(&work.contact) {
         Some(why) => {
             record.status = RowStatus::Failed;
             record.detail = Some(why.clone());
+        }
+        None if t.plan.action == Action::Delete => {
+            record.status = RowStatus::Deleted;
+            record.detail = Some(format!("{prefix}deleted"));
+        }
+        None if t.plan.action != Action::Tags => {
+            record.status = RowStatus::Updated;
+            record.detail = Some(format!("{prefix}{}", t.plan.action.verb()));
         }
         None => {
             record.status = RowStatus::Updated;

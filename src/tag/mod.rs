@@ -1,18 +1,27 @@
-//! The tag job: a list of contacts (by id, email or phone) and the tags to add or remove on
-//! each, applied in few requests.
+//! The tag job: a list of contacts (by id, email or phone, or every contact a search matches)
+//! and the tags to add or remove on each, applied in few requests. `ghl-etl bulk` runs the
+//! same job with another [`Action`]: workflows, campaigns, followers, business, delete.
 //!
-//! - `plan`: what the job does ([`TagPlan`]) and its identity.
-//! - `rows`: one input row → its contact key and its tag changes, or why it cannot be used.
+//! - `plan`: what the job does ([`TagPlan`], [`Action`]) and its identity.
+//! - `lookup`: emails and phones → contact ids, per key or by one scan of the location,
+//!   whichever costs fewer requests.
+//! - `rows`: one input row → its contact and its changes, or why it cannot be used.
+//! - `search`: `--where`: the contacts of a search, page by page, instead of a file.
 //! - `apply`: a chunk's contacts grouped by identical (add, remove) sets, sent through
 //!   `POST /contacts/bulk/tags/update/{add|remove}` in batches, every per-contact answer read,
-//!   `POST|DELETE /contacts/{id}/tags` where the bulk call did not confirm.
+//!   `POST|DELETE /contacts/{id}/tags` where the bulk call did not confirm; the business of
+//!   many contacts through `POST /contacts/bulk/business`.
+//! - `each`: the actions without a bulk endpoint, one request per contact.
 //!
 //! Adding or removing a tag twice changes nothing, so a rerun is safe; it also skips the rows
 //! the state database says are settled, and the reports keep one line per input row.
 
 mod apply;
+mod each;
+mod lookup;
 mod plan;
 mod rows;
+mod search;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +30,11 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-pub use plan::{KeyColumns, TagPlan};
+pub use plan::{Action, Contacts, KeyColumns, Lookup, TagPlan};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
-use crate::input::Chunked;
+use crate::input::{Chunked, InputFormat};
 use crate::job::{Connection, ConnectionPlan, Cost, Progress, Ui};
 use crate::report::{write_row_reports, RowReports};
 use crate::state::{RowRecord, RowStatus, StateDb};
@@ -37,7 +46,8 @@ const CHUNK_ROWS: usize = 1_000;
 #[derive(Debug, Default)]
 pub struct TagSummary {
     pub rows: u64,
-    pub tagged: u64,
+    /// Rows whose contact was changed (tagged, enrolled, deleted, ...).
+    pub changed: u64,
     pub unchanged: u64,
     pub failed: u64,
     pub resumed: u64,
@@ -49,6 +59,8 @@ pub struct TagSummary {
     /// Dry run: contacts that would gain or lose tags, and the write requests it would take.
     pub would_change: u64,
     pub planned_requests: u64,
+    /// How emails and phones were looked up, and why (empty when none were).
+    pub lookup: String,
     pub reports: Option<RowReports>,
 }
 
@@ -58,8 +70,8 @@ pub(crate) struct Tagging {
     client: Client,
     plan: TagPlan,
     db: Mutex<StateDb>,
-    /// `email:x` / `phone:y` → the contact id, or why there is none.
-    lookups: Mutex<std::collections::HashMap<String, std::result::Result<String, String>>>,
+    resolver: lookup::Resolver,
+    /// Dry run: the write requests the run would send.
     planned: AtomicU64,
 }
 
@@ -83,26 +95,43 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
     let started = Instant::now();
     let key = plan.job_key(server);
     let mut db = StateDb::open(&plan.state)?;
-    db.begin_job(&key, &format!("tag -> {}", plan.location))?;
+    db.begin_job(
+        &key,
+        &format!("{} -> {}", plan.action.verb(), plan.location),
+    )?;
+    let resolver = match &plan.contacts {
+        Contacts::File { path, format } => {
+            let input = (path.as_path(), *format);
+            lookup::Resolver::prepare(client, &plan.location, input, &plan.keys, plan.lookup)
+                .await?
+        }
+        Contacts::Where(_) => lookup::Resolver::none(),
+    };
+    let mut summary = TagSummary {
+        dry_run: plan.dry_run,
+        lookup: resolver.reason.clone(),
+        ..Default::default()
+    };
     let t = Arc::new(Tagging {
         key: key.clone(),
         client: client.clone(),
         db: Mutex::new(db),
-        lookups: Mutex::new(Default::default()),
+        resolver,
         planned: AtomicU64::new(0),
         plan,
     });
     let progress = Progress::new(ui, "rows");
-    let mut summary = TagSummary {
-        dry_run: t.plan.dry_run,
-        ..Default::default()
+    let outcome = match t.plan.contacts.clone() {
+        Contacts::File { path, format } => {
+            run_rows(&t, &path, format, &progress, &mut summary).await
+        }
+        Contacts::Where(filters) => search::run_search(&t, filters, &progress, &mut summary).await,
     };
-    let outcome = run_rows(&t, &t.plan.input.clone(), &progress, &mut summary).await;
     progress.bar.finish_and_clear();
     if !t.plan.dry_run {
         let records = t.db().rows(&key)?;
         summary.rows = records.len() as u64;
-        summary.tagged = count(&records, RowStatus::Updated);
+        summary.changed = count(&records, RowStatus::Updated) + count(&records, RowStatus::Deleted);
         summary.unchanged = count(&records, RowStatus::Unchanged);
         summary.failed = count(&records, RowStatus::Failed);
         let reports = write_row_reports(&t.plan.report_dir, &records)
@@ -130,11 +159,12 @@ fn count(records: &[RowRecord], status: RowStatus) -> u64 {
 async fn run_rows(
     t: &Arc<Tagging>,
     input: &Path,
+    format: Option<InputFormat>,
     progress: &Progress,
     summary: &mut TagSummary,
 ) -> Result<()> {
-    let mut chunks = Chunked::open(input, t.plan.input_format, CHUNK_ROWS)
-        .map_err(|e| JobError::usage(e.to_string()))?;
+    let mut chunks =
+        Chunked::open(input, format, CHUNK_ROWS).map_err(|e| JobError::usage(e.to_string()))?;
     while let Some(chunk) = chunks.next().await {
         let resolved: Vec<Result<rows::Resolved>> = futures::stream::iter(chunk)
             .map(|row| rows::resolve(t.clone(), row))
@@ -145,21 +175,7 @@ async fn run_rows(
         for r in resolved {
             ready.push(r?);
         }
-        let n = ready.len() as u64;
-        let records = apply::apply_chunk(t, ready, summary).await?;
-        for r in records {
-            if !t.plan.dry_run {
-                t.db().record_row(&t.key, &r)?;
-            } else {
-                summary.rows += 1;
-                match r.status {
-                    RowStatus::Failed => summary.failed += 1,
-                    RowStatus::Updated => summary.tagged += 1,
-                    _ => summary.unchanged += 1,
-                }
-            }
-        }
-        progress.advance(n, &t.client.stats());
+        apply_and_record(t, ready, progress, summary).await?;
     }
     chunks
         .finish()
@@ -167,15 +183,40 @@ async fn run_rows(
         .map_err(|e| JobError::usage(e.to_string()))
 }
 
+/// Apply a chunk and record each row's outcome (or, in a dry run, count it).
+async fn apply_and_record(
+    t: &Tagging,
+    ready: Vec<rows::Resolved>,
+    progress: &Progress,
+    summary: &mut TagSummary,
+) -> Result<()> {
+    let n = ready.len() as u64;
+    let records = apply::apply_chunk(t, ready, summary).await?;
+    for r in records {
+        if !t.plan.dry_run {
+            t.db().record_row(&t.key, &r)?;
+            continue;
+        }
+        summary.rows += 1;
+        match r.status {
+            RowStatus::Failed => summary.failed += 1,
+            RowStatus::Updated | RowStatus::Deleted => summary.changed += 1,
+            _ => summary.unchanged += 1,
+        }
+    }
+    progress.advance(n, &t.client.stats());
+    Ok(())
+}
+
 fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
     if ui.json_logs && !ui.quiet {
         tracing::info!(
             rows = s.rows,
-            tagged = s.tagged,
+            changed = s.changed,
             unchanged = s.unchanged,
             failed = s.failed,
             requests = s.requests,
-            "Tagging finished."
+            "Finished."
         );
     }
     if !ui.for_people() {
@@ -184,7 +225,11 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
     let rate = client.rate(&plan.location);
     if s.dry_run {
         eprintln!("Dry run: nothing was written. {} input rows:", s.rows);
-        eprintln!("  would change  {:>9} contacts' tags", s.would_change);
+        eprintln!(
+            "  would change  {:>9} contacts ({})",
+            s.would_change,
+            plan.action.verb()
+        );
         eprintln!("  would fail    {:>9}", s.failed);
         let secs = rate.map_or(0.0, |r| s.planned_requests as f64 / r.per_second());
         eprintln!(
@@ -195,11 +240,18 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
         );
         return;
     }
-    eprintln!("Tagging finished in {:.1} s.", s.elapsed_s);
+    eprintln!("Finished in {:.1} s.", s.elapsed_s);
     eprintln!(
-        "  rows          {:>9} = {} tagged + {} unchanged + {} failed",
-        s.rows, s.tagged, s.unchanged, s.failed
+        "  rows          {:>9} = {} {} + {} unchanged + {} failed",
+        s.rows,
+        s.changed,
+        plan.action.verb(),
+        s.unchanged,
+        s.failed
     );
+    if !s.lookup.is_empty() {
+        eprintln!("  look-ups      {}", s.lookup);
+    }
     if s.resumed > 0 {
         eprintln!(
             "  resumed       {:>9} rows settled by an earlier run",

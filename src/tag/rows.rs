@@ -1,13 +1,15 @@
 //! One input row → the contact it names and the tags to add and remove, or why it cannot be
-//! used: a blank or malformed key, an email or phone no contact has (looked up once each with
-//! `GET /contacts/search/duplicate`, cached), a row with no tag to change.
+//! used: a blank or malformed key, an email or phone no contact has (see [`super::lookup`]), a
+//! row with no tag to change. A row a run settled is taken from the state database as it is;
+//! one left `sending` by a killed run is sent again only if the action is safe to repeat.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-use super::Tagging;
+use super::lookup::row_keys;
+use super::{TagPlan, Tagging};
 use crate::exit::Result;
 use crate::input::RowResult;
 use crate::state::{RowRecord, RowStatus};
@@ -25,14 +27,6 @@ pub struct Work {
     pub remove: BTreeSet<String>,
 }
 
-fn cell(fields: &Map<String, Json>, column: &str) -> String {
-    match fields.get(column) {
-        Some(Json::String(s)) => s.trim().to_string(),
-        Some(Json::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// Tags compare case-insensitively: GHL stores them lower-cased.
 fn tag_set(fixed: &[String], cell: &str) -> BTreeSet<String> {
     fixed
@@ -43,6 +37,22 @@ fn tag_set(fixed: &[String], cell: &str) -> BTreeSet<String> {
         .filter(|t| !t.is_empty())
         .collect()
 }
+
+/// A tag column's text; a list (NDJSON, Parquet) is read as its items.
+fn text(fields: &Map<String, Json>, column: &str) -> String {
+    match fields.get(column) {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(Json::as_str)
+            .collect::<Vec<_>>()
+            .join(";"),
+        _ => String::new(),
+    }
+}
+
+/// Why a row left `sending` is not sent again.
+pub const LOST_ANSWER: &str = "sent by an earlier run whose answer was lost: the contact may be enrolled already, so it was not sent again; check it in GHL";
 
 /// Resolve one input row.
 pub async fn resolve(t: Arc<Tagging>, row: RowResult) -> Result<Resolved> {
@@ -69,11 +79,17 @@ pub async fn resolve(t: Arc<Tagging>, row: RowResult) -> Result<Resolved> {
         detail,
         raw: Some(Json::Object(fields.clone()).to_string()),
     };
-    if let Some(p) = t.db().row(&t.key, "tags", &file, number)? {
-        return Ok(Resolved {
-            record: p,
-            work: None,
-        });
+    if let Some(mut p) = t.db().row(&t.key, "tags", &file, number)? {
+        if p.status == RowStatus::Sending && t.plan.action.at_most_once() {
+            p.status = RowStatus::Failed;
+            p.detail = Some(LOST_ANSWER.into());
+        }
+        if p.status.is_final() {
+            return Ok(Resolved {
+                record: p,
+                work: None,
+            });
+        }
     }
     if let Err(bad) = &row {
         let r = record(RowStatus::Failed, "", Some(bad.reason.clone()));
@@ -83,11 +99,7 @@ pub async fn resolve(t: Arc<Tagging>, row: RowResult) -> Result<Resolved> {
         });
     }
     let keys = &t.plan.keys;
-    let (id, email, phone) = (
-        cell(&fields, &keys.id),
-        cell(&fields, &keys.email),
-        cell(&fields, &keys.phone),
-    );
+    let (id, email, phone) = row_keys(&fields, keys);
     let key = [&id, &email, &phone]
         .into_iter()
         .find(|k| !k.is_empty())
@@ -96,9 +108,13 @@ pub async fn resolve(t: Arc<Tagging>, row: RowResult) -> Result<Resolved> {
     let contact = if !id.is_empty() {
         Ok(id)
     } else if !email.is_empty() {
-        lookup(&t, Some(&email), None).await?
+        t.resolver
+            .find(&t.client, &t.plan.location, Some(&email), None)
+            .await?
     } else if !phone.is_empty() {
-        lookup(&t, None, Some(&phone)).await?
+        t.resolver
+            .find(&t.client, &t.plan.location, None, Some(&phone))
+            .await?
     } else {
         Err(format!(
             "no contact key: `{}`, `{}` and `{}` are all blank",
@@ -115,80 +131,47 @@ pub async fn resolve(t: Arc<Tagging>, row: RowResult) -> Result<Resolved> {
             });
         }
     };
-    let add = tag_set(&t.plan.add, &cell(&fields, &t.plan.add_column));
-    let remove: BTreeSet<String> = tag_set(&t.plan.remove, &cell(&fields, &t.plan.remove_column))
+    let mut r = record(RowStatus::Unchanged, &key, None);
+    r.target_id = Some(contact.clone());
+    Ok(work_for(&t.plan, r, contact, &fields))
+}
+
+/// The row's work once its contact is known: for tags, the sets from the flags and its columns.
+pub fn work_for(
+    plan: &TagPlan,
+    mut r: RowRecord,
+    contact: String,
+    fields: &Map<String, Json>,
+) -> Resolved {
+    if !plan.uses_tags() {
+        let work = Work {
+            contact,
+            add: BTreeSet::new(),
+            remove: BTreeSet::new(),
+        };
+        return Resolved {
+            record: r,
+            work: Some(work),
+        };
+    }
+    let add = tag_set(&plan.add, &text(fields, &plan.add_column));
+    let remove: BTreeSet<String> = tag_set(&plan.remove, &text(fields, &plan.remove_column))
         .difference(&add)
         .cloned()
         .collect();
-    let mut r = record(RowStatus::Unchanged, &key, None);
-    r.target_id = Some(contact.clone());
     if add.is_empty() && remove.is_empty() {
         r.detail = Some("no tag to add or remove".into());
-        return Ok(Resolved {
+        return Resolved {
             record: r,
             work: None,
-        });
+        };
     }
-    Ok(Resolved {
+    Resolved {
         record: r,
         work: Some(Work {
             contact,
             add,
             remove,
         }),
-    })
-}
-
-/// The contact with this email or phone, or why none: looked up once per value.
-async fn lookup(
-    t: &Tagging,
-    email: Option<&str>,
-    phone: Option<&str>,
-) -> Result<std::result::Result<String, String>> {
-    if let Some(e) = email {
-        if !e.contains('@') {
-            return Ok(Err(format!("malformed email `{e}`")));
-        }
     }
-    if let Some(p) = phone {
-        let digits = p.chars().filter(char::is_ascii_digit).count();
-        let junk = p.chars().any(|c| c.is_alphabetic());
-        if digits < 7 || junk {
-            return Ok(Err(format!("malformed phone `{p}`")));
-        }
-    }
-    let cache_key = match (email, phone) {
-        (Some(e), _) => format!("email:{}", e.to_lowercase()),
-        (_, Some(p)) => format!("phone:{p}"),
-        _ => return Ok(Err("no contact key".into())),
-    };
-    if let Some(hit) = t
-        .lookups
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&cache_key)
-    {
-        return Ok(hit.clone());
-    }
-    let found = match t
-        .client
-        .find_duplicate(&t.plan.location, email, phone)
-        .await
-    {
-        Ok(Some(c)) => Ok(c.id),
-        Ok(None) => Err(format!(
-            "no contact in the location has {}",
-            email.map_or_else(
-                || format!("phone {}", phone.unwrap_or("")),
-                |e| format!("email {e}")
-            )
-        )),
-        Err(e) if e.is_auth() => return Err(e.into()),
-        Err(e) => Err(e.to_string()),
-    };
-    t.lookups
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(cache_key, found.clone());
-    Ok(found)
 }
