@@ -138,3 +138,333 @@ async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
     assert_eq!(read("succeeded.csv").len() + read("failed.csv").len(), 8);
     sb.shutdown().await;
 }
+
+/// Runs the binary against the sandbox with its token; answers (exit code, description).
+async fn ghl(sb: &Sandbox, args: Vec<String>, cwd: &std::path::Path) -> (Option<i32>, String) {
+    let url = sb.url();
+    let cwd = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
+        let out = run_bin(&a, &envs, &cwd);
+        (out.status.code(), describe(&a, &cwd, &out))
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn report_rows(dir: &std::path::Path, file: &str) -> Vec<csv::StringRecord> {
+    match csv::Reader::from_path(dir.join(file)) {
+        Ok(mut r) => r.records().map(Result::unwrap).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The rows of a generated list: (id, email, phone) cells, add and remove cells, and the
+/// contact the row names (None for rows that must fail).
+struct ListRow {
+    cells: [String; 5],
+    contact: Option<String>,
+}
+
+/// A list of `n` contacts of the location named by id, email and phone in turn, in three tag
+/// groups (one larger than a bulk batch), plus three rows that must fail.
+fn tag_list(sb: &Sandbox, location: &str, n: usize) -> Vec<ListRow> {
+    let mut seen_emails = std::collections::HashMap::new();
+    let mut seen_phones = std::collections::HashMap::new();
+    let contacts: Vec<serde_json::Value> = sb
+        .store()
+        .contact_ids(location)
+        .iter()
+        .map(|id| sb.store().contact(id).unwrap())
+        .collect();
+    for c in &contacts {
+        for (k, seen) in [("email", &mut seen_emails), ("phone", &mut seen_phones)] {
+            if let Some(v) = c[k].as_str() {
+                *seen.entry(v.to_lowercase()).or_insert(0) += 1;
+            }
+        }
+    }
+    let unique = |c: &serde_json::Value, k: &str, seen: &std::collections::HashMap<String, i32>| {
+        c[k].as_str()
+            .filter(|v| seen.get(&v.to_lowercase()) == Some(&1))
+            .map(str::to_string)
+    };
+    let mut rows = Vec::new();
+    for c in &contacts {
+        let (Some(email), Some(phone)) = (
+            unique(c, "email", &seen_emails),
+            unique(c, "phone", &seen_phones),
+        ) else {
+            continue;
+        };
+        let i = rows.len();
+        if i == n {
+            break;
+        }
+        let id = c["id"].as_str().unwrap().to_string();
+        let key = match i % 3 {
+            0 => [id.clone(), String::new(), String::new()],
+            1 => [String::new(), email.to_uppercase(), String::new()],
+            _ => [String::new(), String::new(), phone],
+        };
+        let (add, remove) = match i % 5 {
+            0 | 1 | 2 => ("Alpha;beta", ""),
+            3 => ("gamma", "alpha"),
+            _ => ("", "beta;Delta"),
+        };
+        rows.push(ListRow {
+            cells: [
+                key[0].clone(),
+                key[1].clone(),
+                key[2].clone(),
+                add.into(),
+                remove.into(),
+            ],
+            contact: Some(id),
+        });
+    }
+    for bad in [
+        ["", "nobody@nowhere.example", "", "x", ""],
+        ["", "", "555-01", "x", ""],
+        ["", "", "", "x", ""],
+    ] {
+        rows.push(ListRow {
+            cells: bad.map(String::from),
+            contact: None,
+        });
+    }
+    rows
+}
+
+fn write_list(path: &std::path::Path, rows: &[ListRow]) {
+    let mut w = csv::Writer::from_path(path).unwrap();
+    w.write_record(["contact_id", "email", "phone", "add_tags", "remove_tags"])
+        .unwrap();
+    for r in rows {
+        w.write_record(&r.cells).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// Every contact's tags as they must end: the listed ones changed, all others as before.
+fn intended(
+    sb: &Sandbox,
+    location: &str,
+    rows: &[ListRow],
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut want: std::collections::BTreeMap<String, BTreeSet<String>> = sb
+        .store()
+        .contact_ids(location)
+        .into_iter()
+        .map(|id| {
+            let t = tags_of(sb, &id);
+            (id, t)
+        })
+        .collect();
+    for r in rows {
+        let Some(id) = &r.contact else { continue };
+        let split = |s: &str| -> BTreeSet<String> {
+            s.split(';')
+                .filter(|t| !t.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let tags = want.get_mut(id).unwrap();
+        tags.extend(split(&r.cells[3]));
+        for t in split(&r.cells[4]) {
+            tags.remove(&t);
+        }
+    }
+    want
+}
+
+/// By id, email and phone, adding and removing, from a file, with 5% faults and the limiter on;
+/// killed with SIGKILL once bulk writes have begun, then rerun: the final tags are exactly the
+/// intended ones on exactly the intended contacts, and every row is in one report line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill() {
+    let mut cfg = quiet_config(900);
+    cfg.fault_rate = 0.05;
+    cfg.rate_limit = Some("300/1s".parse().unwrap());
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let rows = tag_list(&sb, &location, 450);
+    let want = intended(&sb, &location, &rows);
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.csv");
+    write_list(&list, &rows);
+    let report = dir.path().join("report");
+    let args = |lookup: &str| {
+        strings(&[
+            "tag",
+            "--location",
+            &location,
+            "--input",
+            &list.display().to_string(),
+            "--state",
+            &dir.path().join("s.sqlite").display().to_string(),
+            "--report",
+            &report.display().to_string(),
+            "--rate",
+            "300/1s",
+            "--retry-max-delay",
+            "0.2",
+            "--lookup",
+            lookup,
+            "--quiet",
+        ])
+    };
+    // The first run looks keys up one by one and is killed once bulk writes have begun.
+    let (url, state, a, cwd) = (
+        sb.url(),
+        sb.state().clone(),
+        args("per-key"),
+        dir.path().to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(crate::util::bin())
+            .args(&a)
+            .current_dir(&cwd)
+            .env("GHL_BASE_URL", &url)
+            .env("GHL_TOKEN", DEFAULT_TOKEN)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while state.stats().written("bulk_tags_add") < 2
+            && std::time::Instant::now() < deadline
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2)); // poll interval, not synchronisation
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "still running when killed"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    })
+    .await
+    .unwrap();
+    // The rerun scans the location instead (cheaper for 300 keys) and finishes.
+    let (code, d) = ghl(&sb, args("auto"), dir.path()).await;
+    assert_eq!(code, Some(1), "three rows fail by design: {d}");
+    for (id, tags) in &want {
+        assert_eq!(&tags_of(&sb, id), tags, "{id}");
+    }
+    let (ok, failed) = (
+        report_rows(&report, "succeeded.csv"),
+        report_rows(&report, "failed.csv"),
+    );
+    assert_eq!(
+        ok.len() + failed.len(),
+        rows.len(),
+        "succeeded + failed = input rows"
+    );
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    // A third run changes nothing.
+    sb.set_fault_rate(0.0);
+    let before = sb.stats().written("bulk_tags_add") + sb.stats().written("bulk_tags_remove");
+    let (code, d) = ghl(&sb, args("auto"), dir.path()).await;
+    assert_eq!(code, Some(1), "{d}");
+    let after = sb.stats().written("bulk_tags_add") + sb.stats().written("bulk_tags_remove");
+    assert_eq!(before, after, "a rerun of a finished list writes nothing");
+    sb.shutdown().await;
+}
+
+/// `--where`: every contact added in a window with tag `lead` gains `cohort` and loses `lead`,
+/// under faults; the search's contacts and no others change; a rerun changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_by_search_changes_exactly_the_matching_contacts() {
+    let mut cfg = quiet_config(1200);
+    cfg.fault_rate = 0.05;
+    cfg.rate_limit = Some("300/1s".parse().unwrap());
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let all: Vec<serde_json::Value> = sb
+        .store()
+        .contact_ids(&location)
+        .iter()
+        .map(|id| sb.store().contact(id).unwrap())
+        .collect();
+    // The window: the middle half of the contacts' dateAdded range, by whole days.
+    let mut days: Vec<String> = all
+        .iter()
+        .filter_map(|c| c["dateAdded"].as_str().map(|d| d[..10].to_string()))
+        .collect();
+    days.sort();
+    let (from, to) = (
+        days[days.len() / 4].clone(),
+        days[days.len() * 3 / 4].clone(),
+    );
+    let matches = |c: &serde_json::Value| {
+        let day = &c["dateAdded"].as_str().unwrap()[..10];
+        let has_lead = c["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t.as_str().map(str::to_lowercase).as_deref() == Some("lead"));
+        day >= from.as_str() && day < to.as_str() && has_lead
+    };
+    let mut want: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    let mut matched = 0;
+    for c in &all {
+        let id = c["id"].as_str().unwrap().to_string();
+        let mut tags = tags_of(&sb, &id);
+        if matches(c) {
+            matched += 1;
+            tags.insert("cohort".into());
+            tags.remove("lead");
+        }
+        want.insert(id, tags);
+    }
+    assert!(
+        matched > 20,
+        "the window holds enough contacts to test: {matched}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let args = strings(&[
+        "tag",
+        "--location",
+        &location,
+        "--where",
+        &format!("dateAdded>={from}"),
+        "--where",
+        &format!("dateAdded<{to}"),
+        "--where",
+        "tags=lead",
+        "--add",
+        "Cohort",
+        "--remove",
+        "lead",
+        "--state",
+        &dir.path().join("s.sqlite").display().to_string(),
+        "--report",
+        &report.display().to_string(),
+        "--rate",
+        "300/1s",
+        "--retry-max-delay",
+        "0.2",
+        "--quiet",
+    ]);
+    let (code, d) = ghl(&sb, args.clone(), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    for (id, tags) in &want {
+        assert_eq!(&tags_of(&sb, id), tags, "{id}");
+    }
+    assert_eq!(report_rows(&report, "succeeded.csv").len(), matched);
+    // The rerun lists the search again (now empty: no contact has `lead` any more) and
+    // keeps the report.
+    let (code, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert_eq!(report_rows(&report, "succeeded.csv").len(), matched);
+    for (id, tags) in &want {
+        assert_eq!(&tags_of(&sb, id), tags, "{id}");
+    }
+    sb.shutdown().await;
+}
