@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bulk;
 mod cli;
 mod client;
 mod deleted;
