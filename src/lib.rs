@@ -21,7 +21,9 @@
 //! Jobs and commands:
 //! - [`export`]: the pipelined export job.
 //! - [`load`]: the load job: input files into a location, each row exactly once.
-//! - [`tag`]: the tag job: tags added to and removed from a list of contacts, in few requests.
+//! - [`tag`]: the tag job: tags added to and removed from a list of contacts (or the contacts a
+//!   search matches), in few requests; `bulk` runs it with another action (workflows,
+//!   campaigns, followers, business, delete).
 //! - [`check`]: `auth check` and `mapping check`.
 //! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
 //!

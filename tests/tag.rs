@@ -468,3 +468,104 @@ async fn tagging_by_search_changes_exactly_the_matching_contacts() {
     }
     sb.shutdown().await;
 }
+
+#[derive(clap::Parser)]
+struct ExportFlags {
+    #[command(flatten)]
+    export: ghl_etl::cli::ExportArgs,
+}
+
+/// `export --where` takes the same conditions: exactly the matching contacts are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_where_exports_exactly_the_matching_contacts() {
+    use clap::Parser;
+    let sb = sandbox(quiet_config(800)).await;
+    let location = sb.location_ids()[0].clone();
+    let want = sb
+        .store()
+        .contact_ids(&location)
+        .iter()
+        .map(|id| sb.store().contact(id).unwrap())
+        .filter(|c| {
+            let vip = c["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t.as_str() == Some("vip"));
+            vip && c["email"].as_str().is_some_and(|e| !e.is_empty())
+        })
+        .count() as u64;
+    assert!(want > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let url = sb.url();
+    let (out_s, state) = (
+        out.display().to_string(),
+        dir.path().join("s.sqlite").display().to_string(),
+    );
+    let flags = ExportFlags::parse_from([
+        "export",
+        "--base-url",
+        &url,
+        "--rate",
+        "off",
+        "--location",
+        &location,
+        "--where",
+        "tags=vip",
+        "--where",
+        "email exists",
+        "--with",
+        "none",
+        "--out",
+        &out_s,
+        "--state",
+        &state,
+    ]);
+    let (mut conn, plan) = flags.export.resolve().unwrap();
+    conn.auth = Some(ghl_etl::api::AuthConfig::Static(
+        ghl_etl::secret::Secret::new(DEFAULT_TOKEN),
+    ));
+    let summary = ghl_etl::export::export(&conn, &plan, ghl_etl::job::Ui::QUIET)
+        .await
+        .unwrap();
+    assert_eq!(summary.contacts, want);
+    sb.shutdown().await;
+}
+
+/// `--dry-run` resolves every row, writes nothing, and says which tags would change on how
+/// many contacts and what the writes would cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_counts_the_changes_per_tag_and_writes_nothing() {
+    let sb = sandbox(quiet_config(30)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/tags.csv");
+    let args = strings(&[
+        "tag",
+        "--location",
+        &location,
+        "--input",
+        &sample.display().to_string(),
+        "--state",
+        &dir.path().join("s.sqlite").display().to_string(),
+        "--dry-run",
+    ]);
+    let (code, d) = ghl(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(1), "three rows would fail: {d}");
+    let stats = sb.stats();
+    assert_eq!(
+        stats.written("bulk_tags_add") + stats.written("bulk_tags_remove"),
+        0,
+        "{d}"
+    );
+    for line in [
+        "would change          5 contacts",
+        "+4  spring-campaign",
+        "-2  cold",
+        "would fail            3",
+    ] {
+        assert!(d.contains(line), "missing `{line}`: {d}");
+    }
+    sb.shutdown().await;
+}

@@ -97,6 +97,21 @@ impl StateDb {
         self.sql(r).map(|_| ())
     }
 
+    /// Record many rows' outcomes in one transaction: one disk sync for a chunk, not one a
+    /// row. All or none are durable when this returns.
+    pub fn record_rows(&mut self, job: &str, rows: &[RowRecord]) -> Result<()> {
+        let r = self.conn.execute_batch("BEGIN IMMEDIATE");
+        self.sql(r)?;
+        for o in rows {
+            if let Err(e) = self.record_row(job, o) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        let r = self.conn.execute_batch("COMMIT");
+        self.sql(r)
+    }
+
     /// A row's recorded outcome, if any.
     pub fn row(&self, job: &str, table: &str, file: &str, row: u64) -> Result<Option<RowRecord>> {
         let r = self

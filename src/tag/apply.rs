@@ -60,6 +60,13 @@ async fn apply_tags(
             let sends = u64::from(!add.is_empty()) + u64::from(!remove.is_empty());
             t.planned.fetch_add(batches * sends, Ordering::Relaxed);
             summary.would_change += contacts.len() as u64;
+            let n = contacts.len() as u64;
+            for tag in add {
+                summary.would_tag.entry(tag.clone()).or_default().0 += n;
+            }
+            for tag in remove {
+                summary.would_tag.entry(tag.clone()).or_default().1 += n;
+            }
         }
         return Ok(rows
             .into_iter()

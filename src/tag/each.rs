@@ -56,11 +56,15 @@ pub async fn apply_each(
             .collect());
     }
     if t.plan.action.at_most_once() {
-        for r in rows.iter().filter(|r| r.work.is_some()) {
-            let mut sending = r.record.clone();
-            sending.status = RowStatus::Sending;
-            t.db().record_row(&t.key, &sending)?;
-        }
+        let sending: Vec<RowRecord> = rows
+            .iter()
+            .filter(|r| r.work.is_some())
+            .map(|r| RowRecord {
+                status: RowStatus::Sending,
+                ..r.record.clone()
+            })
+            .collect();
+        t.db().record_rows(&t.key, &sending)?;
     }
     let answers: Vec<(String, std::result::Result<(), ApiError>)> = futures::stream::iter(contacts)
         .map(|c| async move {

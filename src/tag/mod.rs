@@ -58,6 +58,8 @@ pub struct TagSummary {
     pub dry_run: bool,
     /// Dry run: contacts that would gain or lose tags, and the write requests it would take.
     pub would_change: u64,
+    /// Dry run: tag → (contacts that would gain it, contacts that would lose it).
+    pub would_tag: std::collections::BTreeMap<String, (u64, u64)>,
     pub planned_requests: u64,
     /// How emails and phones were looked up, and why (empty when none were).
     pub lookup: String,
@@ -192,16 +194,16 @@ async fn apply_and_record(
 ) -> Result<()> {
     let n = ready.len() as u64;
     let records = apply::apply_chunk(t, ready, summary).await?;
-    for r in records {
-        if !t.plan.dry_run {
-            t.db().record_row(&t.key, &r)?;
-            continue;
-        }
-        summary.rows += 1;
-        match r.status {
-            RowStatus::Failed => summary.failed += 1,
-            RowStatus::Updated | RowStatus::Deleted => summary.changed += 1,
-            _ => summary.unchanged += 1,
+    if !t.plan.dry_run {
+        t.db().record_rows(&t.key, &records)?;
+    } else {
+        for r in records {
+            summary.rows += 1;
+            match r.status {
+                RowStatus::Failed => summary.failed += 1,
+                RowStatus::Updated | RowStatus::Deleted => summary.changed += 1,
+                _ => summary.unchanged += 1,
+            }
         }
     }
     progress.advance(n, &t.client.stats());
@@ -230,14 +232,25 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
             s.would_change,
             plan.action.verb()
         );
+        for (tag, (gain, lose)) in &s.would_tag {
+            let what = match (gain, lose) {
+                (g, 0) => format!("+{g}"),
+                (0, l) => format!("-{l}"),
+                (g, l) => format!("+{g} -{l}"),
+            };
+            eprintln!("    {what:>11}  {tag}");
+        }
         eprintln!("  would fail    {:>9}", s.failed);
         let secs = rate.map_or(0.0, |r| s.planned_requests as f64 / r.per_second());
         eprintln!(
-            "  requests      {:>9} writes, about {secs:.0} s at {} (look-ups: {} requests already spent)",
+            "  requests      {:>9} writes, about {secs:.0} s at {} (reads already spent: {})",
             s.planned_requests,
             rate.map_or("no limit".to_string(), |r| r.to_string()),
             s.requests
         );
+        if !s.lookup.is_empty() {
+            eprintln!("  look-ups      {}", s.lookup);
+        }
         return;
     }
     eprintln!("Finished in {:.1} s.", s.elapsed_s);
