@@ -3,22 +3,7 @@
 
 use std::path::Path;
 
-use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
-
-use crate::util::{describe, quiet_config, run_bin, sandbox};
-
-async fn ghl(sb: &Sandbox, args: Vec<String>, cwd: &Path) -> (Option<i32>, String) {
-    let url = sb.url();
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
-        let out = run_bin(&a, &envs, &cwd);
-        (out.status.code(), describe(&a, &cwd, &out))
-    })
-    .await
-    .unwrap()
-}
+use crate::util::{ghl_on as ghl, quiet_config, sandbox};
 
 fn report(dir: &Path, file: &str) -> Vec<csv::StringRecord> {
     match csv::Reader::from_path(dir.join(file)) {

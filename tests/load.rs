@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 use serde_json::Value;
 
-use crate::util::{describe, quiet_config, run_bin, sandbox};
+use crate::util::{describe, kill_when, quiet_config, run_bin, sandbox};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -488,34 +488,7 @@ async fn a_load_killed_three_times_creates_nothing_twice() {
         ("task_create", 250),
         ("note_create", 400),
     ] {
-        let url = b.url();
-        let args = args.clone();
-        let state = b.state().clone();
-        let cwd = dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let mut child = std::process::Command::new(crate::util::bin())
-                .args(&args)
-                .current_dir(&cwd)
-                .env("GHL_BASE_URL", &url)
-                .env("GHL_TOKEN", DEFAULT_TOKEN)
-                .spawn()
-                .unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-            while state.stats().written(kind) < at
-                && std::time::Instant::now() < deadline
-                && child.try_wait().unwrap().is_none()
-            {
-                std::thread::sleep(std::time::Duration::from_millis(2)); // poll interval, not synchronisation
-            }
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the load was still running when killed at {kind} >= {at}"
-            );
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        })
-        .await
-        .unwrap();
+        kill_when(&b, args.clone(), dir.path(), move |s| s.written(kind) >= at).await;
     }
     let (code, _, d) = ghl(&b, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");

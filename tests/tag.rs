@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 
-use crate::util::{describe, quiet_config, run_bin, sandbox};
+use crate::util::{describe, ghl_on as ghl, kill_when, quiet_config, run_bin, sandbox};
 
 fn tags_of(sb: &Sandbox, id: &str) -> BTreeSet<String> {
     sb.store().contact(id).unwrap()["tags"]
@@ -137,20 +137,6 @@ async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
     check(&sb);
     assert_eq!(read("succeeded.csv").len() + read("failed.csv").len(), 8);
     sb.shutdown().await;
-}
-
-/// Runs the binary against the sandbox with its token; answers (exit code, description).
-async fn ghl(sb: &Sandbox, args: Vec<String>, cwd: &std::path::Path) -> (Option<i32>, String) {
-    let url = sb.url();
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envs = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
-        let out = run_bin(&a, &envs, &cwd);
-        (out.status.code(), describe(&a, &cwd, &out))
-    })
-    .await
-    .unwrap()
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -320,36 +306,10 @@ async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill()
         ])
     };
     // The first run looks keys up one by one and is killed once bulk writes have begun.
-    let (url, state, a, cwd) = (
-        sb.url(),
-        sb.state().clone(),
-        args("per-key"),
-        dir.path().to_path_buf(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new(crate::util::bin())
-            .args(&a)
-            .current_dir(&cwd)
-            .env("GHL_BASE_URL", &url)
-            .env("GHL_TOKEN", DEFAULT_TOKEN)
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while state.stats().written("bulk_tags_add") < 2
-            && std::time::Instant::now() < deadline
-            && child.try_wait().unwrap().is_none()
-        {
-            std::thread::sleep(std::time::Duration::from_millis(2)); // poll interval, not synchronisation
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "still running when killed"
-        );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+    kill_when(&sb, args("per-key"), dir.path(), |s| {
+        s.written("bulk_tags_add") >= 2
     })
-    .await
-    .unwrap();
+    .await;
     // The rerun scans the location instead (cheaper for 300 keys) and finishes.
     let (code, d) = ghl(&sb, args("auto"), dir.path()).await;
     assert_eq!(code, Some(1), "three rows fail by design: {d}");

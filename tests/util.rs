@@ -75,3 +75,57 @@ pub fn describe(args: &[&str], cwd: &std::path::Path, out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Runs the binary against the sandbox with its token, off the async runtime; answers
+/// (exit code, everything needed to see why).
+pub async fn ghl_on(
+    sb: &Sandbox,
+    args: Vec<String>,
+    cwd: &std::path::Path,
+) -> (Option<i32>, String) {
+    let url = sb.url();
+    let cwd = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envs = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
+        let out = run_bin(&a, &envs, &cwd);
+        (out.status.code(), describe(&a, &cwd, &out))
+    })
+    .await
+    .unwrap()
+}
+
+/// Starts the binary against the sandbox and SIGKILLs it as soon as `ready` holds of the
+/// sandbox's write counters (polled), asserting it was still running then.
+pub async fn kill_when(
+    sb: &Sandbox,
+    args: Vec<String>,
+    cwd: &std::path::Path,
+    ready: impl Fn(&ghl_etl::sandbox::Stats) -> bool + Send + 'static,
+) {
+    let (url, state, cwd) = (sb.url(), sb.state().clone(), cwd.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(bin())
+            .args(&args)
+            .current_dir(&cwd)
+            .env("GHL_BASE_URL", &url)
+            .env("GHL_TOKEN", DEFAULT_TOKEN)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !ready(&state.stats())
+            && std::time::Instant::now() < deadline
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(2)); // poll interval, not synchronisation
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ghl-etl {args:?} ended before the kill point"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    })
+    .await
+    .unwrap()
+}
