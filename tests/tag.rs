@@ -158,7 +158,8 @@ struct ListRow {
 }
 
 /// A list of `n` contacts of the location named by id, email and phone in turn, in three tag
-/// groups (one larger than a bulk batch), plus three rows that must fail.
+/// groups (one larger than a bulk batch), plus four rows that must fail (an email two contacts
+/// share, an unknown email, a malformed phone, a blank key).
 fn tag_list(sb: &Sandbox, location: &str, n: usize) -> Vec<ListRow> {
     let mut seen_emails = std::collections::HashMap::new();
     let mut seen_phones = std::collections::HashMap::new();
@@ -214,7 +215,19 @@ fn tag_list(sb: &Sandbox, location: &str, n: usize) -> Vec<ListRow> {
             contact: Some(id),
         });
     }
+    // The last contact listed takes the first one's email: two contacts now share it.
+    let shared = rows[0].cells[0].clone();
+    let shared = sb.store().contact(&shared).unwrap()["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last = rows.last().unwrap().contact.clone().unwrap();
+    rows.pop();
+    assert!(sb.store().edit_contact(&last, |c| {
+        c.insert("email".into(), serde_json::json!(shared.clone()));
+    }));
     for bad in [
+        ["", shared.as_str(), "", "x", ""],
         ["", "nobody@nowhere.example", "", "x", ""],
         ["", "", "555-01", "x", ""],
         ["", "", "", "x", ""],
@@ -312,7 +325,7 @@ async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill()
     .await;
     // The rerun scans the location instead (cheaper for 300 keys) and finishes.
     let (code, d) = ghl(&sb, args("auto"), dir.path()).await;
-    assert_eq!(code, Some(1), "three rows fail by design: {d}");
+    assert_eq!(code, Some(1), "four rows fail by design: {d}");
     for (id, tags) in &want {
         assert_eq!(&tags_of(&sb, id), tags, "{id}");
     }
@@ -325,7 +338,9 @@ async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill()
         rows.len(),
         "succeeded + failed = input rows"
     );
-    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    let reasons: Vec<&str> = failed.iter().map(|r| r.get(r.len() - 1).unwrap()).collect();
+    assert!(reasons[0].starts_with("ambiguous: "), "{reasons:?}");
     // A third run changes nothing.
     sb.set_fault_rate(0.0);
     let before = sb.stats().written("bulk_tags_add") + sb.stats().written("bulk_tags_remove");
@@ -526,6 +541,62 @@ async fn a_dry_run_counts_the_changes_per_tag_and_writes_nothing() {
         "would fail            3",
     ] {
         assert!(d.contains(line), "missing `{line}`: {d}");
+    }
+    sb.shutdown().await;
+}
+
+/// An email two contacts share fails its row as ambiguous, looked up per key or by a scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_two_contacts_share_is_ambiguous_either_way() {
+    let sb = sandbox(quiet_config(40)).await;
+    let location = sb.location_ids()[0].clone();
+    let with_email: Vec<(String, String)> = sb
+        .store()
+        .contact_ids(&location)
+        .into_iter()
+        .filter_map(|id| {
+            let e = sb.store().contact(&id).unwrap()["email"]
+                .as_str()?
+                .to_string();
+            Some((id, e))
+        })
+        .collect();
+    let ((a, email), (b, _)) = (with_email[0].clone(), with_email[1].clone());
+    assert!(sb.store().edit_contact(&b, |c| {
+        c.insert("email".into(), serde_json::json!(email.clone()));
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.csv");
+    std::fs::write(&list, format!("email,add_tags\n{email},x\n")).unwrap();
+    for lookup in ["per-key", "scan"] {
+        let report = dir.path().join(lookup);
+        let args = strings(&[
+            "tag",
+            "--location",
+            &location,
+            "--input",
+            &list.display().to_string(),
+            "--lookup",
+            lookup,
+            "--state",
+            &dir.path()
+                .join(format!("{lookup}.sqlite"))
+                .display()
+                .to_string(),
+            "--report",
+            &report.display().to_string(),
+        ]);
+        let (code, d) = ghl(&sb, args, dir.path()).await;
+        assert_eq!(code, Some(1), "{d}");
+        let failed = report_rows(&report, "failed.csv");
+        let why = failed[0].get(failed[0].len() - 1).unwrap();
+        assert!(
+            why.starts_with("ambiguous: 2 contacts have email")
+                && why.contains(&a)
+                && why.contains(&b),
+            "{lookup}: {why}"
+        );
+        assert!(!tags_of(&sb, &a).contains("x") && !tags_of(&sb, &b).contains("x"));
     }
     sb.shutdown().await;
 }

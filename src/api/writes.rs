@@ -126,6 +126,23 @@ impl Client {
         Ok(self.call::<SearchAnswer>(&call).await?.contacts)
     }
 
+    /// `POST /contacts/search` with `filters`, first page of at most `limit` contacts.
+    pub async fn search_contacts_where(
+        &self,
+        location: &str,
+        filters: Value,
+        limit: usize,
+    ) -> Result<Vec<Contact>> {
+        let body = json!({
+            "locationId": location,
+            "pageLimit": limit,
+            "page": 1,
+            "filters": filters,
+        });
+        let call = Call::with_body(location, Method::POST, "/contacts/search", body);
+        Ok(self.call::<SearchAnswer>(&call).await?.contacts)
+    }
+
     /// `PUT /contacts/{id}/tasks/{taskId}` or `.../notes/{noteId}` (idempotent).
     pub async fn update_child(
         &self,

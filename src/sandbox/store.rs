@@ -717,6 +717,16 @@ impl Store {
         Some(v)
     }
 
+    /// Changes a contact's fields as `PUT /contacts/{id}` would, without the API's checks: for
+    /// states a location with other settings holds, such as two contacts sharing an email
+    /// where duplicates are allowed. False if the contact is unknown or gone.
+    pub fn edit_contact(&self, id: &str, f: impl FnOnce(&mut Map<String, Value>)) -> bool {
+        let Some((_, raw)) = self.decode(id) else {
+            return false;
+        };
+        self.update_contact(raw, f).is_some()
+    }
+
     /// Deletes a contact as DELETE /contacts/{id} would; false if it was unknown or gone.
     pub fn delete_contact(&self, id: &str) -> bool {
         let Some((li, raw)) = self.decode(id) else {
