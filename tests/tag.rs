@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 
-use crate::util::{describe, ghl_on as ghl, kill_when, quiet_config, run_bin, sandbox};
+use crate::util::{ghl_on as ghl, kill_when, quiet_config, sandbox};
 
 fn tags_of(sb: &Sandbox, id: &str) -> BTreeSet<String> {
     sb.store().contact(id).unwrap()["tags"]
@@ -79,21 +79,7 @@ async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let run = |args: Vec<String>| {
-        let url = sb.url();
-        let cwd = dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = run_bin(
-                &a,
-                &[("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)],
-                &cwd,
-            );
-            let d = describe(&a, &cwd, &out);
-            (out.status.code(), d)
-        })
-    };
-    let (code, d) = run(args.clone()).await.unwrap();
+    let (code, d) = ghl(&sb, args.clone(), dir.path()).await;
     assert_eq!(code, Some(1), "three rows fail by design: {d}");
     let check = |sb: &Sandbox| {
         for ((id, add, remove), old) in targets.iter().zip(&before) {
@@ -132,7 +118,7 @@ async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
 
     // A rerun changes nothing and keeps one report line per row.
     sb.set_fault_rate(0.0);
-    let (code, d) = run(args).await.unwrap();
+    let (code, d) = ghl(&sb, args, dir.path()).await;
     assert_eq!(code, Some(1), "{d}");
     check(&sb);
     assert_eq!(read("succeeded.csv").len() + read("failed.csv").len(), 8);
