@@ -343,3 +343,27 @@ async fn a_part_larger_than_an_upload_chunk_goes_up_in_several() {
     assert_eq!(n, contacts);
     sb.shutdown().await;
 }
+
+/// Needs no S3 server: a URL is refused before anything is written, and never becomes a folder.
+#[test]
+fn a_url_this_build_cannot_write_is_refused_and_never_becomes_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (out, says) in [
+        ("hdfs://namenode/exports", "cannot write to hdfs: URLs"),
+        (
+            "s3:bucket/exports",
+            "names no bucket: write s3://BUCKET/PREFIX",
+        ),
+        ("s3:///exports", "names no bucket: write s3://BUCKET/PREFIX"),
+    ] {
+        let args = ["export", "--sandbox", "--out", out, "--quiet"];
+        let o = run_bin(&args, &[], dir.path());
+        let d = describe(&args, dir.path(), &o);
+        assert_eq!(o.status.code(), Some(2), "{d}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(says), "{d}");
+        assert!(stderr.contains("s3://BUCKET/PREFIX"), "{d}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing is written locally: {left:?}");
+}
