@@ -1,7 +1,7 @@
 //! `export --out s3://…` against a real S3 API: the moto server `.ci/run` starts on 127.0.0.1.
 //! Objects are listed and read back (Parquet with the parquet crate), a killed run shows no
 //! object of its open chunk and its rerun completes the set, and a part larger than one upload
-//! chunk goes up as several.
+//! chunk goes up as several, and not at all when the run is killed mid-upload.
 //!
 //! `GHL_ETL_TEST_S3_ENDPOINT` (e.g. `http://127.0.0.1:5000`) points the tests at the server;
 //! without it they print why and pass, except in CI (`CI=true`), where `.ci/run` sets it and its
@@ -316,7 +316,7 @@ async fn a_killed_export_to_s3_shows_no_unfinished_part_and_resumes_to_the_same_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_part_larger_than_an_upload_chunk_goes_up_in_several() {
+async fn a_part_larger_than_an_upload_chunk_goes_up_in_several_and_never_half() {
     let Some(endpoint) = endpoint() else { return };
     let bucket = Bucket::create(&endpoint, "multipart").await;
     let contacts = 20_000;
@@ -324,6 +324,18 @@ async fn a_part_larger_than_an_upload_chunk_goes_up_in_several() {
     let dir = tempfile::tempdir().unwrap();
     // Raw NDJSON of contacts alone, in one part: well over two 8 MiB upload chunks.
     let flags = ["--format", "ndjson", "--with", "none"];
+    // Killed with the upload half done: no object, no manifest.
+    let (code, d) = bucket
+        .export(&sb, dir.path(), "big", &flags, Some("mid-upload"))
+        .await;
+    assert!(code != Some(0) && d.contains("failpoint mid-upload"), "{d}");
+    let got = bucket.snapshot("big").await;
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [".ghl-etl-export"],
+        "only the owner marker is visible"
+    );
+    // The rerun uploads the part whole.
     let (code, d) = bucket.export(&sb, dir.path(), "big", &flags, None).await;
     assert_eq!(code, Some(0), "{d}");
     let got = bucket.snapshot("big").await;

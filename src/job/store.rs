@@ -277,6 +277,8 @@ impl Store {
             w.wait_for_capacity(UPLOADS_IN_FLIGHT)
                 .await
                 .map_err(|e| self.error("upload", key, e))?;
+            #[cfg(feature = "failpoints")]
+            mid_upload_failpoint(total);
             w.write(&buf[..n]);
             total += n as u64;
         }
@@ -374,6 +376,18 @@ impl Store {
             url: self.describe(key),
             source,
         }
+    }
+}
+
+/// Test builds: `GHL_ETL_FAILPOINT=mid-upload` aborts the process, as a kill would, in the
+/// middle of an upload that has already sent a chunk (three chunks were handed over with at
+/// most [`UPLOADS_IN_FLIGHT`] in flight, so one has completed).
+#[cfg(feature = "failpoints")]
+fn mid_upload_failpoint(sent: u64) {
+    let armed = std::env::var("GHL_ETL_FAILPOINT").is_ok_and(|v| v == "mid-upload");
+    if armed && sent >= 3 * UPLOAD_CHUNK as u64 {
+        eprintln!("failpoint mid-upload reached: aborting");
+        std::process::abort();
     }
 }
 
