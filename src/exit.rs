@@ -43,6 +43,14 @@ pub enum JobError {
         #[source]
         source: std::io::Error,
     },
+    /// An object store (`--out s3://…`) refused or failed an operation, after its own retries.
+    #[error("cannot {what} {url}: {source}")]
+    Store {
+        what: &'static str,
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// Ctrl-C: committed work is kept.
     #[error("interrupted")]
     Interrupted,

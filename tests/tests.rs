@@ -10,6 +10,7 @@ mod deleted;
 mod export;
 mod load;
 mod mapping;
+mod object_store;
 mod sandbox;
 mod sinks;
 mod spec;

@@ -10,7 +10,7 @@ use super::ConnectionArgs;
 use crate::api::{filter, Source};
 use crate::exit::{JobError, Result};
 use crate::export::ExportPlan;
-use crate::job::ConnectionPlan;
+use crate::job::{ConnectionPlan, OutTarget};
 use crate::mapping::{Mapping, MappingFile};
 use crate::sink::{Format, SinkOptions};
 use crate::table::TableKind;
@@ -56,9 +56,11 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = Format::Parquet)]
     pub format: Format,
 
-    /// Output folder: one sub-folder per table (`contacts/`, `tasks/`, `notes/`).
+    /// Output folder (one sub-folder per table: `contacts/`, `tasks/`, `notes/`), or an object
+    /// store prefix: s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX (credentials
+    /// from the environment), or file:///PATH.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: String,
 
     /// Requests in flight per location for tasks/notes (the rate limit is the real bound).
     #[arg(long, default_value_t = 16)]
@@ -154,7 +156,7 @@ impl ExportArgs {
             children,
             mapping,
             sink,
-            out: self.out.clone(),
+            out: OutTarget::parse(&self.out).map_err(JobError::usage)?,
             concurrency: self.concurrency.max(1),
             state: self.state.clone(),
             restart: self.restart,

@@ -4,7 +4,8 @@
 //! `GHL_ETL_FAILPOINT` arms one point; reaching it aborts the process on the spot, with no
 //! cleanup, like `kill -9`. `before-commit:N` dies after finishing the files of the N-th chunk
 //! but before recording them; `after-commit:N` right after the N-th commit; `mid-chunk:N`
-//! after N contacts of a chunk that is not yet complete.
+//! after N contacts of a chunk that is not yet complete. (`mid-upload`, in the middle of an
+//! upload to an object store, is `job::store`'s.)
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {

@@ -19,6 +19,7 @@ mod plan;
 mod write;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -28,8 +29,8 @@ pub use plan::ExportPlan;
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{
-    for_each_location, peak_rss_mb, Connection, ConnectionPlan, Cost, OutputDir, PartFolder,
-    Progress, Ui,
+    for_each_location, peak_rss_mb, staging_dir, Connection, ConnectionPlan, Cost, OutputDir,
+    PartFolder, Progress, Store, Ui,
 };
 use crate::report::{rejects_dir, REJECT_FORMAT};
 use crate::state::{CommittedPart, JobStatus, StateDb};
@@ -105,18 +106,18 @@ impl Run {
     }
 }
 
-/// The part folders of an export: one per table, and one per table of rejects.
-fn part_folders(plan: &ExportPlan) -> Vec<PartFolder> {
+/// The part folders of an export under `root`: one per table, and one per table of rejects.
+fn part_folders(plan: &ExportPlan, root: &Path) -> Vec<PartFolder> {
     let mut folders = Vec::new();
     for table in TableKind::ALL {
         folders.push(PartFolder {
-            dir: plan.out.clone(),
+            dir: root.to_path_buf(),
             table,
             name: table.name().to_string(),
             format: plan.sink.format,
         });
         folders.push(PartFolder {
-            dir: rejects_dir(&plan.out),
+            dir: rejects_dir(root),
             table,
             name: format!("rejects/{}", table.name()),
             format: REJECT_FORMAT,
@@ -146,31 +147,35 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
         ));
     }
     let key = plan.job_key(&plan.locations, server);
+    let store = Store::open(&plan.out)?;
+    // Parts are written in place in a local folder, else staged beside the state database.
+    let root = match store.local_root() {
+        Some(dir) => dir.to_path_buf(),
+        None => staging_dir(&plan.state, &key),
+    };
     let out = OutputDir {
-        root: plan.out.clone(),
-        folders: part_folders(&plan),
+        folders: part_folders(&plan, &root),
+        root,
+        store,
     };
     let mut db = StateDb::open(&plan.state)?;
     if plan.restart {
-        out.remove_parts(&db.parts(&key)?);
+        out.remove_parts(&db.parts(&key)?).await;
         db.reset_job(&key)?;
     }
-    let description = format!(
-        "export {} -> {}",
-        plan.locations.join(","),
-        plan.out.display()
-    );
+    let description = format!("export {} -> {}", plan.locations.join(","), plan.out);
     let status = db.begin_job(&key, &description)?;
     if status == JobStatus::Finished {
-        return already_finished(&db, &key, &plan, &out, ui);
+        return already_finished(&db, &key, &plan, &out, ui).await;
     }
-    if let Err(e) = out.claim(&key, status, plan.restart) {
+    if let Err(e) = out.claim(&key, status, plan.restart).await {
         if status == JobStatus::New {
             db.reset_job(&key)?;
         }
         return Err(e);
     }
-    out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)?;
+    out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)
+        .await?;
 
     let run = Arc::new(Run {
         key: key.clone(),
@@ -212,7 +217,9 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     let mut db = db;
     // Manifest first: an export marked finished always has one.
     let total = contacts_total(&db, &key, &run.plan.locations)?;
-    run.out.write_manifest(&manifest(&summary, &parts, total))?;
+    run.out
+        .write_manifest(&manifest(&summary, &parts, total))
+        .await?;
     db.finish_job(&key)?;
     report(&summary, &run.plan, ui, client);
     Ok(summary)
@@ -244,7 +251,7 @@ fn run_summary(run: &Run, started: Instant, resumed: bool) -> Summary {
 }
 
 /// A rerun of an export that finished: say so, and make sure its manifest exists.
-fn already_finished(
+async fn already_finished(
     db: &StateDb,
     key: &str,
     plan: &ExportPlan,
@@ -255,7 +262,7 @@ fn already_finished(
         eprintln!(
             "This export already finished (state {}, job {key}); its files are in {}. Pass --restart to export again.",
             plan.state.display(),
-            plan.out.display()
+            plan.out
         );
     }
     let mut summary = Summary {
@@ -264,9 +271,10 @@ fn already_finished(
     };
     let parts = db.parts(key)?;
     summary.add_parts(&parts);
-    if !out.has_manifest() {
+    if !out.has_manifest().await? {
         let total = contacts_total(db, key, &plan.locations)?;
-        out.write_manifest(&manifest(&summary, &parts, total))?;
+        out.write_manifest(&manifest(&summary, &parts, total))
+            .await?;
     }
     Ok(summary)
 }
@@ -348,6 +356,5 @@ fn report(s: &Summary, plan: &ExportPlan, ui: Ui, client: &Client) {
             s.deleted_meanwhile
         );
     }
-    let out = std::path::absolute(&plan.out).unwrap_or_else(|_| plan.out.clone());
-    eprintln!("Output: {}", out.display());
+    eprintln!("Output: {}", plan.out.identity());
 }

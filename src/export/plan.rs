@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::Source;
+use crate::job::OutTarget;
 use crate::mapping::MappingFile;
 use crate::sink::SinkOptions;
 use crate::table::TableKind;
@@ -28,7 +29,8 @@ pub struct ExportPlan {
     /// `None`: every field, one column per custom field.
     pub mapping: Option<MappingFile>,
     pub sink: SinkOptions,
-    pub out: PathBuf,
+    /// A local folder or an object store prefix.
+    pub out: OutTarget,
     /// Requests in flight per location for a page's children.
     pub concurrency: usize,
     pub state: PathBuf,
@@ -62,9 +64,8 @@ impl ExportPlan {
     /// The job key of this export against `server` (see `ConnectionPlan::server_identity`),
     /// for these locations.
     pub fn job_key(&self, locations: &[String], server: &str) -> String {
-        let out = std::path::absolute(&self.out).unwrap_or_else(|_| self.out.clone());
         crate::job::job_key(&Identity {
-            out: out.display().to_string(),
+            out: self.out.identity(),
             locations,
             source: &self.source,
             children: self.children.iter().map(|t| t.name()).collect(),

@@ -176,7 +176,7 @@ impl<'a> LocationWriter<'a> {
                 let writer = match self.chunk.data.entry(table) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => e.insert(PartWriter::create(
-                        &self.run.plan.out,
+                        &self.run.out.root,
                         self.schemas[&table].clone(),
                         part,
                         &self.run.plan.sink,
@@ -189,7 +189,7 @@ impl<'a> LocationWriter<'a> {
             RowOutcome::Rejected { column, reason } => {
                 let part = part_number(self.location_index, self.chunk.seq)?;
                 let record_id = record.get("id").and_then(Value::as_str).unwrap_or("");
-                let out = &self.run.plan.out;
+                let out = &self.run.out.root;
                 self.chunk
                     .rejects
                     .entry(table)
@@ -213,10 +213,13 @@ impl<'a> LocationWriter<'a> {
         let chunk = std::mem::replace(&mut self.chunk, next);
         let mut finished = Vec::new();
         for (table, w) in chunk.data {
-            finished.push((table.name().to_string(), w.finish()?));
+            let f = w.finish()?;
+            self.run.out.publish(&f.path)?;
+            finished.push((table.name().to_string(), f));
         }
         for (table, r) in chunk.rejects {
             if let Some(f) = r.finish()? {
+                self.run.out.publish(&f.path)?;
                 finished.push((format!("rejects/{}", table.name()), f));
             }
         }

@@ -2,14 +2,19 @@
 //! sweeping parts a crash left uncommitted, and the manifest written when the job finishes.
 //!
 //! A folder is owned by one job (`.ghl-etl-export` holds its key): the sweep deletes part files
-//! the state database does not know, so it must never run where another job writes.
+//! the state database does not know, so it must never run where another job writes. The
+//! folder may be a prefix in an object store ([`Store`]): parts are then written to a local
+//! staging folder and uploaded by [`OutputDir::publish`] before they are committed.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{JobError, Result};
 use crate::sink::{self, Format};
 use crate::state::{CommittedPart, JobStatus};
 use crate::table::TableKind;
+
+use super::store::Store;
 
 /// Names the job (key) that owns an output folder.
 const OWNER_MARKER: &str = ".ghl-etl-export";
@@ -43,28 +48,32 @@ pub struct PartFolder {
 
 /// An output folder and the part folders a job writes in it.
 pub struct OutputDir {
+    /// Where part files are written: the output folder itself, or for an object store a
+    /// staging folder whose finished files [`OutputDir::publish`] uploads and removes.
     pub root: PathBuf,
+    pub store: Store,
     pub folders: Vec<PartFolder>,
 }
 
 impl OutputDir {
     /// Make the folder this job's: refuse one that another job owns or fills, then write the
     /// owner marker and remove the last manifest (it describes a finished run only).
-    pub fn claim(&self, key: &str, status: JobStatus, restart: bool) -> Result<()> {
-        let marker = self.root.join(OWNER_MARKER);
-        let owner = std::fs::read_to_string(&marker)
-            .ok()
-            .map(|s| s.trim().to_string());
+    pub async fn claim(&self, key: &str, status: JobStatus, restart: bool) -> Result<()> {
+        let owner = self
+            .store
+            .get(OWNER_MARKER)
+            .await?
+            .map(|s| String::from_utf8_lossy(&s).trim().to_string());
         let foreign = match &owner {
             _ if restart => None,
             Some(o) if o != key => Some(format!("belongs to another export (job {o})")),
             None if status == JobStatus::New => {
-                let files = self.part_files();
+                let files = self.part_files().await?;
                 (!files.is_empty()).then(|| {
                     format!(
                         "already holds {} part files of another export (e.g. {})",
                         files.len(),
-                        files[0].display()
+                        self.store.describe(&files[0])
                     )
                 })
             }
@@ -73,43 +82,47 @@ impl OutputDir {
         if let Some(why) = foreign {
             return Err(JobError::usage(format!(
                 "{} {why}; use an empty --out folder (such as one per night), or --restart to replace its contents",
-                self.root.display()
+                self.store
             )));
         }
         std::fs::create_dir_all(&self.root)
             .map_err(|e| JobError::io("create output folder", &self.root, e))?;
-        std::fs::write(&marker, format!("{key}\n"))
-            .map_err(|e| JobError::io("write", &marker, e))?;
-        let manifest = self.root.join(MANIFEST);
-        match std::fs::remove_file(&manifest) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(JobError::io("remove the previous", manifest, e))
-            }
-            _ => Ok(()),
-        }
+        self.store
+            .put(OWNER_MARKER, format!("{key}\n").into_bytes())
+            .await?;
+        self.store.delete(MANIFEST).await
     }
 
-    /// Part files (finished or temporary) in any of the folders, of any format.
-    fn part_files(&self) -> Vec<PathBuf> {
+    /// The key of each folder's table under the root (`contacts`, `rejects/contacts`).
+    fn table_key(&self, f: &PartFolder) -> String {
+        self.relative(&sink::table_dir(&f.dir, f.table))
+    }
+
+    /// Part files (finished or temporary) in any of the folders, of any format, as keys.
+    async fn part_files(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
         for f in &self.folders {
-            let Ok(entries) = std::fs::read_dir(f.dir.join(f.table.name())) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
+            for key in self.store.list(&self.table_key(f)).await? {
+                let name = key.rsplit('/').next().unwrap_or_default();
                 if name.starts_with("part-") || name.starts_with(".part-") {
-                    found.push(e.path());
+                    found.push(key);
                 }
             }
         }
         found.sort();
-        found
+        Ok(found)
     }
 
     /// Remove part files a crash left behind (written but never committed). Runs before any
     /// location starts writing, so no live temporary file is touched.
-    pub fn sweep_uncommitted(&self, parts: &[CommittedPart], locations: &[String]) -> Result<()> {
+    pub async fn sweep_uncommitted(
+        &self,
+        parts: &[CommittedPart],
+        locations: &[String],
+    ) -> Result<()> {
+        if self.store.local_root().is_none() {
+            return self.sweep_store(parts).await;
+        }
         for f in &self.folders {
             let keep: Vec<u32> = parts
                 .iter()
@@ -126,32 +139,77 @@ impl OutputDir {
         Ok(())
     }
 
-    /// Delete the part files of `parts` (for `--restart`).
-    pub fn remove_parts(&self, parts: &[CommittedPart]) {
+    /// The sweep on an object store: the staging folder holds nothing committed (a finished
+    /// part is uploaded and removed before its commit), and objects of part files the state
+    /// database does not know were uploaded by a run that died before committing them.
+    async fn sweep_store(&self, parts: &[CommittedPart]) -> Result<()> {
+        match std::fs::remove_dir_all(&self.root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(JobError::io("clear the staging folder", &self.root, e));
+            }
+            _ => {}
+        }
+        let committed: HashSet<&str> = parts.iter().map(|p| p.path.as_str()).collect();
+        for f in &self.folders {
+            for key in self.store.list(&self.table_key(f)).await? {
+                let name = key.rsplit('/').next().unwrap_or_default();
+                if sink::parse_part_name(name, f.format).is_some()
+                    && !committed.contains(key.as_str())
+                {
+                    self.store.delete(&key).await?;
+                    tracing::info!(object = %self.store.describe(&key), "Removed an uncommitted part file of an interrupted run.");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Make a finished part file visible where the output goes, before it is committed: in a
+    /// local folder it already is (renamed into place); to an object store it is uploaded
+    /// whole (multipart, streamed) and its staging copy removed. Runs on a writer's blocking
+    /// thread, inside the runtime.
+    pub fn publish(&self, local: &Path) -> Result<()> {
+        if self.store.local_root().is_some() {
+            return Ok(());
+        }
+        let key = self.relative(local);
+        tokio::runtime::Handle::current().block_on(self.store.put_file(&key, local))?;
+        std::fs::remove_file(local).map_err(|e| JobError::io("remove the uploaded", local, e))
+    }
+
+    /// Delete the part files of `parts` (for `--restart`); any left are swept as uncommitted.
+    pub async fn remove_parts(&self, parts: &[CommittedPart]) {
         for part in parts {
-            let _ = std::fs::remove_file(self.root.join(&part.path));
+            if let Err(error) = self.store.delete(&part.path).await {
+                tracing::warn!(%error, "Could not remove a part file of the previous run.");
+            }
         }
     }
 
-    /// A part file's path as the state database and the manifest record it: under the root.
+    /// A part file's path as the state database and the manifest record it: under the root,
+    /// `/`-separated (it is an object key too).
     pub fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let parts: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+        parts.join("/")
     }
 
-    pub fn has_manifest(&self) -> bool {
-        self.root.join(MANIFEST).exists()
+    pub async fn has_manifest(&self) -> Result<bool> {
+        Ok(self.store.get(MANIFEST).await?.is_some())
     }
 
-    /// Write the manifest atomically (temporary file, then rename).
-    pub fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
-        let path = self.root.join(MANIFEST);
-        let tmp = self.root.join(format!(".{MANIFEST}.tmp"));
+    /// Write the manifest atomically (temporary file then rename, or one PUT). It is the last
+    /// write of a job, so an object store's empty staging folder goes with it.
+    pub async fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
-        std::fs::write(&tmp, bytes).map_err(|e| JobError::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| JobError::io("write", &path, e))
+        self.store.put(MANIFEST, bytes).await?;
+        if self.store.local_root().is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+            if let Some(staging) = self.root.parent() {
+                let _ = std::fs::remove_dir(staging);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -166,20 +224,73 @@ mod tests {
         assert!(part_number(0, PARTS_PER_LOCATION).is_err());
     }
 
-    #[test]
-    fn a_folder_of_another_job_is_refused() {
+    #[tokio::test]
+    async fn a_folder_of_another_job_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutputDir {
             root: dir.path().to_path_buf(),
+            store: Store::Local(dir.path().to_path_buf()),
             folders: vec![],
         };
-        out.claim("job-a", JobStatus::New, false).unwrap();
-        let err = out.claim("job-b", JobStatus::New, false).unwrap_err();
+        out.claim("job-a", JobStatus::New, false).await.unwrap();
+        let err = out.claim("job-b", JobStatus::New, false).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("belongs to another export (job job-a)"),
             "{err}"
         );
-        out.claim("job-b", JobStatus::New, true).unwrap();
+        out.claim("job-b", JobStatus::New, true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn on_an_object_store_the_sweep_removes_only_uncommitted_parts() {
+        let mem = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let store = Store::object(mem, "night", "memory:///night", 1 << 20);
+        let staging = tempfile::tempdir().unwrap();
+        let root = staging.path().join("job-a");
+        let out = OutputDir {
+            root: root.clone(),
+            store: store.clone(),
+            folders: vec![PartFolder {
+                dir: root.clone(),
+                table: TableKind::Contacts,
+                name: "contacts".into(),
+                format: Format::Csv,
+            }],
+        };
+        out.claim("job-a", JobStatus::New, false).await.unwrap();
+        for key in [
+            "contacts/part-00000.csv",
+            "contacts/part-00001.csv",
+            "contacts/notes.txt",
+        ] {
+            store.put(key, b"x".to_vec()).await.unwrap();
+        }
+        std::fs::write(root.join("part-00009.csv"), "left by a killed run").unwrap();
+        let committed = [CommittedPart {
+            table: "contacts".into(),
+            location: "L".into(),
+            seq: 0,
+            path: "contacts/part-00000.csv".into(),
+            rows: 1,
+            bytes: 1,
+        }];
+        out.sweep_uncommitted(&committed, &["L".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list("contacts").await.unwrap(),
+            ["contacts/notes.txt", "contacts/part-00000.csv"]
+        );
+        assert!(!root.exists(), "the staging folder is cleared");
+
+        let err = out.claim("job-b", JobStatus::New, false).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("memory:///night belongs to another export (job job-a)"),
+            "{err}"
+        );
+        out.write_manifest(&serde_json::json!({})).await.unwrap();
+        assert!(out.has_manifest().await.unwrap());
     }
 }

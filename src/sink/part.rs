@@ -281,7 +281,7 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 /// `part-00042.parquet` -> 42 (for the given format's extension).
-fn parse_part_name(name: &str, format: Format) -> Option<u32> {
+pub fn parse_part_name(name: &str, format: Format) -> Option<u32> {
     let digits = name
         .strip_prefix("part-")?
         .strip_suffix(format.extension())?
