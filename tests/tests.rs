@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod deleted;
 mod export;
+mod incremental;
 mod load;
 mod mapping;
 mod sandbox;

@@ -19,6 +19,6 @@ mod summary;
 pub use connect::{Connection, ConnectionPlan, Endpoint, RateChoice};
 pub use fanout::for_each_location;
 pub use identity::job_key;
-pub use output::{part_number, OutputDir, PartFolder, MANIFEST};
+pub use output::{part_number, Layout, OutputDir, PartFolder, MANIFEST};
 pub use progress::{Progress, Ui};
 pub use summary::{peak_rss_mb, Cost};

@@ -2,7 +2,11 @@
 //! sweeping parts a crash left uncommitted, and the manifest written when the job finishes.
 //!
 //! A folder is owned by one job (`.ghl-etl-export` holds its key): the sweep deletes part files
-//! the state database does not know, so it must never run where another job writes.
+//! the state database does not know, so it must never run where another job writes. An
+//! incremental export owns its folder across runs (the marker holds the dataset's key); each
+//! run writes and sweeps only its own `run=` folders, so earlier runs' files are never touched.
+//!
+//! Where part files go is decided in one place, [`Layout::folder`].
 
 use std::path::{Path, PathBuf};
 
@@ -31,19 +35,80 @@ pub fn part_number(location_index: usize, seq: u32) -> Result<u32> {
     Ok(location_index as u32 * PARTS_PER_LOCATION + seq)
 }
 
-/// One folder of part files: `dir/<table>/part-NNNNN.<format>`, recorded in the state database
-/// under `name` (`contacts`, `rejects/contacts`).
+/// How the part files of an output folder are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// `DIR/<table>/part-NNNNN.<ext>`: one dataset, every location in one folder per table
+    /// (part numbers say the location, see [`part_number`]).
+    Flat,
+    /// Hive-style partitions, one folder per table, location and run:
+    /// `DIR/table=<table>/location_id=<L>/run=<R>/part-NNNNN.<ext>`, so warehouse engines read
+    /// the union and prune by location and run. Rejects go under `DIR/rejects/table=...`.
+    Hive { run: String },
+}
+
+impl Layout {
+    /// The folder of the part files of table `name` (`contacts`, `rejects/contacts`,
+    /// `deleted`) for `location`: the one function that decides output paths.
+    pub fn folder(&self, root: &Path, name: &str, location: &str) -> PathBuf {
+        match self {
+            Layout::Flat => root.join(name),
+            Layout::Hive { run } => {
+                let (base, table) = match name.strip_prefix("rejects/") {
+                    Some(t) => (root.join("rejects"), t),
+                    None => (root.to_path_buf(), name),
+                };
+                base.join(format!("table={}", partition_value(table)))
+                    .join(format!("location_id={}", partition_value(location)))
+                    .join(format!("run={}", partition_value(run)))
+            }
+        }
+    }
+
+    /// The file name number of a location's `seq`-th part: with a folder per location the
+    /// sequence itself, else in the location's range (see [`part_number`]).
+    pub fn part_number(&self, location_index: usize, seq: u32) -> Result<u32> {
+        match self {
+            Layout::Flat => part_number(location_index, seq),
+            Layout::Hive { .. } => Ok(seq),
+        }
+    }
+}
+
+/// A partition value as Hive escapes it: bytes outside `[A-Za-z0-9._-]` as `%XX`, so an id
+/// can never add a folder level or an `=`.
+fn partition_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    match out.as_str() {
+        // Not a name a folder may have.
+        "" | "." | ".." => out.replace('.', "%2E") + "%00",
+        _ => out,
+    }
+}
+
+/// One folder of part files of table `name` (`contacts`, `rejects/contacts`), as the state
+/// database records them; `dir` is where the files are ([`Layout::folder`]). `location` is set
+/// when the folder holds one location's parts only.
 #[derive(Debug, Clone)]
 pub struct PartFolder {
     pub dir: PathBuf,
     pub table: TableKind,
     pub name: String,
     pub format: Format,
+    pub location: Option<String>,
 }
 
 /// An output folder and the part folders a job writes in it.
 pub struct OutputDir {
     pub root: PathBuf,
+    pub layout: Layout,
     pub folders: Vec<PartFolder>,
 }
 
@@ -89,11 +154,20 @@ impl OutputDir {
         }
     }
 
-    /// Part files (finished or temporary) in any of the folders, of any format.
+    /// Part files (finished or temporary) in any of the folders, of any format, and the
+    /// partition folders of an incremental export.
     fn part_files(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            found.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("table="))
+                    .map(|e| e.path()),
+            );
+        }
         for f in &self.folders {
-            let Ok(entries) = std::fs::read_dir(f.dir.join(f.table.name())) else {
+            let Ok(entries) = std::fs::read_dir(&f.dir) else {
                 continue;
             };
             for e in entries.flatten() {
@@ -114,12 +188,13 @@ impl OutputDir {
             let keep: Vec<u32> = parts
                 .iter()
                 .filter(|p| p.table == f.name)
+                .filter(|p| f.location.as_ref().is_none_or(|l| *l == p.location))
                 .filter_map(|p| {
                     let index = locations.iter().position(|l| *l == p.location)?;
-                    part_number(index, p.seq).ok()
+                    self.layout.part_number(index, p.seq).ok()
                 })
                 .collect();
-            for r in sink::clean_uncommitted(&f.dir, f.table, f.format, &keep)? {
+            for r in sink::clean_uncommitted_in(&f.dir, f.format, &keep)? {
                 tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
             }
         }
@@ -145,10 +220,24 @@ impl OutputDir {
         self.root.join(MANIFEST).exists()
     }
 
+    /// The folder of table `name`'s part files for `location` (see [`Layout::folder`]).
+    pub fn folder(&self, name: &str, location: &str) -> PathBuf {
+        self.layout.folder(&self.root, name, location)
+    }
+
     /// Write the manifest atomically (temporary file, then rename).
     pub fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
-        let path = self.root.join(MANIFEST);
-        let tmp = self.root.join(format!(".{MANIFEST}.tmp"));
+        self.write_manifest_as(MANIFEST, manifest)
+    }
+
+    /// Write a manifest under `name` (relative to the root) atomically.
+    pub fn write_manifest_as(&self, name: &str, manifest: &serde_json::Value) -> Result<()> {
+        let path = self.root.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| JobError::io("create", dir, e))?;
+        }
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
         let bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
         std::fs::write(&tmp, bytes).map_err(|e| JobError::io("write", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| JobError::io("write", &path, e))
@@ -167,10 +256,39 @@ mod tests {
     }
 
     #[test]
+    fn hive_folders_partition_by_table_location_and_run() {
+        let hive = Layout::Hive {
+            run: "20261126T020000Z".into(),
+        };
+        let root = Path::new("/out");
+        assert_eq!(
+            hive.folder(root, "contacts", "L1"),
+            Path::new("/out/table=contacts/location_id=L1/run=20261126T020000Z")
+        );
+        assert_eq!(
+            hive.folder(root, "rejects/notes", "L1"),
+            Path::new("/out/rejects/table=notes/location_id=L1/run=20261126T020000Z")
+        );
+        // An id cannot climb out of its folder or add a partition.
+        assert_eq!(
+            hive.folder(root, "contacts", "../a=b"),
+            Path::new("/out/table=contacts/location_id=..%2Fa%3Db/run=20261126T020000Z")
+        );
+        assert_eq!(partition_value(".."), "%2E%2E%00");
+        assert_eq!(hive.part_number(3, 7).unwrap(), 7);
+        assert_eq!(
+            Layout::Flat.folder(root, "rejects/notes", "L1"),
+            Path::new("/out/rejects/notes")
+        );
+        assert_eq!(Layout::Flat.part_number(2, 7).unwrap(), 200_007);
+    }
+
+    #[test]
     fn a_folder_of_another_job_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutputDir {
             root: dir.path().to_path_buf(),
+            layout: Layout::Flat,
             folders: vec![],
         };
         out.claim("job-a", JobStatus::New, false).unwrap();
