@@ -332,3 +332,89 @@ fn manifest_fields(
     m.insert("format".into(), plan.sink.format.extension().into());
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn incr(full_every: Option<Duration>) -> RunIncr {
+        RunIncr {
+            dataset: "ds".into(),
+            run: IncrRun {
+                run: run_name(10_000_000),
+                job: "ds:r".into(),
+                started_ms: 10_000_000,
+            },
+            resumed: false,
+            plan: IncrementalPlan {
+                overlap: Duration::from_secs(600),
+                full_every,
+            },
+            unchanged: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            deleted_contacts: AtomicU64::new(0),
+            deleted_tasks: AtomicU64::new(0),
+            tasks_unchanged: AtomicU64::new(0),
+        }
+    }
+
+    fn contact(id: &str, ms: i64) -> Value {
+        let iso = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        json!({"id": id, "dateUpdated": iso})
+    }
+
+    #[test]
+    fn a_delta_writes_new_and_changed_contacts_once() {
+        let i = incr(None);
+        let watermark = 5_000_000;
+        let baseline = Baseline {
+            watermark_ms: watermark,
+            last_run: "r0".into(),
+            last_full_ms: watermark,
+            contacts: IdSet::from_unsorted(vec![
+                ("same".into(), 1_000),
+                ("overlap".into(), watermark - 1_000),
+                ("changed".into(), 1_000),
+                ("late".into(), 1_000),
+            ]),
+            tasks: None,
+        };
+        let full = is_full(&i, Some(&baseline));
+        assert!(!full);
+        let d = Delta {
+            full,
+            since_ms: watermark - 600_000,
+            baseline,
+        };
+        assert!(d.wants(&i, &contact("new", 1)), "new since the last run");
+        assert!(!d.wants(&i, &contact("same", 1_000)));
+        // Seen by the last run inside the overlap, unchanged: not written twice.
+        assert!(!d.wants(&i, &contact("overlap", watermark - 1_000)));
+        assert!(d.wants(&i, &contact("changed", watermark + 5)));
+        // A change older than the overlap that the index showed only now.
+        assert!(d.wants(&i, &contact("late", watermark - 700_000)));
+        assert_eq!(i.unchanged.load(Ordering::Relaxed), 2);
+        assert_eq!(i.late.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn full_runs_come_first_and_every_n_days() {
+        let b = Baseline {
+            last_full_ms: 10_000_000 - 86_400_000,
+            ..Baseline::default()
+        };
+        assert!(is_full(&incr(None), None), "a location's first run");
+        assert!(!is_full(&incr(None), Some(&b)));
+        assert!(is_full(&incr(Some(Duration::from_secs(86_400))), Some(&b)));
+        assert!(!is_full(
+            &incr(Some(Duration::from_secs(2 * 86_400))),
+            Some(&b)
+        ));
+        assert_eq!(run_name(1_795_744_800_000), "20261127T020000Z");
+        assert_eq!(task_hash(&json!({"a": 1})), task_hash(&json!({"a": 1})));
+        assert_ne!(task_hash(&json!({"a": 1})), task_hash(&json!({"a": 2})));
+    }
+}
