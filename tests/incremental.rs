@@ -22,6 +22,18 @@ async fn export(
     extra: &[&str],
     failpoint: Option<&str>,
 ) -> (Option<i32>, Value, String) {
+    export_as(sb, out, extra, failpoint, DEFAULT_TOKEN).await
+}
+
+/// [`export`] with `token`.
+async fn export_as(
+    sb: &Sandbox,
+    out: &Path,
+    extra: &[&str],
+    failpoint: Option<&str>,
+    token: &str,
+) -> (Option<i32>, Value, String) {
+    let token = token.to_string();
     let out = out.to_path_buf();
     let url = sb.url();
     let location = sb.location_ids()[0].clone();
@@ -46,7 +58,10 @@ async fn export(
             "--quiet",
         ];
         args.extend(extra.iter().map(String::as_str));
-        let mut env = vec![("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
+        let mut env = vec![
+            ("GHL_BASE_URL", url.as_str()),
+            ("GHL_TOKEN", token.as_str()),
+        ];
         if let Some(f) = failpoint.as_deref() {
             env.push(("GHL_ETL_FAILPOINT", f));
         }
@@ -316,6 +331,47 @@ async fn a_delta_holds_exactly_the_changes_and_the_deletions() {
     assert!(
         column(&partition(&out, "notes", &loc, &run_name(&again)), "id").contains(&note_on_quiet)
     );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_task_search_scope_a_delta_fetches_the_tasks_of_written_contacts() {
+    let mut cfg = quiet_config(300);
+    cfg.tokens = vec!["plain=contacts.readonly,locations/customFields.readonly"
+        .parse::<ghl_etl::sandbox::TokenSpec>()
+        .unwrap()];
+    let sb = sandbox(cfg).await;
+    let c = client(&sb, None);
+    let loc = sb.location_ids()[0].clone();
+    let ids = sb.store().contact_ids(&loc);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lake");
+    let (code, full, d) = export_as(&sb, &out, &[], None, "plain").await;
+    assert_eq!(code, Some(0), "{d}");
+    let all_tasks: usize = ids.iter().map(|id| children(&sb, id, "tasks").len()).sum();
+    assert_eq!(
+        column(&partition(&out, "tasks", &loc, &run_name(&full)), "id").len(),
+        all_tasks
+    );
+
+    let changed = [ids[3].clone(), ids[30].clone()];
+    for id in &changed {
+        update(&c, &loc, id, "Changed").await;
+    }
+    add_task(&c, &loc, &ids[40], "not seen without the scope").await;
+    add_task(&c, &loc, &changed[0], "seen with its contact").await;
+    let (code, delta, d) = export_as(&sb, &out, &[], None, "plain").await;
+    assert_eq!(code, Some(0), "{d}");
+    let tasks = once(
+        column(&partition(&out, "tasks", &loc, &run_name(&delta)), "id"),
+        "tasks",
+    );
+    let want: BTreeSet<String> = changed
+        .iter()
+        .flat_map(|id| children(&sb, id, "tasks"))
+        .collect();
+    assert_eq!(tasks, want, "all tasks of the written contacts, no others");
+    assert_eq!(delta["deleted_tasks"], 0);
     sb.shutdown().await;
 }
 
