@@ -177,38 +177,18 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
             "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
         ));
     }
-    let mut db = StateDb::open(&plan.state)?;
     let description = format!(
         "export {} -> {}",
         plan.locations.join(","),
         plan.out.display()
     );
-    let (key, status, incr) = match &plan.incremental {
-        None => (plan.job_key(&plan.locations, server), None, None),
-        Some(ip) => {
-            let (incr, status) = incremental::open(&mut db, &plan, server, ip)?;
-            (incr.run.job.clone(), Some(status), Some(incr))
-        }
-    };
-    let layout = match &incr {
-        None => Layout::Flat,
-        Some(i) => Layout::Hive {
-            run: i.run.run.clone(),
-        },
-    };
-    let out = OutputDir {
-        root: plan.out.clone(),
-        folders: part_folders(&plan, &layout),
-        layout,
-    };
-    if plan.restart && incr.is_none() {
-        out.remove_parts(&db.parts(&key)?);
-        db.reset_job(&key)?;
-    }
-    let status = match status {
-        Some(s) => s,
-        None => db.begin_job(&key, &description)?,
-    };
+    let Opened {
+        mut db,
+        key,
+        status,
+        incr,
+        out,
+    } = open_job(&plan, server, &description)?;
     if status == JobStatus::Finished {
         return already_finished(&db, &key, &plan, &out, ui);
     }
@@ -286,6 +266,55 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     }
     report(&summary, &run.plan, ui, client);
     Ok(summary)
+}
+
+/// A job opened in the state database, with its output folder.
+struct Opened {
+    db: StateDb,
+    key: String,
+    status: JobStatus,
+    incr: Option<incremental::RunIncr>,
+    out: OutputDir,
+}
+
+/// Open the state database and the export's job: the plan's key with the flat layout, or
+/// for `--incremental` the dataset's run with its partitioned layout. `--restart` forgets the
+/// earlier progress and files here.
+fn open_job(plan: &ExportPlan, server: &str, description: &str) -> Result<Opened> {
+    let mut db = StateDb::open(&plan.state)?;
+    let (key, status, incr) = match &plan.incremental {
+        None => (plan.job_key(&plan.locations, server), None, None),
+        Some(ip) => {
+            let (incr, status) = incremental::open(&mut db, plan, server, ip)?;
+            (incr.run.job.clone(), Some(status), Some(incr))
+        }
+    };
+    let layout = match &incr {
+        None => Layout::Flat,
+        Some(i) => Layout::Hive {
+            run: i.run.run.clone(),
+        },
+    };
+    let out = OutputDir {
+        root: plan.out.clone(),
+        folders: part_folders(plan, &layout),
+        layout,
+    };
+    if plan.restart && incr.is_none() {
+        out.remove_parts(&db.parts(&key)?);
+        db.reset_job(&key)?;
+    }
+    let status = match status {
+        Some(s) => s,
+        None => db.begin_job(&key, description)?,
+    };
+    Ok(Opened {
+        db,
+        key,
+        status,
+        incr,
+        out,
+    })
 }
 
 /// The counters of this run.
