@@ -35,7 +35,8 @@ pub struct Reject<'a> {
 
 /// The reject part file of one table and chunk, created on its first reject.
 pub struct RejectPart {
-    out: PathBuf,
+    /// The folder of this table's reject part files.
+    folder: PathBuf,
     schema: Arc<TableSchema>,
     part: u32,
     writer: Option<PartWriter>,
@@ -43,6 +44,11 @@ pub struct RejectPart {
 
 impl RejectPart {
     pub fn new(out: &Path, table: TableKind, part: u32) -> RejectPart {
+        RejectPart::in_folder(rejects_dir(out).join(table.name()), table, part)
+    }
+
+    /// The reject part file `part` of `table`, in `folder` (wherever the layout puts it).
+    pub fn in_folder(folder: PathBuf, table: TableKind, part: u32) -> RejectPart {
         let columns = REJECT_COLUMNS
             .into_iter()
             .map(|name| Column {
@@ -51,7 +57,7 @@ impl RejectPart {
             })
             .collect();
         RejectPart {
-            out: rejects_dir(out),
+            folder,
             schema: Arc::new(TableSchema { table, columns }),
             part,
             writer: None,
@@ -65,8 +71,8 @@ impl RejectPart {
                 csv_safe: true,
                 ..SinkOptions::default()
             };
-            self.writer = Some(PartWriter::create(
-                &self.out,
+            self.writer = Some(PartWriter::create_in(
+                &self.folder,
                 self.schema.clone(),
                 self.part,
                 &opts,

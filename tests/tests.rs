@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod deleted;
 mod export;
+mod incremental;
 mod load;
 mod mapping;
 mod object_store;

@@ -224,6 +224,17 @@ impl Client {
         }
     }
 
+    /// `POST /locations/{id}/tasks/search` without a contact filter: one page (`skip`,
+    /// [`TASK_SEARCH_PAGE`] at most) of every task of the location. Needs
+    /// `locations/tasks.readonly`.
+    pub async fn location_tasks_page(&self, location: &str, skip: usize) -> Result<Vec<Value>> {
+        let path = format!("/locations/{location}/tasks/search");
+        let body = json!({ "limit": TASK_SEARCH_PAGE, "skip": skip });
+        let call = Call::with_body(location, Method::POST, path, body);
+        let answer: TasksAnswer = self.call(&call).await?;
+        Ok(answer.tasks)
+    }
+
     /// `GET /locations/{id}/customFields?model=contact`.
     pub async fn custom_fields(&self, location: &str) -> Result<Vec<CustomField>> {
         let call = Call::get(location, format!("/locations/{location}/customFields"))

@@ -9,7 +9,7 @@ use clap::Args;
 use super::ConnectionArgs;
 use crate::api::{filter, Source};
 use crate::exit::{JobError, Result};
-use crate::export::ExportPlan;
+use crate::export::{ExportPlan, IncrementalPlan};
 use crate::job::{ConnectionPlan, OutTarget};
 use crate::mapping::{Mapping, MappingFile};
 use crate::sink::{Format, SinkOptions};
@@ -102,6 +102,22 @@ pub struct ExportArgs {
     /// Fetch tasks with one request per contact even when the token can search tasks in bulk.
     #[arg(long)]
     pub tasks_per_contact: bool,
+
+    /// Write only what changed since the last run of this export (per-location watermark in
+    /// the state database), plus a `deleted` table, into Hive-style partitions
+    /// `table=<t>/location_id=<L>/run=<R>/`. The first run of a location is a full snapshot.
+    #[arg(long)]
+    pub incremental: bool,
+
+    /// With --incremental: contacts updated this long before the last run started are looked
+    /// at again (search indexing lags). A number with s, m or h.
+    #[arg(long, default_value = "10m", requires = "incremental")]
+    pub overlap: String,
+
+    /// With --incremental: export a location in full again when its last full run is N days
+    /// old, to bound what deltas can miss (notes added to otherwise unchanged contacts).
+    #[arg(long, value_name = "DAYS", requires = "incremental")]
+    pub full_every: Option<f64>,
 }
 
 impl ExportArgs {
@@ -114,6 +130,7 @@ impl ExportArgs {
             self.updated_since.as_deref(),
             &self.conditions,
         )?;
+        let incremental = self.incremental_plan(&source)?;
         let max = source.max_page_size();
         let mapping = self
             .mapping
@@ -163,9 +180,61 @@ impl ExportArgs {
             part_rows: self.part_rows.max(1),
             commit_every: Duration::from_secs(self.commit_seconds.max(1)),
             bulk_tasks: !self.tasks_per_contact,
+            incremental,
         };
         Ok((conn, plan))
     }
+
+    /// `--incremental` and its flags; it lists every contact through search each run.
+    fn incremental_plan(&self, source: &Source) -> Result<Option<IncrementalPlan>> {
+        if !self.incremental {
+            return Ok(None);
+        }
+        if self.updated_since.is_some() {
+            return Err(JobError::usage(
+                "--incremental keeps its own watermark per location; drop --updated-since",
+            ));
+        }
+        if !matches!(source, Source::Search { .. }) {
+            return Err(JobError::usage(
+                "--incremental lists contacts through search; drop --source or pass --source search",
+            ));
+        }
+        let overlap = parse_duration(&self.overlap)
+            .map_err(|e| JobError::usage(format!("--overlap `{}`: {e}", self.overlap)))?;
+        let full_every = match self.full_every {
+            Some(d) if !(d > 0.0 && d.is_finite()) => {
+                return Err(JobError::usage(format!(
+                    "--full-every must be a positive number of days, not {d}"
+                )))
+            }
+            Some(d) => Some(Duration::from_secs_f64(d * 86_400.0)),
+            None => None,
+        };
+        Ok(Some(IncrementalPlan {
+            overlap,
+            full_every,
+        }))
+    }
+}
+
+/// `90s`, `10m`, `2h` (a bare number is seconds).
+fn parse_duration(s: &str) -> std::result::Result<Duration, &'static str> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| "expected a number with s, m or h, such as 10m")?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3_600,
+        _ => return Err("expected a number with s, m or h, such as 10m"),
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 pub(crate) fn parse_source(
@@ -198,5 +267,20 @@ pub(crate) fn parse_source(
                 "--source must be `list`, `search` or `business:<id>`, not `{other}`"
             ))),
         },
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_read_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7_200)));
+        for bad in ["", "m", "10 m", "1d", "-5m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

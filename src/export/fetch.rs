@@ -3,7 +3,9 @@
 //! Tasks come from the location task search (100 contacts a request) while the token can use
 //! it, else one request per contact like notes and appointments; per-contact requests run
 //! `concurrency` at a time through the client's limiter, and come back in listing order. A
-//! contact deleted between listing and fetching is marked so, not failed.
+//! contact deleted between listing and fetching is marked so, not failed. In an incremental
+//! run, contacts that did not change are marked so and get no request at all, and tasks come
+//! from the location's full task listing instead (see `incremental`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -11,6 +13,7 @@ use std::sync::atomic::Ordering;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use super::incremental::Delta;
 use super::plan::TASK_SEARCH_IDS;
 use super::Run;
 use crate::api::{self, Client, ContactPage, ErrorKind};
@@ -29,6 +32,8 @@ pub struct Children {
     pub records: Vec<(TableKind, Vec<Value>)>,
     /// The contact was deleted before its children could be fetched.
     pub deleted: bool,
+    /// Incremental run: the contact did not change since the last run; it is not written.
+    pub unchanged: bool,
 }
 
 impl Children {
@@ -67,24 +72,36 @@ async fn fetch_child(
     }
 }
 
-/// Fetch the child records of one page's contacts.
+/// Fetch the child records of one page's contacts (in an incremental run, `delta` says which
+/// contacts are written; the others get no request).
 pub async fn enrich(
     run: &Run,
     location: &str,
     page: ContactPage,
+    delta: Option<&Delta>,
 ) -> api::error::Result<EnrichedPage> {
-    let ids: Vec<String> = page
-        .records
-        .iter()
-        .map(|r| contact_id(r).to_string())
+    let mut children: Vec<Children> = page.records.iter().map(|_| Children::default()).collect();
+    if let (Some(d), Some(incr)) = (delta, run.incr.as_ref()) {
+        for (slot, r) in children.iter_mut().zip(&page.records) {
+            slot.unchanged = !d.wants(incr, r);
+        }
+    }
+    // Only the contacts written need their children; `wanted[k]` is the slot of `ids[k]`.
+    let wanted: Vec<usize> = (0..children.len())
+        .filter(|&i| !children[i].unchanged)
         .collect();
-    let mut children: Vec<Children> = ids.iter().map(|_| Children::default()).collect();
+    let ids: Vec<String> = wanted
+        .iter()
+        .map(|&i| contact_id(&page.records[i]).to_string())
+        .collect();
     let wants_tasks = run.plan.children.contains(&TableKind::Tasks);
-    if wants_tasks && run.bulk_tasks.load(Ordering::Relaxed) {
+    // An incremental run lists the location's tasks in full before its contacts.
+    if wants_tasks && run.bulk_tasks.load(Ordering::Relaxed) && delta.is_none() {
         match bulk_tasks(run, location, &ids).await {
             Ok(mut by_contact) => {
-                for (slot, id) in children.iter_mut().zip(&ids) {
-                    slot.set(TableKind::Tasks, by_contact.remove(id).unwrap_or_default());
+                for (&i, id) in wanted.iter().zip(&ids) {
+                    let tasks = by_contact.remove(id).unwrap_or_default();
+                    children[i].set(TableKind::Tasks, tasks);
                 }
             }
             Err(e) if e.is_scope_error() => {
@@ -134,12 +151,14 @@ pub async fn enrich(
         .buffered(run.plan.concurrency)
         .try_collect()
         .await?;
-    for (slot, f) in children.iter_mut().zip(fetched) {
+    for (&i, f) in wanted.iter().zip(fetched) {
+        let slot = &mut children[i];
         if f.deleted {
             // A contact gone is written without children, even those fetched before.
             *slot = Children {
                 records: Vec::new(),
                 deleted: true,
+                unchanged: false,
             };
             continue;
         }

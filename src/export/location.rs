@@ -16,29 +16,45 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use super::fetch::{enrich, EnrichedPage};
+use super::incremental::Delta;
+use super::phases;
 use super::plan::PREFETCH_PAGES;
 use super::write::LocationWriter;
 use super::Run;
 use crate::api::Cursor;
 use crate::exit::{JobError, Result};
 use crate::mapping::{CustomFieldInfo, Mapping};
-use crate::state::LocationState;
+use crate::state::{LocationState, SetKind};
 use crate::table::TableKind;
 
-/// Export one location from where its last run committed.
-pub async fn export_location(run: Arc<Run>, location: String, location_index: usize) -> Result<()> {
-    let start = run
+/// Where a location of this run stands (its start when nothing is committed yet).
+fn location_state(run: &Run, location: &str) -> Result<LocationState> {
+    Ok(run
         .db()
-        .location(&run.key, &location)?
+        .location(&run.key, location)?
         .unwrap_or(LocationState {
             cursor: Cursor::Start,
             next_part: 0,
             contacts: 0,
             done: false,
-        });
-    if start.done {
+        }))
+}
+
+/// Export one location from where its last run committed. An incremental run lists the
+/// location's tasks first and writes its deletions last (see `phases`).
+pub async fn export_location(run: Arc<Run>, location: String, location_index: usize) -> Result<()> {
+    let mut start = location_state(&run, &location)?;
+    let step = |kind| -> Result<bool> {
+        Ok(run.incr.is_some() && run.db().seen(&run.key, &location, kind)?.is_empty())
+    };
+    let deletions_due = step(SetKind::Done)?;
+    if start.done && !deletions_due {
         return Ok(());
     }
+    let delta = match &run.incr {
+        Some(incr) => Some(Arc::new(Delta::load(&run.db(), incr, &location)?)),
+        None => None,
+    };
     let mapping = Arc::new(mapping_for(&run, &location).await?);
     let tables: Vec<TableKind> = run
         .plan
@@ -50,27 +66,83 @@ pub async fn export_location(run: Arc<Run>, location: String, location_index: us
         tracing::info!(location, contacts = start.contacts, cursor = ?start.cursor, "Resuming from the last committed part.");
     }
     check_columns(&run, &location, &mapping, &tables, start.next_part > 0)?;
-
-    let (tx, rx) = mpsc::channel::<EnrichedPage>(PREFETCH_PAGES);
-    let writer = {
-        let run = run.clone();
-        let location = location.clone();
-        let start = start.clone();
-        tokio::task::spawn_blocking(move || {
-            LocationWriter::new(&run, &location, location_index, &mapping, &tables, start).run(rx)
-        })
+    let spawn = |start: LocationState| Writer {
+        run: run.clone(),
+        location: location.clone(),
+        index: location_index,
+        mapping: mapping.clone(),
+        tables: tables.clone(),
+        start,
     };
-    let produced = produce(&run, &location, start.cursor, tx).await;
-    let written = writer
-        .await
-        .map_err(|e| JobError::usage(format!("the writer task failed: {e}")))?;
-    // A writer error explains a closed channel; report it first.
-    written?;
-    produced?;
+
+    let tasks_due = step(SetKind::Tasks)? && !start.done;
+    if let (Some(delta), true) = (&delta, tasks_due) {
+        if run.plan.children.contains(&TableKind::Tasks) && run.bulk_tasks.load(Ordering::Relaxed) {
+            let (tx, rx) = mpsc::channel::<Vec<serde_json::Value>>(PREFETCH_PAGES);
+            let d = delta.clone();
+            let written = spawn(start.clone()).spawn(move |w| w.run_tasks(rx, &d));
+            let listed = phases::list_tasks(&run, &location, tx).await;
+            joined(written.await)?;
+            if !listed? && run.bulk_tasks.swap(false, Ordering::Relaxed) {
+                tracing::warn!("The token lacks locations/tasks.readonly: fetching tasks with one request per contact, for the contacts written only.");
+            }
+            start = location_state(&run, &location)?;
+        }
+    }
+    if !start.done {
+        let (tx, rx) = mpsc::channel::<EnrichedPage>(PREFETCH_PAGES);
+        let written = spawn(start.clone()).spawn(move |w| w.run(rx));
+        let produced = produce(&run, &location, start.cursor.clone(), delta.clone(), tx).await;
+        // A writer error explains a closed channel; report it first.
+        joined(written.await)?;
+        produced?;
+    }
     if run.cancelled.load(Ordering::Relaxed) {
         return Err(JobError::Interrupted);
     }
+    if let (Some(delta), true) = (&delta, deletions_due) {
+        let start = location_state(&run, &location)?;
+        if start.done {
+            let d = delta.clone();
+            joined(spawn(start).spawn(move |w| w.write_deleted(&d)).await)?;
+        }
+    }
     Ok(())
+}
+
+/// What a location's writer thread is made of.
+struct Writer {
+    run: Arc<Run>,
+    location: String,
+    index: usize,
+    mapping: Arc<Mapping>,
+    tables: Vec<TableKind>,
+    start: LocationState,
+}
+
+impl Writer {
+    /// Run `f` on the location's writer, on a blocking thread.
+    fn spawn<F>(self, f: F) -> tokio::task::JoinHandle<Result<()>>
+    where
+        F: for<'a> FnOnce(LocationWriter<'a>) -> Result<()> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let w = &self;
+            f(LocationWriter::new(
+                &w.run,
+                &w.location,
+                w.index,
+                &w.mapping,
+                &w.tables,
+                w.start.clone(),
+            ))
+        })
+    }
+}
+
+/// The outcome of a writer thread.
+fn joined(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    r.map_err(|e| JobError::usage(format!("the writer task failed: {e}")))?
 }
 
 /// Page the listing from `cursor`, fetch each page's children, and hand the pages on in order.
@@ -78,6 +150,7 @@ async fn produce(
     run: &Arc<Run>,
     location: &str,
     cursor: Cursor,
+    delta: Option<Arc<Delta>>,
     tx: mpsc::Sender<EnrichedPage>,
 ) -> Result<()> {
     let plan = &run.plan;
@@ -91,7 +164,8 @@ async fn produce(
             }
             let run = run.clone();
             let location = location.to_string();
-            async move { enrich(&run, &location, page).await }
+            let delta = delta.clone();
+            async move { enrich(&run, &location, page, delta.as_deref()).await }
         })
         .try_buffered(PREFETCH_PAGES));
     while let Some(page) = enriched.next().await {

@@ -6,6 +6,8 @@
 //! - `fetch`: a page's child records, bulk or per contact.
 //! - `write`: the writer thread: map, encode, commit chunks.
 //! - `failpoint`: crash injection for the resume tests (test builds only).
+//! - `incremental`, `phases`: `--incremental` runs (watermarks, deltas, deletions, the
+//!   partitioned layout).
 //!
 //! Progress is committed in chunks: when a chunk's part files are complete on disk, the cursor
 //! after its last page and the part list go into the state database in one transaction. A
@@ -14,7 +16,9 @@
 
 mod failpoint;
 mod fetch;
+mod incremental;
 mod location;
+mod phases;
 mod plan;
 mod write;
 
@@ -24,15 +28,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+pub use incremental::{run_name, IncrementalPlan, DELETED_TABLE};
 pub use plan::ExportPlan;
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{
-    for_each_location, peak_rss_mb, staging_dir, Connection, ConnectionPlan, Cost, OutputDir,
-    PartFolder, Progress, Store, Ui,
+    for_each_location, peak_rss_mb, staging_dir, Connection, ConnectionPlan, Cost, Layout,
+    OutputDir, PartFolder, Progress, Store, Ui,
 };
-use crate::report::{rejects_dir, REJECT_FORMAT};
+use crate::report::REJECT_FORMAT;
 use crate::state::{CommittedPart, JobStatus, StateDb};
 use crate::table::TableKind;
 
@@ -54,6 +59,11 @@ pub struct Summary {
     pub files: Vec<String>,
     /// Peak resident memory of this process (Linux), for the summary and the benchmarks.
     pub peak_rss_mb: Option<f64>,
+    /// `--incremental`: the run's name, `full`, `delta` or `mixed`, and the contacts listed
+    /// but left out because they did not change.
+    pub run: Option<String>,
+    pub mode: Option<String>,
+    pub unchanged: u64,
 }
 
 impl Summary {
@@ -98,6 +108,8 @@ pub(crate) struct Run {
     cancelled: Arc<AtomicBool>,
     /// Writers commit chunks from their threads; the lock is held for one transaction.
     db: Mutex<StateDb>,
+    /// `--incremental`: the run and what it counts.
+    incr: Option<incremental::RunIncr>,
 }
 
 impl Run {
@@ -106,22 +118,42 @@ impl Run {
     }
 }
 
-/// The part folders of an export under `root`: one per table, and one per table of rejects.
-fn part_folders(plan: &ExportPlan, root: &Path) -> Vec<PartFolder> {
+/// The part folders of an export: one per table, and one per table of rejects; with a
+/// partitioned layout, those of each location (and the deleted table).
+fn part_folders(plan: &ExportPlan, layout: &Layout, root: &Path) -> Vec<PartFolder> {
     let mut folders = Vec::new();
-    for table in TableKind::ALL {
-        folders.push(PartFolder {
-            dir: root.to_path_buf(),
-            table,
-            name: table.name().to_string(),
-            format: plan.sink.format,
-        });
-        folders.push(PartFolder {
-            dir: rejects_dir(root),
-            table,
-            name: format!("rejects/{}", table.name()),
-            format: REJECT_FORMAT,
-        });
+    let locations: Vec<Option<&str>> = match layout {
+        Layout::Flat => vec![None],
+        Layout::Hive { .. } => plan.locations.iter().map(|l| Some(l.as_str())).collect(),
+    };
+    for location in locations {
+        let folder = |name: &str| layout.folder(root, name, location.unwrap_or(""));
+        for table in TableKind::ALL {
+            let rejects = format!("rejects/{}", table.name());
+            folders.push(PartFolder {
+                dir: folder(table.name()),
+                table,
+                name: table.name().to_string(),
+                format: plan.sink.format,
+                location: location.map(str::to_string),
+            });
+            folders.push(PartFolder {
+                dir: folder(&rejects),
+                table,
+                name: rejects,
+                format: REJECT_FORMAT,
+                location: location.map(str::to_string),
+            });
+        }
+        if location.is_some() {
+            folders.push(PartFolder {
+                dir: folder(DELETED_TABLE),
+                table: TableKind::Contacts,
+                name: DELETED_TABLE.to_string(),
+                format: plan.sink.format,
+                location: location.map(str::to_string),
+            });
+        }
     }
     folders
 }
@@ -146,33 +178,27 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
             "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
         ));
     }
-    let key = plan.job_key(&plan.locations, server);
-    let store = Store::open(&plan.out)?;
-    // Parts are written in place in a local folder, else staged beside the state database.
-    let root = match store.local_root() {
-        Some(dir) => dir.to_path_buf(),
-        None => staging_dir(&plan.state, &key),
-    };
-    let out = OutputDir {
-        folders: part_folders(&plan, &root),
-        root,
-        store,
-    };
-    let mut db = StateDb::open(&plan.state)?;
-    if plan.restart {
-        out.remove_parts(&db.parts(&key)?).await;
-        db.reset_job(&key)?;
-    }
     let description = format!("export {} -> {}", plan.locations.join(","), plan.out);
-    let status = db.begin_job(&key, &description)?;
+    let Opened {
+        mut db,
+        key,
+        status,
+        incr,
+        out,
+    } = open_job(&plan, server, &description).await?;
     if status == JobStatus::Finished {
         return already_finished(&db, &key, &plan, &out, ui).await;
     }
-    if let Err(e) = out.claim(&key, status, plan.restart).await {
+    // An incremental export owns its folder across runs: the marker names the dataset.
+    let owner = incr.as_ref().map_or(key.as_str(), |i| i.dataset.as_str());
+    if let Err(e) = out.claim(owner, status, plan.restart).await {
         if status == JobStatus::New {
             db.reset_job(&key)?;
         }
         return Err(e);
+    }
+    if let Some(i) = &incr {
+        incremental::begin(&mut db, i, &description)?;
     }
     out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)
         .await?;
@@ -186,6 +212,7 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
         db: Mutex::new(db),
         out,
         plan,
+        incr,
     });
     let outcome = for_each_location(&run.plan.locations, &run.cancelled, ui.quiet, |l, i| {
         location::export_location(run.clone(), l, i)
@@ -194,7 +221,11 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     run.progress.bar.finish_and_clear();
     let run =
         Arc::try_unwrap(run).map_err(|_| JobError::usage("the state database is still in use"))?;
-    let mut summary = run_summary(&run, started, status == JobStatus::Resuming);
+    let resumed = run
+        .incr
+        .as_ref()
+        .map_or(status == JobStatus::Resuming, |i| i.resumed);
+    let mut summary = run_summary(&run, started, resumed);
     let db = run.db.into_inner().unwrap_or_else(|e| e.into_inner());
     let parts = db.parts(&key)?;
     summary.add_parts(&parts);
@@ -217,12 +248,79 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     let mut db = db;
     // Manifest first: an export marked finished always has one.
     let total = contacts_total(&db, &key, &run.plan.locations)?;
-    run.out
-        .write_manifest(&manifest(&summary, &parts, total))
-        .await?;
-    db.finish_job(&key)?;
+    let mut manifest = manifest(&summary, &parts, total);
+    match &run.incr {
+        None => {
+            run.out.write_manifest(&manifest).await?;
+            db.finish_job(&key)?;
+        }
+        Some(incr) => {
+            let done =
+                incremental::finish(&mut db, incr, &run.plan, &run.out, &mut manifest, server)
+                    .await?;
+            summary.run = Some(incr.run.run.clone());
+            summary.mode = Some(done.mode);
+            summary.unchanged = done.unchanged;
+        }
+    }
     report(&summary, &run.plan, ui, client);
     Ok(summary)
+}
+
+/// A job opened in the state database, with its output folder.
+struct Opened {
+    db: StateDb,
+    key: String,
+    status: JobStatus,
+    incr: Option<incremental::RunIncr>,
+    out: OutputDir,
+}
+
+/// Open the state database and the export's job: the plan's key with the flat layout, or
+/// for `--incremental` the dataset's run with its partitioned layout. `--restart` forgets the
+/// earlier progress and files here.
+async fn open_job(plan: &ExportPlan, server: &str, description: &str) -> Result<Opened> {
+    let mut db = StateDb::open(&plan.state)?;
+    let store = Store::open(&plan.out)?;
+    let (key, status, incr) = match &plan.incremental {
+        None => (plan.job_key(&plan.locations, server), None, None),
+        Some(ip) => {
+            let (incr, status) = incremental::open(&mut db, plan, server, ip, &store).await?;
+            (incr.run.job.clone(), Some(status), Some(incr))
+        }
+    };
+    let layout = match &incr {
+        None => Layout::Flat,
+        Some(i) => Layout::Hive {
+            run: i.run.run.clone(),
+        },
+    };
+    // Parts are written in place in a local folder, else staged beside the state database.
+    let root = match store.local_root() {
+        Some(dir) => dir.to_path_buf(),
+        None => staging_dir(&plan.state, &key),
+    };
+    let out = OutputDir {
+        folders: part_folders(plan, &layout, &root),
+        root,
+        store,
+        layout,
+    };
+    if plan.restart && incr.is_none() {
+        out.remove_parts(&db.parts(&key)?).await;
+        db.reset_job(&key)?;
+    }
+    let status = match status {
+        Some(s) => s,
+        None => db.begin_job(&key, description)?,
+    };
+    Ok(Opened {
+        db,
+        key,
+        status,
+        incr,
+        out,
+    })
 }
 
 /// The counters of this run.
@@ -350,6 +448,12 @@ fn report(s: &Summary, plan: &ExportPlan, ui: Ui, client: &Client) {
         eprintln!("{line}");
     }
     eprintln!("  tasks         {}", s.tasks_mode);
+    if let (Some(run), Some(mode)) = (&s.run, &s.mode) {
+        eprintln!(
+            "  run           {run} ({mode}; {} contacts unchanged, not written)",
+            s.unchanged
+        );
+    }
     if s.deleted_meanwhile > 0 {
         eprintln!(
             "  deleted while exporting: {} contacts (kept, without related records)",

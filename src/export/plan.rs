@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::incremental::IncrementalPlan;
 use crate::api::Source;
 use crate::job::OutTarget;
 use crate::mapping::MappingFile;
@@ -41,6 +42,8 @@ pub struct ExportPlan {
     pub commit_every: Duration,
     /// Try the location task search before one request per contact.
     pub bulk_tasks: bool,
+    /// `--incremental`: runs that write what changed since the last one.
+    pub incremental: Option<IncrementalPlan>,
 }
 
 /// What shapes an export's output, and so names it in the state database: a rerun with the
@@ -58,6 +61,9 @@ struct Identity<'a> {
     raw_ndjson: bool,
     mapping: Option<&'a str>,
     server: &'a str,
+    // Absent for other exports, so their keys stay what they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    incremental: bool,
 }
 
 impl ExportPlan {
@@ -75,7 +81,15 @@ impl ExportPlan {
             raw_ndjson: self.sink.raw_ndjson,
             mapping: self.mapping.as_ref().map(|m| m.text.as_str()),
             server,
+            incremental: self.incremental.is_some(),
         })
+    }
+
+    /// The key of an incremental export's dataset: its identity without the locations, so
+    /// the same folder and state carry on when the agency's list of locations changes (each
+    /// location keeps its own baseline).
+    pub fn dataset_key(&self, server: &str) -> String {
+        self.job_key(&[], server)
     }
 
     /// Every table this export writes: contacts, then the children.

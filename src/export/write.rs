@@ -19,37 +19,39 @@ use super::fetch::{contact_id, EnrichedPage};
 use super::Run;
 use crate::api::Cursor;
 use crate::exit::Result;
-use crate::job::part_number;
 use crate::mapping::{Mapping, RecordContext, RowOutcome};
 use crate::report::{Reject, RejectPart};
 use crate::sink::PartWriter;
-use crate::state::{CommittedPart, LocationState};
+use crate::state::{CommittedPart, IdSet, LocationState, SetKind};
 use crate::table::{TableKind, TableSchema};
 
 /// The open part files of one chunk, created on their first row.
-struct Chunk {
-    seq: u32,
+pub(super) struct Chunk {
+    pub(super) seq: u32,
     data: HashMap<TableKind, PartWriter>,
     /// Rejected records of this chunk: part files like the data, so they are committed (or
     /// redone) together with it and a resumed run never repeats a reject.
     rejects: HashMap<TableKind, RejectPart>,
     contacts: u64,
     started: Instant,
+    /// Incremental runs: every contact the chunk listed, with its `dateUpdated`.
+    seen: Vec<(String, i64)>,
 }
 
 impl Chunk {
-    fn new(seq: u32) -> Chunk {
+    pub(super) fn new(seq: u32) -> Chunk {
         Chunk {
             seq,
             data: HashMap::new(),
             rejects: HashMap::new(),
             contacts: 0,
             started: Instant::now(),
+            seen: Vec::new(),
         }
     }
 
     /// Remove the chunk's temporary files.
-    fn abort(self) {
+    pub(super) fn abort(self) {
         self.data.into_values().for_each(PartWriter::abort);
         self.rejects.into_values().for_each(RejectPart::abort);
     }
@@ -57,15 +59,15 @@ impl Chunk {
 
 /// Writes one location's pages; owns its chunk and its place in the listing.
 pub struct LocationWriter<'a> {
-    run: &'a Run,
-    location: &'a str,
+    pub(super) run: &'a Run,
+    pub(super) location: &'a str,
     location_index: usize,
     mapping: &'a Mapping,
     schemas: HashMap<TableKind, Arc<TableSchema>>,
-    state: LocationState,
-    chunk: Chunk,
+    pub(super) state: LocationState,
+    pub(super) chunk: Chunk,
     commits: u64,
-    failpoints: Failpoints,
+    pub(super) failpoints: Failpoints,
 }
 
 impl<'a> LocationWriter<'a> {
@@ -121,8 +123,16 @@ impl<'a> LocationWriter<'a> {
     fn write_page(&mut self, ep: &EnrichedPage) -> Result<()> {
         let n = ep.page.records.len() as u64;
         let progress = &self.run.progress;
+        let incremental = self.run.incr.is_some();
         for (record, children) in ep.page.records.iter().zip(&ep.children) {
             let cid = contact_id(record);
+            if incremental {
+                let updated = super::incremental::updated_ms(record);
+                self.chunk.seen.push((cid.to_string(), updated));
+            }
+            if children.unchanged {
+                continue;
+            }
             if !self.write_record(TableKind::Contacts, record, None)? {
                 progress.filtered.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -157,7 +167,7 @@ impl<'a> LocationWriter<'a> {
 
     /// Map one record into its table's part file, or its reject file. Answers whether the
     /// record was kept (false: filtered out or rejected).
-    fn write_record(
+    pub(super) fn write_record(
         &mut self,
         table: TableKind,
         record: &Value,
@@ -172,28 +182,33 @@ impl<'a> LocationWriter<'a> {
         };
         match tm.apply(record, &ctx) {
             RowOutcome::Row(row) => {
-                let part = part_number(self.location_index, self.chunk.seq)?;
+                let part = self.part_number()?;
                 let writer = match self.chunk.data.entry(table) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(PartWriter::create(
-                        &self.run.out.root,
-                        self.schemas[&table].clone(),
-                        part,
-                        &self.run.plan.sink,
-                    )?),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(PartWriter::create_in(
+                            &self.run.out.folder(table.name(), self.location),
+                            self.schemas[&table].clone(),
+                            part,
+                            &self.run.plan.sink,
+                        )?)
+                    }
                 };
                 writer.write(&row, Some(record))?;
                 Ok(true)
             }
             RowOutcome::Filtered => Ok(false),
             RowOutcome::Rejected { column, reason } => {
-                let part = part_number(self.location_index, self.chunk.seq)?;
+                let part = self.part_number()?;
                 let record_id = record.get("id").and_then(Value::as_str).unwrap_or("");
-                let out = &self.run.out.root;
+                let folder = self
+                    .run
+                    .out
+                    .folder(&format!("rejects/{}", table.name()), self.location);
                 self.chunk
                     .rejects
                     .entry(table)
-                    .or_insert_with(|| RejectPart::new(out, table, part))
+                    .or_insert_with(|| RejectPart::in_folder(folder, table, part))
                     .write(&Reject {
                         contact_id: contact_id.unwrap_or(record_id),
                         record_id,
@@ -207,21 +222,46 @@ impl<'a> LocationWriter<'a> {
         }
     }
 
-    /// Finish the chunk's files, then record them and `cursor` in one transaction.
+    /// The file name number of the open chunk's parts.
+    pub(super) fn part_number(&self) -> Result<u32> {
+        self.run
+            .out
+            .layout
+            .part_number(self.location_index, self.chunk.seq)
+    }
+
+    /// Finish the chunk's files, then record them and `cursor` in one transaction (with the
+    /// contacts the chunk listed, in an incremental run).
     fn commit(&mut self, cursor: Cursor) -> Result<()> {
+        let seen = self.run.incr.is_some().then(|| {
+            let ids = IdSet::from_unsorted(std::mem::take(&mut self.chunk.seen));
+            (SetKind::Contacts, ids.encode())
+        });
+        self.commit_with(cursor, seen, Vec::new())
+    }
+
+    /// Finish the chunk's files and `extra` finished parts, then record them, `cursor` and
+    /// `seen` in one transaction.
+    pub(super) fn commit_with(
+        &mut self,
+        cursor: Cursor,
+        seen: Option<(SetKind, Vec<u8>)>,
+        extra: Vec<(String, crate::sink::PartFile)>,
+    ) -> Result<()> {
         let next = Chunk::new(self.chunk.seq + 1);
         let chunk = std::mem::replace(&mut self.chunk, next);
-        let mut finished = Vec::new();
+        let mut finished = extra;
         for (table, w) in chunk.data {
-            let f = w.finish()?;
-            self.run.out.publish(&f.path)?;
-            finished.push((table.name().to_string(), f));
+            finished.push((table.name().to_string(), w.finish()?));
         }
         for (table, r) in chunk.rejects {
             if let Some(f) = r.finish()? {
-                self.run.out.publish(&f.path)?;
                 finished.push((format!("rejects/{}", table.name()), f));
             }
+        }
+        // Visible where the output goes (uploaded, for an object store) before recorded.
+        for (_, f) in &finished {
+            self.run.out.publish(&f.path)?;
         }
         let parts: Vec<CommittedPart> = finished
             .into_iter()
@@ -239,9 +279,13 @@ impl<'a> LocationWriter<'a> {
         self.state.done = cursor == Cursor::Done;
         self.state.cursor = cursor;
         self.state.next_part = chunk.seq + 1;
-        self.run
-            .db()
-            .commit_chunk(&self.run.key, self.location, &self.state, &parts)?;
+        self.run.db().commit_chunk_with(
+            &self.run.key,
+            self.location,
+            &self.state,
+            &parts,
+            seen.as_ref().map(|(k, ids)| (*k, ids.as_slice())),
+        )?;
         self.failpoints.hit(Point::AfterCommit(self.commits));
         Ok(())
     }

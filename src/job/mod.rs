@@ -22,7 +22,7 @@ mod summary;
 pub use connect::{Connection, ConnectionPlan, Endpoint, RateChoice};
 pub use fanout::for_each_location;
 pub use identity::job_key;
-pub use output::{part_number, OutputDir, PartFolder, MANIFEST};
+pub use output::{part_number, Layout, OutputDir, PartFolder, MANIFEST};
 pub use progress::{Progress, Ui};
 pub use store::{staging_dir, OutTarget, Store, UPLOAD_CHUNK, WRITABLE};
 pub use summary::{peak_rss_mb, Cost};

@@ -2,9 +2,13 @@
 //! sweeping parts a crash left uncommitted, and the manifest written when the job finishes.
 //!
 //! A folder is owned by one job (`.ghl-etl-export` holds its key): the sweep deletes part files
-//! the state database does not know, so it must never run where another job writes. The
-//! folder may be a prefix in an object store ([`Store`]): parts are then written to a local
+//! the state database does not know, so it must never run where another job writes. An
+//! incremental export owns its folder across runs (the marker holds the dataset's key); each
+//! run writes and sweeps only its own `run=` folders, so earlier runs' files are never touched.
+//! The folder may be a prefix in an object store ([`Store`]): parts are then written to a local
 //! staging folder and uploaded by [`OutputDir::publish`] before they are committed.
+//!
+//! Where part files go is decided in one place, [`Layout::folder`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -36,14 +40,74 @@ pub fn part_number(location_index: usize, seq: u32) -> Result<u32> {
     Ok(location_index as u32 * PARTS_PER_LOCATION + seq)
 }
 
-/// One folder of part files: `dir/<table>/part-NNNNN.<format>`, recorded in the state database
-/// under `name` (`contacts`, `rejects/contacts`).
+/// How the part files of an output folder are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// `DIR/<table>/part-NNNNN.<ext>`: one dataset, every location in one folder per table
+    /// (part numbers say the location, see [`part_number`]).
+    Flat,
+    /// Hive-style partitions, one folder per table, location and run:
+    /// `DIR/table=<table>/location_id=<L>/run=<R>/part-NNNNN.<ext>`, so warehouse engines read
+    /// the union and prune by location and run. Rejects go under `DIR/rejects/table=...`.
+    Hive { run: String },
+}
+
+impl Layout {
+    /// The folder of the part files of table `name` (`contacts`, `rejects/contacts`,
+    /// `deleted`) for `location`: the one function that decides output paths.
+    pub fn folder(&self, root: &Path, name: &str, location: &str) -> PathBuf {
+        match self {
+            Layout::Flat => root.join(name),
+            Layout::Hive { run } => {
+                let (base, table) = match name.strip_prefix("rejects/") {
+                    Some(t) => (root.join("rejects"), t),
+                    None => (root.to_path_buf(), name),
+                };
+                base.join(format!("table={}", partition_value(table)))
+                    .join(format!("location_id={}", partition_value(location)))
+                    .join(format!("run={}", partition_value(run)))
+            }
+        }
+    }
+
+    /// The file name number of a location's `seq`-th part: with a folder per location the
+    /// sequence itself, else in the location's range (see [`part_number`]).
+    pub fn part_number(&self, location_index: usize, seq: u32) -> Result<u32> {
+        match self {
+            Layout::Flat => part_number(location_index, seq),
+            Layout::Hive { .. } => Ok(seq),
+        }
+    }
+}
+
+/// A partition value as Hive escapes it: bytes outside `[A-Za-z0-9._-]` as `%XX`, so an id
+/// can never add a folder level or an `=`.
+fn partition_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    match out.as_str() {
+        // Not a name a folder may have.
+        "" | "." | ".." => out.replace('.', "%2E") + "%00",
+        _ => out,
+    }
+}
+
+/// One folder of part files of table `name` (`contacts`, `rejects/contacts`), as the state
+/// database records them; `dir` is where the files are ([`Layout::folder`]). `location` is set
+/// when the folder holds one location's parts only.
 #[derive(Debug, Clone)]
 pub struct PartFolder {
     pub dir: PathBuf,
     pub table: TableKind,
     pub name: String,
     pub format: Format,
+    pub location: Option<String>,
 }
 
 /// An output folder and the part folders a job writes in it.
@@ -52,6 +116,7 @@ pub struct OutputDir {
     /// staging folder whose finished files [`OutputDir::publish`] uploads and removes.
     pub root: PathBuf,
     pub store: Store,
+    pub layout: Layout,
     pub folders: Vec<PartFolder>,
 }
 
@@ -93,14 +158,23 @@ impl OutputDir {
         self.store.delete(MANIFEST).await
     }
 
-    /// The key of each folder's table under the root (`contacts`, `rejects/contacts`).
+    /// The key of a part folder under the root (`contacts`, `rejects/contacts`,
+    /// `table=contacts/location_id=L/run=R`).
     fn table_key(&self, f: &PartFolder) -> String {
-        self.relative(&sink::table_dir(&f.dir, f.table))
+        self.relative(&f.dir)
     }
 
-    /// Part files (finished or temporary) in any of the folders, of any format, as keys.
+    /// Part files (finished or temporary) in any of the folders, of any format, and the
+    /// partition folders of an incremental export, as keys.
     async fn part_files(&self) -> Result<Vec<String>> {
-        let mut found = Vec::new();
+        let mut found: Vec<String> = self
+            .store
+            .list("")
+            .await?
+            .into_iter()
+            .filter(|k| k.starts_with("table="))
+            .take(1)
+            .collect();
         for f in &self.folders {
             for key in self.store.list(&self.table_key(f)).await? {
                 let name = key.rsplit('/').next().unwrap_or_default();
@@ -127,12 +201,13 @@ impl OutputDir {
             let keep: Vec<u32> = parts
                 .iter()
                 .filter(|p| p.table == f.name)
+                .filter(|p| f.location.as_ref().is_none_or(|l| *l == p.location))
                 .filter_map(|p| {
                     let index = locations.iter().position(|l| *l == p.location)?;
-                    part_number(index, p.seq).ok()
+                    self.layout.part_number(index, p.seq).ok()
                 })
                 .collect();
-            for r in sink::clean_uncommitted(&f.dir, f.table, f.format, &keep)? {
+            for r in sink::clean_uncommitted_in(&f.dir, f.format, &keep)? {
                 tracing::info!(path = %r.display(), "Removed an uncommitted part file of an interrupted run.");
             }
         }
@@ -198,11 +273,22 @@ impl OutputDir {
         Ok(self.store.get(MANIFEST).await?.is_some())
     }
 
-    /// Write the manifest atomically (temporary file then rename, or one PUT). It is the last
-    /// write of a job, so an object store's empty staging folder goes with it.
-    pub async fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
+    /// The folder of table `name`'s part files for `location` (see [`Layout::folder`]).
+    pub fn folder(&self, name: &str, location: &str) -> PathBuf {
+        self.layout.folder(&self.root, name, location)
+    }
+
+    /// Write a manifest under `name` (relative to the root) atomically: temporary file then
+    /// rename, or one PUT.
+    pub async fn write_manifest_as(&self, name: &str, manifest: &serde_json::Value) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
-        self.store.put(MANIFEST, bytes).await?;
+        self.store.put(name, bytes).await
+    }
+
+    /// Write the manifest. It is the last write of a job, so an object store's empty staging
+    /// folder goes with it.
+    pub async fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
+        self.write_manifest_as(MANIFEST, manifest).await?;
         if self.store.local_root().is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
             if let Some(staging) = self.root.parent() {
@@ -224,12 +310,41 @@ mod tests {
         assert!(part_number(0, PARTS_PER_LOCATION).is_err());
     }
 
+    #[test]
+    fn hive_folders_partition_by_table_location_and_run() {
+        let hive = Layout::Hive {
+            run: "20261126T020000Z".into(),
+        };
+        let root = Path::new("/out");
+        assert_eq!(
+            hive.folder(root, "contacts", "L1"),
+            Path::new("/out/table=contacts/location_id=L1/run=20261126T020000Z")
+        );
+        assert_eq!(
+            hive.folder(root, "rejects/notes", "L1"),
+            Path::new("/out/rejects/table=notes/location_id=L1/run=20261126T020000Z")
+        );
+        // An id cannot climb out of its folder or add a partition.
+        assert_eq!(
+            hive.folder(root, "contacts", "../a=b"),
+            Path::new("/out/table=contacts/location_id=..%2Fa%3Db/run=20261126T020000Z")
+        );
+        assert_eq!(partition_value(".."), "%2E%2E%00");
+        assert_eq!(hive.part_number(3, 7).unwrap(), 7);
+        assert_eq!(
+            Layout::Flat.folder(root, "rejects/notes", "L1"),
+            Path::new("/out/rejects/notes")
+        );
+        assert_eq!(Layout::Flat.part_number(2, 7).unwrap(), 200_007);
+    }
+
     #[tokio::test]
     async fn a_folder_of_another_job_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutputDir {
             root: dir.path().to_path_buf(),
             store: Store::Local(dir.path().to_path_buf()),
+            layout: Layout::Flat,
             folders: vec![],
         };
         out.claim("job-a", JobStatus::New, false).await.unwrap();
@@ -251,11 +366,13 @@ mod tests {
         let out = OutputDir {
             root: root.clone(),
             store: store.clone(),
+            layout: Layout::Flat,
             folders: vec![PartFolder {
-                dir: root.clone(),
+                dir: root.join("contacts"),
                 table: TableKind::Contacts,
                 name: "contacts".into(),
                 format: Format::Csv,
+                location: None,
             }],
         };
         out.claim("job-a", JobStatus::New, false).await.unwrap();

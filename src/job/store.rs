@@ -290,6 +290,9 @@ impl Store {
         match self {
             Store::Local(root) => {
                 let path = root.join(key);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| JobError::io("create", dir, e))?;
+                }
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let tmp = path.with_file_name(format!(".{name}.tmp"));
                 std::fs::write(&tmp, bytes).map_err(|e| JobError::io("write", &tmp, e))?;

@@ -29,8 +29,8 @@ pub use self::csv::{starts_formula, CsvEncoder};
 pub use self::ndjson::NdjsonEncoder;
 pub use self::parquet::{arrow_schema, ParquetEncoder};
 pub use self::part::{
-    clean_uncommitted, parse_part_name, part_file_name, part_path, table_dir, temp_file_name,
-    PartFile, PartWriter,
+    clean_uncommitted, clean_uncommitted_in, parse_part_name, part_file_name, part_path, table_dir,
+    temp_file_name, PartFile, PartWriter,
 };
 
 /// Output file format of an export.

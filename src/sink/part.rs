@@ -51,6 +51,7 @@ pub struct PartFile {
 pub struct PartWriter {
     table: TableKind,
     part: u32,
+    /// The folder the part is in.
     dir: PathBuf,
     tmp_path: PathBuf,
     final_path: PathBuf,
@@ -60,18 +61,30 @@ pub struct PartWriter {
 
 impl PartWriter {
     /// Opens `dir/<table>/.part-NNNNN.<ext>.tmp` (creating `dir/<table>/`).
-    ///
-    /// Refuses to start a part whose finished file already exists: that file is either
-    /// committed (and must not be overwritten) or left over from a crash (and must be swept
-    /// by [`clean_uncommitted`] first).
     pub fn create(
         dir: &Path,
         schema: Arc<TableSchema>,
         part: u32,
         opts: &SinkOptions,
     ) -> Result<PartWriter, SinkError> {
+        let folder = table_dir(dir, schema.table);
+        PartWriter::create_in(&folder, schema, part, opts)
+    }
+
+    /// Opens `folder/.part-NNNNN.<ext>.tmp` (creating `folder`): the part files of one table
+    /// go straight into `folder`, wherever the dataset's layout puts it.
+    ///
+    /// Refuses to start a part whose finished file already exists: that file is either
+    /// committed (and must not be overwritten) or left over from a crash (and must be swept
+    /// by [`clean_uncommitted`] first).
+    pub fn create_in(
+        folder: &Path,
+        schema: Arc<TableSchema>,
+        part: u32,
+        opts: &SinkOptions,
+    ) -> Result<PartWriter, SinkError> {
         let table = schema.table;
-        let table_dir = table_dir(dir, table);
+        let table_dir = folder.to_path_buf();
         let final_path = table_dir.join(part_file_name(part, opts.format));
         let tmp_path = table_dir.join(temp_file_name(part, opts.format));
         fs::create_dir_all(&table_dir)
@@ -99,7 +112,7 @@ impl PartWriter {
         Ok(PartWriter {
             table,
             part,
-            dir: dir.to_path_buf(),
+            dir: table_dir,
             tmp_path,
             final_path,
             encoder: Some(encoder),
@@ -161,9 +174,14 @@ impl PartWriter {
             remove_quietly(&self.tmp_path);
         }
         let bytes = result?;
-        let table_dir = table_dir(&self.dir, self.table);
-        sync_dir(&table_dir)?;
         sync_dir(&self.dir)?;
+        // The folder and its parents may be new (a partitioned layout nests three deep):
+        // their entries must be durable too.
+        for parent in self.dir.ancestors().skip(1).take(3) {
+            if !parent.as_os_str().is_empty() {
+                sync_dir(parent)?;
+            }
+        }
         Ok(PartFile {
             table: self.table,
             part: self.part,
@@ -244,7 +262,16 @@ pub fn clean_uncommitted(
     format: Format,
     committed: &[u32],
 ) -> Result<Vec<PathBuf>, SinkError> {
-    let table_dir = table_dir(dir, table);
+    clean_uncommitted_in(&table_dir(dir, table), format, committed)
+}
+
+/// [`clean_uncommitted`] for the part files directly in `folder`.
+pub fn clean_uncommitted_in(
+    folder: &Path,
+    format: Format,
+    committed: &[u32],
+) -> Result<Vec<PathBuf>, SinkError> {
+    let table_dir = folder.to_path_buf();
     let entries = match fs::read_dir(&table_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

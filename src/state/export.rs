@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{now, Result, StateDb, StateError};
+use super::{now, Result, SetKind, StateDb, StateError};
 use crate::api::Cursor;
 
 /// Where one location of a job stands.
@@ -115,6 +115,19 @@ impl StateDb {
         state: &LocationState,
         parts: &[CommittedPart],
     ) -> Result<()> {
+        self.commit_chunk_with(job, location, state, parts, None)
+    }
+
+    /// [`commit_chunk`](Self::commit_chunk), and in the same transaction a set an incremental
+    /// run keeps with the chunk (an encoded [`IdSet`](super::IdSet), see `incremental`).
+    pub fn commit_chunk_with(
+        &mut self,
+        job: &str,
+        location: &str,
+        state: &LocationState,
+        parts: &[CommittedPart],
+        seen: Option<(SetKind, &[u8])>,
+    ) -> Result<()> {
         let cursor = serde_json::to_string(&state.cursor).map_err(|source| StateError::Cursor {
             path: self.path.clone(),
             source,
@@ -139,6 +152,13 @@ impl StateDb {
             params![job, location, cursor, state.next_part, state.contacts, state.done, now()],
         )
         .map_err(wrap)?;
+        if let Some((kind, ids)) = seen {
+            tx.execute(
+                "INSERT INTO incr_seen (job, location, kind, seq, ids) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![job, location, kind.name(), state.next_part, ids],
+            )
+            .map_err(wrap)?;
+        }
         tx.commit().map_err(wrap)
     }
 }

@@ -12,13 +12,19 @@
 //! This module opens and migrates the database; each concern keeps its queries in a file of its
 //! own: `jobs` (a job's identity and whether it finished, shared by every job), `export` (listing
 //! cursors, committed part files and table columns), `rows` (what happened to each input row
-//! of a job that writes, and a migration's source → target contact ids).
+//! of a job that writes, and a migration's source → target contact ids), `incremental` (the
+//! runs of an incremental export, each location's watermark and the compact id sets of its
+//! last run), with `idset` the codec of those sets.
 
 mod export;
+mod idset;
+mod incremental;
 mod jobs;
 mod rows;
 
 pub use export::{CommittedPart, LocationState};
+pub use idset::IdSet;
+pub use incremental::{Baseline, IncrRun, SetKind};
 pub use jobs::JobStatus;
 pub use rows::{RowRecord, RowStatus};
 
@@ -26,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -43,6 +49,12 @@ pub enum StateError {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("state database {path}: {source}")]
+    IdSet {
+        path: PathBuf,
+        #[source]
+        source: idset::IdSetError,
     },
     #[error("cannot create the folder of the state database {path}: {source}")]
     Io {
@@ -180,6 +192,43 @@ impl StateDb {
                      PRIMARY KEY (location, source_id)
                  );
                  PRAGMA user_version = 3;
+                 COMMIT;",
+            );
+            self.sql(r)?;
+        }
+        if version < 4 {
+            // v4: incremental exports. A dataset's runs; per location the watermark and the
+            // id sets of the last committed run; and, while a run is open, what it has seen so
+            // far (committed with each chunk, so a killed run resumes with it).
+            let r = self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS incr_runs (
+                     dataset TEXT NOT NULL,
+                     run TEXT NOT NULL,
+                     job TEXT NOT NULL,
+                     started_ms INTEGER NOT NULL,
+                     finished INTEGER NOT NULL DEFAULT 0,
+                     PRIMARY KEY (dataset, run)
+                 );
+                 CREATE TABLE IF NOT EXISTS incr_baselines (
+                     dataset TEXT NOT NULL,
+                     location TEXT NOT NULL,
+                     watermark_ms INTEGER NOT NULL,
+                     last_run TEXT NOT NULL,
+                     last_full_ms INTEGER NOT NULL,
+                     contacts BLOB NOT NULL,
+                     tasks BLOB,
+                     PRIMARY KEY (dataset, location)
+                 );
+                 CREATE TABLE IF NOT EXISTS incr_seen (
+                     job TEXT NOT NULL REFERENCES jobs(job) ON DELETE CASCADE,
+                     location TEXT NOT NULL,
+                     kind TEXT NOT NULL,
+                     seq INTEGER NOT NULL,
+                     ids BLOB NOT NULL,
+                     PRIMARY KEY (job, location, kind, seq)
+                 );
+                 PRAGMA user_version = 4;
                  COMMIT;",
             );
             self.sql(r)?;
