@@ -3,6 +3,7 @@
 
 mod util;
 
+mod agency;
 mod cli;
 mod client;
 mod deleted;

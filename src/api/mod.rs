@@ -2,6 +2,7 @@
 //!
 //! - `client`: the HTTP pool, the per-location limiters, the retry loop, counters.
 //! - `auth`: static tokens and OAuth refresh-token rotation.
+//! - `agency`: agency (company) tokens: installed locations, per-location tokens minted from it.
 //! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
 //! - `pages`: contact listings as streams of pages with resumable cursors.
 //! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
@@ -9,6 +10,7 @@
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
 //! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
 
+pub mod agency;
 pub mod auth;
 pub mod client;
 pub mod endpoints;
@@ -20,7 +22,8 @@ pub mod rate;
 mod transport;
 pub mod writes;
 
-pub use auth::{AuthConfig, OAuthConfig};
+pub use agency::InstalledLocation;
+pub use auth::{AgencyConfig, AuthConfig, OAuthConfig};
 pub use client::{
     Call, Client, ClientConfig, RetryConfig, StatsSnapshot, API_VERSION, DEFAULT_BASE_URL,
 };

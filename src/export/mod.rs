@@ -28,8 +28,8 @@ pub use plan::ExportPlan;
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{
-    for_each_location, peak_rss_mb, Connection, ConnectionPlan, Cost, OutputDir, PartFolder,
-    Progress, Ui,
+    for_each_location, location_reports, peak_rss_mb, print_location_reports, Connection,
+    ConnectionPlan, Cost, LocationReport, OutputDir, PartFolder, Progress, Ui, LOCATIONS_FILE,
 };
 use crate::report::{rejects_dir, REJECT_FORMAT};
 use crate::state::{CommittedPart, JobStatus, StateDb};
@@ -53,6 +53,8 @@ pub struct Summary {
     pub files: Vec<String>,
     /// Peak resident memory of this process (Linux), for the summary and the benchmarks.
     pub peak_rss_mb: Option<f64>,
+    /// Every location's outcome, in list order.
+    pub locations: Vec<LocationReport>,
 }
 
 impl Summary {
@@ -129,7 +131,7 @@ fn part_folders(plan: &ExportPlan) -> Vec<PartFolder> {
 pub async fn export(conn: &ConnectionPlan, plan: &ExportPlan, ui: Ui) -> Result<Summary> {
     let connection = Connection::open(conn, ui.quiet).await?;
     let mut plan = plan.clone();
-    if plan.locations.is_empty() {
+    if plan.locations.is_empty() && !plan.select.adds_locations() {
         plan.locations = connection.sandbox_locations();
     }
     let result = run(&connection.client, &conn.server_identity(), plan, ui).await;
@@ -138,8 +140,18 @@ pub async fn export(conn: &ConnectionPlan, plan: &ExportPlan, ui: Ui) -> Result<
 }
 
 /// Run an export to completion (or to its first fatal error) and return its summary.
-pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Result<Summary> {
+pub async fn run(client: &Client, server: &str, mut plan: ExportPlan, ui: Ui) -> Result<Summary> {
     let started = Instant::now();
+    plan.locations = plan.select.resolve(client, &plan.locations).await?;
+    if let (Some(shard), true) = (plan.select.shard, plan.locations.is_empty()) {
+        if !ui.quiet {
+            eprintln!(
+                "Shard {}/{} takes none of the locations: nothing to export.",
+                shard.index, shard.count
+            );
+        }
+        return Ok(Summary::default());
+    }
     if plan.locations.is_empty() {
         return Err(JobError::usage(
             "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
@@ -171,6 +183,7 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
         return Err(e);
     }
     out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)?;
+    let done_before = finished_locations(&db, &key, &plan.locations)?;
 
     let run = Arc::new(Run {
         key: key.clone(),
@@ -182,9 +195,13 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
         out,
         plan,
     });
-    let outcome = for_each_location(&run.plan.locations, &run.cancelled, ui.quiet, |l, i| {
-        location::export_location(run.clone(), l, i)
-    })
+    let fan = for_each_location(
+        &run.plan.locations,
+        run.plan.location_concurrency,
+        &run.cancelled,
+        ui.quiet,
+        |l, i| location::export_location(run.clone(), l, i),
+    )
     .await;
     run.progress.bar.finish_and_clear();
     let run =
@@ -193,7 +210,16 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     let db = run.db.into_inner().unwrap_or_else(|e| e.into_inner());
     let parts = db.parts(&key)?;
     summary.add_parts(&parts);
-    if let Err(e) = outcome {
+    summary.locations = location_reports(&fan, &done_before, &run.plan.select.names, |l| {
+        db.location(&key, l)
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.contacts)
+    });
+    print_location_reports(&summary.locations, ui);
+    run.out
+        .write_json(LOCATIONS_FILE, &serde_json::json!(summary.locations))?;
+    if let Err(e) = fan.into_result() {
         if ui.for_people() && (summary.contacts > 0 || !parts.is_empty()) {
             let next = if e.rerun_resumes() {
                 "Rerun the same command to resume."
@@ -269,6 +295,21 @@ fn already_finished(
         out.write_manifest(&manifest(&summary, &parts, total))?;
     }
     Ok(summary)
+}
+
+/// The locations of the job that an earlier run finished.
+fn finished_locations(
+    db: &StateDb,
+    key: &str,
+    locations: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut done = std::collections::HashSet::new();
+    for l in locations {
+        if db.location(key, l)?.is_some_and(|s| s.done) {
+            done.insert(l.clone());
+        }
+    }
+    Ok(done)
 }
 
 /// Contacts listed by the export over all its runs.

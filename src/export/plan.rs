@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::api::Source;
+use crate::job::LocationSelection;
 use crate::mapping::MappingFile;
 use crate::sink::SinkOptions;
 use crate::table::TableKind;
@@ -18,8 +19,12 @@ pub const TASK_SEARCH_IDS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct ExportPlan {
-    /// Empty: the embedded sandbox's location(s).
+    /// Empty: the embedded sandbox's location(s). Resolved with `select` when the run starts.
     pub locations: Vec<String>,
+    /// `--locations-file`, `--all-locations`, `--shard`.
+    pub select: LocationSelection,
+    /// Locations exported at once.
+    pub location_concurrency: usize,
     pub source: Source,
     /// Contacts per listing request, within the endpoint's maximum.
     pub page_size: usize,

@@ -147,9 +147,14 @@ impl OutputDir {
 
     /// Write the manifest atomically (temporary file, then rename).
     pub fn write_manifest(&self, manifest: &serde_json::Value) -> Result<()> {
-        let path = self.root.join(MANIFEST);
-        let tmp = self.root.join(format!(".{MANIFEST}.tmp"));
-        let bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+        self.write_json(MANIFEST, manifest)
+    }
+
+    /// Write a JSON file at the root atomically (temporary file, then rename).
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let path = self.root.join(name);
+        let tmp = self.root.join(format!(".{name}.tmp"));
+        let bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
         std::fs::write(&tmp, bytes).map_err(|e| JobError::io("write", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| JobError::io("write", &path, e))
     }
