@@ -509,6 +509,10 @@ async fn agency_routes_answer_in_the_spec_shape() {
     assert_eq!(read(&ids[2]).send().await.unwrap().status().as_u16(), 403);
     sb.set_installed(&ids[0], false);
     assert_eq!(read(&ids[0]).send().await.unwrap().status().as_u16(), 401);
-    assert!(check_recorded_oauth_requests(&sb) >= 3);
+    // The request schema holds the valid form and refuses the one without companyId.
+    let route = "/oauth/locationToken";
+    let good = json!({"companyId": company, "locationId": ids[0]});
+    assert!(validate_request_body("POST", route, &good).is_ok());
+    assert!(validate_request_body("POST", route, &json!({"locationId": ids[0]})).is_err());
     sb.shutdown().await;
 }
