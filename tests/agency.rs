@@ -7,15 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use ghl_etl::api::{AuthConfig, Client, ClientConfig, ErrorKind};
 use ghl_etl::job::shard_of;
 use ghl_etl::sandbox::{
     Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET,
 };
+use ghl_etl::secret::Secret;
 use serde_json::{json, Value};
 
 use crate::spec::{validate_request_body, validate_response};
-use crate::util::{bin, describe, quiet_config, sandbox};
+use crate::util::{bin, describe, fast_retry, quiet_config, sandbox};
 
 fn agency_sandbox(locations: usize, contacts: usize) -> SandboxConfig {
     SandboxConfig {
@@ -514,5 +516,51 @@ async fn agency_routes_answer_in_the_spec_shape() {
     let good = json!({"companyId": company, "locationId": ids[0]});
     assert!(validate_request_body("POST", route, &good).is_ok());
     assert!(validate_request_body("POST", route, &json!({"locationId": ids[0]})).is_err());
+    sb.shutdown().await;
+}
+
+fn mints(sb: &Sandbox) -> u64 {
+    sb.stats()
+        .by_route
+        .get("POST /oauth/locationToken")
+        .and_then(|s| s.get(&200))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The client mints one token per location, reuses it, mints again five minutes before it
+/// expires, and reports a location whose app was uninstalled as that location's own failure.
+#[tokio::test]
+async fn location_tokens_are_cached_per_location_and_reminted_before_expiry() {
+    let mut cfg = agency_sandbox(2, 5);
+    // 302 s: two seconds of use, then inside the five-minute margin.
+    cfg.access_token_ttl = std::time::Duration::from_secs(302);
+    let sb = sandbox(cfg).await;
+    let ids = sb.location_ids();
+    let auth =
+        AuthConfig::Static(Secret::new(DEFAULT_AGENCY_TOKEN)).into_agency(Some(sb.company_id()));
+    let mut config = ClientConfig::new(sb.url(), auth);
+    config.rate = None;
+    config.retry = fast_retry();
+    let c = Client::new(config).unwrap();
+    let (a, b) = (
+        sb.store().contact_ids(&ids[0]),
+        sb.store().contact_ids(&ids[1]),
+    );
+    c.contact_notes(&ids[0], &a[0]).await.unwrap();
+    c.contact_notes(&ids[0], &a[1]).await.unwrap();
+    assert_eq!(mints(&sb), 1, "cached");
+    c.contact_notes(&ids[1], &b[0]).await.unwrap();
+    assert_eq!(mints(&sb), 2, "one per location");
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    c.contact_notes(&ids[0], &a[2]).await.unwrap();
+    assert_eq!(mints(&sb), 3, "minted again near expiry");
+    sb.set_installed(&ids[1], false);
+    let e = c.contact_notes(&ids[1], &b[1]).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Forbidden, "{e}");
+    assert!(e.to_string().contains(&ids[1]), "{e}");
+    assert!(!format!("{e:?} {e}").contains(DEFAULT_AGENCY_TOKEN));
+    // The other location is unaffected.
+    c.contact_notes(&ids[0], &a[3]).await.unwrap();
     sb.shutdown().await;
 }
