@@ -61,6 +61,34 @@ pub enum JobError {
         #[source]
         source: Box<JobError>,
     },
+    /// Locations that failed on their own while the others finished (in list order).
+    #[error("{}", describe_failed(failed, *total))]
+    Locations {
+        failed: Vec<(String, JobError)>,
+        total: usize,
+    },
+}
+
+/// How many failed, and the first few with their causes.
+fn describe_failed(failed: &[(String, JobError)], total: usize) -> String {
+    const SHOWN: usize = 5;
+    let mut text = format!(
+        "{} of {total} locations failed (the others finished): ",
+        failed.len()
+    );
+    let named: Vec<String> = failed
+        .iter()
+        .take(SHOWN)
+        .map(|(l, e)| format!("location {l}: {}", e.root()))
+        .collect();
+    text.push_str(&named.join("; "));
+    if failed.len() > SHOWN {
+        text.push_str(&format!(
+            "; and {} more (see the summary)",
+            failed.len() - SHOWN
+        ));
+    }
+    text
 }
 
 pub type Result<T> = std::result::Result<T, JobError>;
@@ -103,6 +131,10 @@ impl JobError {
 
     pub fn exit_code(&self) -> i32 {
         match self.root() {
+            // The first failed location's code: all of them when they agree.
+            JobError::Locations { failed, .. } => {
+                failed.first().map_or(USAGE, |(_, e)| e.exit_code())
+            }
             JobError::Interrupted => INTERRUPTED,
             JobError::Api(e) => match e.kind {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => AUTH,
@@ -120,16 +152,27 @@ impl JobError {
     /// true for an interruption, a spent daily budget and retries that ran out; false where
     /// something must be fixed first (token, scope, access, mapping, flags, disk).
     pub fn rerun_resumes(&self) -> bool {
-        matches!(self.exit_code(), INTERRUPTED | BUDGET | API)
+        match self.root() {
+            JobError::Locations { failed, .. } => failed.iter().all(|(_, e)| e.rerun_resumes()),
+            _ => matches!(self.exit_code(), INTERRUPTED | BUDGET | API),
+        }
     }
 
     /// Errors that concern one location only (its daily budget, a token without access to
-    /// it): the other locations of the run go on.
+    /// it or whose access was revoked, answers about it that kept failing or cannot be paged):
+    /// the other locations of the run go on. A refused token or scope, flags, mapping, state
+    /// and disk concern every location.
     pub fn is_location_specific(&self) -> bool {
         self.api().is_some_and(|a| {
             matches!(
                 a.kind,
-                ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Forbidden
+                ErrorKind::DailyBudgetExhausted { .. }
+                    | ErrorKind::Forbidden
+                    | ErrorKind::Server
+                    | ErrorKind::Transport
+                    | ErrorKind::Decode { .. }
+                    | ErrorKind::RateLimited { .. }
+                    | ErrorKind::CursorLoop
             )
         })
     }
@@ -163,5 +206,26 @@ mod tests {
         assert!(e.is_location_specific());
         assert_eq!(e.exit_code(), BUDGET);
         assert!(e.rerun_resumes());
+    }
+
+    #[test]
+    fn failed_locations_name_each_and_take_the_first_code() {
+        let revoked = api::Error::new(ErrorKind::Forbidden, "GET", "/contacts/");
+        let down = api::Error::new(ErrorKind::Server, "GET", "/contacts/x/notes");
+        let e = JobError::Locations {
+            failed: vec![
+                ("L3".into(), JobError::from(revoked)),
+                ("L9".into(), JobError::from(down)),
+            ],
+            total: 20,
+        };
+        assert_eq!(e.exit_code(), AUTH);
+        assert!(!e.rerun_resumes(), "an access problem needs fixing first");
+        let text = e.to_string();
+        assert!(text.starts_with("2 of 20 locations failed"), "{text}");
+        assert!(
+            text.contains("location L3: ") && text.contains("location L9: "),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! Shared parts:
 //! - [`exit`]: exit codes and [`exit::JobError`], the typed error every command returns.
 //! - [`secret`]: the wrapper that keeps tokens out of every message.
-//! - [`api`]: the typed GHL client: auth, rate limiting, retries, pagination streams.
+//! - [`api`]: the typed GHL client: auth (agency tokens and the location tokens minted from
+//!   them included), rate limiting, retries, pagination streams.
 //! - [`table`]: typed rows and the tables, the contract between mapping and sinks.
 //! - [`mapping`]: mapping files → validated plan → rows (export) or request bodies (load).
 //! - [`input`]: CSV, NDJSON and Parquet input files or folders, streamed as numbered rows.
@@ -15,8 +16,9 @@
 //! - [`state`]: the SQLite state database (jobs, export cursors and committed parts, per-row
 //!   outcomes of writing jobs, source → target contact ids).
 //! - [`report`]: per-record outcome files (export's rejects; `succeeded.csv`, `failed.csv`).
-//! - [`job`]: what every job shares: connection, identity, per-location fan-out with Ctrl-C,
-//!   progress, summary, the output folder.
+//! - [`job`]: what every job shares: connection, identity, which locations (a file, an
+//!   agency's installed locations, a shard), per-location fan-out with Ctrl-C and every
+//!   location's outcome, progress, summary, the output folder.
 //!
 //! Jobs and commands:
 //! - [`export`]: the pipelined export job.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod agency;
 mod bulk;
 mod cli;
 mod client;

@@ -24,6 +24,50 @@ pub enum AuthConfig {
     /// A Private Integration Token (or any access token), used as is.
     Static(Secret),
     OAuth(OAuthConfig),
+    /// An agency (company) token, static or OAuth: each location's requests carry a location
+    /// token minted from it (see `api::agency`).
+    Agency(AgencyConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct AgencyConfig {
+    /// The agency token itself.
+    pub company: Box<AuthConfig>,
+    /// The company it belongs to; `None`: learnt from the OAuth answer.
+    pub company_id: Option<String>,
+}
+
+impl AuthConfig {
+    /// This credential, used as an agency token of `company_id` (if given). An OAuth app is
+    /// refreshed as `user_type=Company`.
+    pub fn into_agency(self, company_id: Option<String>) -> AuthConfig {
+        match self {
+            AuthConfig::Agency(mut a) => {
+                a.company_id = company_id.or(a.company_id);
+                AuthConfig::Agency(a)
+            }
+            AuthConfig::OAuth(mut o) => {
+                o.user_type = "Company".into();
+                AuthConfig::Agency(AgencyConfig {
+                    company: Box::new(AuthConfig::OAuth(o)),
+                    company_id,
+                })
+            }
+            token => AuthConfig::Agency(AgencyConfig {
+                company: Box::new(token),
+                company_id,
+            }),
+        }
+    }
+
+    /// The agency part split off: the credential that talks to the API directly, and the
+    /// company id when it is an agency token.
+    pub(crate) fn split_agency(self) -> (AuthConfig, Option<Option<String>>) {
+        match self {
+            AuthConfig::Agency(a) => (a.company.split_agency().0, Some(a.company_id)),
+            other => (other, None),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,10 +85,14 @@ struct TokenAnswer {
     access_token: String,
     refresh_token: Option<String>,
     expires_in: Option<u64>,
+    /// Company tokens carry their company (needed to mint location tokens).
+    #[serde(rename = "companyId")]
+    company_id: Option<String>,
 }
 
 struct OAuthState {
     access: Option<(Secret, Instant)>,
+    company_id: Option<String>,
 }
 
 pub(crate) struct Auth {
@@ -53,11 +101,20 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
+    /// An agency config is used for its agency token; location tokens are the client's.
     pub(crate) fn new(config: AuthConfig) -> Auth {
         Auth {
-            config,
-            state: Mutex::new(OAuthState { access: None }),
+            config: config.split_agency().0,
+            state: Mutex::new(OAuthState {
+                access: None,
+                company_id: None,
+            }),
         }
+    }
+
+    /// The company id the OAuth answer named, once a token was fetched.
+    pub(crate) async fn company_id(&self) -> Option<String> {
+        self.state.lock().await.company_id.clone()
     }
 
     pub(crate) fn is_oauth(&self) -> bool {
@@ -68,6 +125,9 @@ impl Auth {
     pub(crate) async fn access_token(&self, http: &reqwest::Client, base: &str) -> Result<Secret> {
         match &self.config {
             AuthConfig::Static(token) => Ok(token.clone()),
+            // `new` keeps only the agency token itself.
+            AuthConfig::Agency(_) => Err(Error::new(ErrorKind::Config, "-", "-")
+                .with_message("an agency credential was not split")),
             AuthConfig::OAuth(cfg) => {
                 let mut state = self.state.lock().await;
                 if let Some((token, expires)) = &state.access {
@@ -75,9 +135,12 @@ impl Auth {
                         return Ok(token.clone());
                     }
                 }
-                let fresh = refresh(http, base, cfg).await?;
-                state.access = Some(fresh.clone());
-                Ok(fresh.0)
+                let (token, expires, company_id) = refresh(http, base, cfg).await?;
+                state.access = Some((token.clone(), expires));
+                if company_id.is_some() {
+                    state.company_id = company_id;
+                }
+                Ok(token)
             }
         }
     }
@@ -96,7 +159,7 @@ async fn refresh(
     http: &reqwest::Client,
     base: &str,
     cfg: &OAuthConfig,
-) -> Result<(Secret, Instant)> {
+) -> Result<(Secret, Instant, Option<String>)> {
     let path = "/oauth/token";
     let fail = |kind: ErrorKind, msg: String| Error::new(kind, "POST", path).with_message(msg);
     let refresh_token = read_secret_file(&cfg.refresh_token_file).map_err(|e| {
@@ -173,7 +236,11 @@ async fn refresh(
         expires_in_s = ttl.as_secs(),
         "Refreshed the OAuth access token."
     );
-    Ok((Secret::new(answer.access_token), Instant::now() + ttl))
+    Ok((
+        Secret::new(answer.access_token),
+        Instant::now() + ttl,
+        answer.company_id,
+    ))
 }
 
 /// `application/x-www-form-urlencoded` without pulling in a form crate for five fields.

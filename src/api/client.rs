@@ -21,11 +21,13 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::agency::{self, LocationTokens};
 use super::auth::{Auth, AuthConfig};
 use super::error::{Error, ErrorKind, Result};
 use super::limiter::{LocationLimiter, RateHeaders};
 use super::rate::RateSpec;
 use super::transport::{describe_transport, is_html, server_message};
+use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 /// The API version every request must name.
@@ -130,6 +132,8 @@ struct Inner {
     base: String,
     http: reqwest::Client,
     auth: Auth,
+    /// With an agency token: the location tokens minted from it.
+    agency: Option<LocationTokens>,
     config: ClientConfig,
     /// One limiter per location, created on first use and shared by every task of the run.
     limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
@@ -151,6 +155,8 @@ pub struct Call {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<serde_json::Value>,
+    /// A form-encoded body instead (the OAuth routes).
+    pub form: Option<Vec<(&'static str, String)>>,
     /// False for creates (tasks, notes): a retry after an answer was lost would create a
     /// duplicate, so only a 429 (refused before any work) is retried.
     pub idempotent: bool,
@@ -164,8 +170,26 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            form: None,
             idempotent: true,
         }
+    }
+
+    pub fn form(
+        location: &str,
+        method: Method,
+        path: impl Into<String>,
+        form: Vec<(&'static str, String)>,
+    ) -> Call {
+        Call {
+            form: Some(form),
+            ..Call::get(location, path).with_method(method)
+        }
+    }
+
+    fn with_method(mut self, method: Method) -> Call {
+        self.method = method;
+        self
     }
 
     pub fn with_body(
@@ -180,6 +204,7 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body: Some(body),
+            form: None,
             idempotent: true,
         }
     }
@@ -268,6 +293,12 @@ impl Client {
                 base,
                 http,
                 auth: Auth::new(config.auth.clone()),
+                agency: config
+                    .auth
+                    .clone()
+                    .split_agency()
+                    .1
+                    .map(LocationTokens::new),
                 config,
                 limiters: Mutex::new(HashMap::new()),
                 stats: ClientStats::default(),
@@ -277,6 +308,66 @@ impl Client {
 
     pub fn base_url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// Whether requests of a location carry location tokens minted from an agency token.
+    pub fn is_agency(&self) -> bool {
+        self.inner.agency.is_some()
+    }
+
+    /// The agency token's company: from the configuration, else from its OAuth answer.
+    pub(crate) async fn company_id(&self) -> Result<String> {
+        let configured = self.inner.agency.as_ref().and_then(|a| a.company_id());
+        if let Some(c) = configured {
+            return Ok(c.to_string());
+        }
+        if self.inner.auth.is_oauth() {
+            // The first refresh learns it.
+            self.inner
+                .auth
+                .access_token(&self.inner.http, &self.inner.base)
+                .await?;
+            if let Some(c) = self.inner.auth.company_id().await {
+                return Ok(c);
+            }
+        }
+        Err(Error::new(ErrorKind::Config, "-", "-").with_message(
+            "the company id of the agency token is unknown: pass --company-id (or set GHL_COMPANY_ID)",
+        ))
+    }
+
+    /// The token for a call of `location`: its minted location token with an agency token
+    /// (the agency token itself for company-level calls), else the one token. Boxed because
+    /// minting is itself a call.
+    fn token_for<'a>(
+        &'a self,
+        location: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret>> + Send + 'a>> {
+        Box::pin(async move {
+            match &self.inner.agency {
+                Some(tokens) if location != agency::COMPANY => tokens.get(self, location).await,
+                _ => {
+                    self.inner
+                        .auth
+                        .access_token(&self.inner.http, &self.inner.base)
+                        .await
+                }
+            }
+        })
+    }
+
+    /// After a 401 that was not about a scope: drop the token that was refused.
+    async fn forget_token(&self, location: &str, used: &Secret) {
+        match &self.inner.agency {
+            Some(tokens) if location != agency::COMPANY => tokens.forget(location, used).await,
+            _ => self.inner.auth.invalidate(used).await,
+        }
+    }
+
+    /// Whether a refused token can be replaced: an OAuth token is refreshed, a location token
+    /// minted again.
+    fn renewable(&self, location: &str) -> bool {
+        self.inner.auth.is_oauth() || (self.is_agency() && location != agency::COMPANY)
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -314,18 +405,31 @@ impl Client {
         decode(&bytes, call)
     }
 
-    /// Send `call` with retries; on a 401 with OAuth, refresh the token once and try again.
+    /// Send `call` with retries; on a 401 with OAuth, refresh the token once and try again
+    /// (with an agency token, mint the location's token again).
     pub async fn call_bytes(&self, call: &Call) -> Result<Bytes> {
         match self.call_with_retries(call).await {
             // A missing scope is not an expired token: refreshing (which rotates the single-use
             // refresh token) cannot help.
             Err(e)
                 if e.kind == ErrorKind::Unauthorized
-                    && self.inner.auth.is_oauth()
+                    && self.renewable(&call.location)
                     && !e.is_scope_error() =>
             {
                 bump(&self.inner.stats.token_refreshes);
-                self.call_with_retries(call).await
+                match self.call_with_retries(call).await {
+                    // A fresh location token refused too: that location's access is gone, the
+                    // agency token and the other locations are fine.
+                    Err(e)
+                        if e.kind == ErrorKind::Unauthorized
+                            && !e.is_scope_error()
+                            && self.is_agency()
+                            && call.location != agency::COMPANY =>
+                    {
+                        Err(agency::revoked(&call.location, e))
+                    }
+                    other => other,
+                }
             }
             other => other,
         }
@@ -367,11 +471,7 @@ impl Client {
         let method = call.method.as_str();
         let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
         // The token first: a refresh must not hold one of the location's places in the window.
-        let token = self
-            .inner
-            .auth
-            .access_token(&self.inner.http, &self.inner.base)
-            .await?;
+        let token = self.token_for(&call.location).await?;
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
             Some(l) => match l.acquire().await {
@@ -403,6 +503,18 @@ impl Client {
         }
         if let Some(body) = &call.body {
             req = req.json(body);
+        }
+        if let Some(form) = &call.form {
+            let mut text = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                text.append_pair(k, v);
+            }
+            req = req
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(text.finish());
         }
         bump(&self.inner.stats.requests);
         let response = match req.send().await {
@@ -478,7 +590,7 @@ impl Client {
             StatusCode::UNAUTHORIZED => {
                 let e = err(ErrorKind::Unauthorized);
                 if !e.is_scope_error() {
-                    self.inner.auth.invalidate(&token).await;
+                    self.forget_token(&call.location, &token).await;
                 }
                 e
             }

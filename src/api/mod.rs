@@ -2,6 +2,7 @@
 //!
 //! - `client`: the HTTP pool, the per-location limiters, the retry loop, counters.
 //! - `auth`: static tokens and OAuth refresh-token rotation.
+//! - `agency`: agency (company) tokens: installed locations, per-location tokens minted from it.
 //! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
 //! - `pages`: contact listings as streams of pages with resumable cursors.
 //! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
@@ -12,6 +13,7 @@
 //! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
 
 pub mod actions;
+pub mod agency;
 pub mod auth;
 pub mod client;
 pub mod endpoints;
@@ -24,7 +26,8 @@ pub mod rate;
 mod transport;
 pub mod writes;
 
-pub use auth::{AuthConfig, OAuthConfig};
+pub use agency::InstalledLocation;
+pub use auth::{AgencyConfig, AuthConfig, OAuthConfig};
 pub use client::{
     Call, Client, ClientConfig, RetryConfig, StatsSnapshot, API_VERSION, DEFAULT_BASE_URL,
 };

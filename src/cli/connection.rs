@@ -69,9 +69,19 @@ pub struct ConnectionArgs {
     #[arg(long)]
     pub sandbox: bool,
 
-    /// Contacts in the embedded sandbox's location.
+    /// Contacts in each of the embedded sandbox's locations.
     #[arg(long, default_value_t = 2_000, requires = "sandbox")]
     pub sandbox_contacts: usize,
+
+    /// Locations in the embedded sandbox (to try `--all-locations` or `--shard`).
+    #[arg(long, default_value_t = 1, requires = "sandbox")]
+    pub sandbox_locations: usize,
+
+    /// The token is an agency (company) token of this company: each location's requests carry
+    /// a location token minted from it (POST /oauth/locationToken). With OAuth and
+    /// --all-locations it is taken from the token answer when not given.
+    #[arg(long, env = "GHL_COMPANY_ID")]
+    pub company_id: Option<String>,
 }
 
 impl ConnectionArgs {
@@ -80,6 +90,7 @@ impl ConnectionArgs {
         let endpoint = if self.sandbox {
             Endpoint::EmbeddedSandbox {
                 contacts: self.sandbox_contacts,
+                locations: self.sandbox_locations,
             }
         } else {
             Endpoint::Url(self.base_url.clone())
@@ -104,6 +115,8 @@ impl ConnectionArgs {
                 ..RetryConfig::default()
             },
             request_timeout: secs(self.timeout, "--timeout")?,
+            agency: self.company_id.is_some(),
+            company_id: self.company_id.clone().filter(|c| !c.trim().is_empty()),
         })
     }
 

@@ -7,13 +7,18 @@ use std::time::Duration;
 use clap::Args;
 
 use super::ConnectionArgs;
-use crate::api::{filter, Source};
+use crate::api::{filter, AuthConfig, Source};
 use crate::exit::{JobError, Result};
 use crate::export::{ExportPlan, IncrementalPlan};
-use crate::job::{ConnectionPlan, OutTarget};
+use crate::job::{ConnectionPlan, Endpoint, LocationSelection, OutTarget, Shard};
 use crate::mapping::{Mapping, MappingFile};
 use crate::sink::{Format, SinkOptions};
 use crate::table::TableKind;
+
+/// Locations exported at once by default: enough to reach GHL's per-location budgets on many
+/// locations in parallel, few enough that memory (about two pages and a row group in flight per
+/// location) stays modest on a small machine.
+pub const DEFAULT_LOCATION_CONCURRENCY: usize = 32;
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
@@ -23,6 +28,30 @@ pub struct ExportArgs {
     /// Location (sub-account) id; repeat or comma-separate for several (exported in parallel).
     #[arg(long = "location", env = "GHL_LOCATION", value_delimiter = ',')]
     pub locations: Vec<String>,
+
+    /// File of location ids: one a line, or CSV with the id and an optional name (a header
+    /// naming `id`/`location_id` and `name` may come first); `#` starts a comment.
+    #[arg(long)]
+    pub locations_file: Option<PathBuf>,
+
+    /// Every location the app is installed on (GET /oauth/installedLocations), with an agency
+    /// (company) token; each location is read with its own location token.
+    #[arg(long)]
+    pub all_locations: bool,
+
+    /// The marketplace app's id, for --all-locations (GHL's token answer does not carry it).
+    #[arg(long, env = "GHL_APP_ID")]
+    pub app_id: Option<String>,
+
+    /// Take shard I of N (`0/3`): the locations whose id hashes to I, so N machines split one
+    /// list without coordination. Output goes to `OUT/shard=I-of-N/`.
+    #[arg(long, env = "GHL_SHARD")]
+    pub shard: Option<String>,
+
+    /// Locations exported at once (each has its own rate budget, so the total rate grows with
+    /// it; each costs a writer thread and about two pages of memory).
+    #[arg(long, default_value_t = DEFAULT_LOCATION_CONCURRENCY)]
+    pub location_concurrency: usize,
 
     /// Where contacts come from: `search` (POST /contacts/search, pages of 500: the fewest
     /// requests), `list` (GET /contacts/, pages of 100, deprecated by GHL) or `business:<id>`
@@ -124,7 +153,13 @@ impl ExportArgs {
     /// Resolve the flags into the connection and the export plan; the mapping file is read and
     /// checked here, so a bad one stops the run before any request.
     pub fn resolve(&self) -> Result<(ConnectionPlan, ExportPlan)> {
-        let conn = self.conn.resolve()?;
+        let mut conn = self.conn.resolve()?;
+        let select = self.location_selection(&mut conn)?;
+        let out = OutTarget::parse(&self.out).map_err(JobError::usage)?;
+        let out = match select.shard {
+            Some(s) => out.join(&s.folder()),
+            None => out,
+        };
         let source = parse_source(
             &self.source,
             self.updated_since.as_deref(),
@@ -167,13 +202,20 @@ impl ExportArgs {
         children.sort();
         children.dedup();
         let plan = ExportPlan {
-            locations: self.locations.clone(),
+            locations: self
+                .locations
+                .iter()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            select,
+            location_concurrency: self.location_concurrency.max(1),
             source,
             page_size: self.page_size.unwrap_or(max).clamp(1, max),
             children,
             mapping,
             sink,
-            out: OutTarget::parse(&self.out).map_err(JobError::usage)?,
+            out,
             concurrency: self.concurrency.max(1),
             state: self.state.clone(),
             restart: self.restart,
@@ -215,6 +257,43 @@ impl ExportArgs {
             overlap,
             full_every,
         }))
+    }
+}
+
+impl ExportArgs {
+    /// `--locations-file`, `--all-locations` (which makes the credential an agency token) and
+    /// `--shard`.
+    fn location_selection(&self, conn: &mut ConnectionPlan) -> Result<LocationSelection> {
+        let shard = self
+            .shard
+            .as_deref()
+            .map(|s| s.parse::<Shard>())
+            .transpose()
+            .map_err(|e| JobError::usage(format!("--shard: {e}")))?;
+        if shard.is_some() && matches!(conn.auth, Some(AuthConfig::OAuth(_))) {
+            return Err(JobError::usage(
+                "--shard cannot use --refresh-token-file: GHL refresh tokens are single-use, so machines refreshing the same one lock each other out; give each shard the agency access token in GHL_TOKEN (or --token-file) instead",
+            ));
+        }
+        let all_for_app = if self.all_locations {
+            conn.agency = true;
+            let app = match (&self.app_id, &conn.endpoint) {
+                (Some(a), _) if !a.trim().is_empty() => a.trim().to_string(),
+                (_, Endpoint::EmbeddedSandbox { .. }) => crate::sandbox::APP_ID.to_string(),
+                _ => return Err(JobError::usage(
+                    "--all-locations needs the app id: pass --app-id or set GHL_APP_ID (the marketplace app's id; GHL's token answer does not carry it)",
+                )),
+            };
+            Some(app)
+        } else {
+            None
+        };
+        Ok(LocationSelection {
+            file: self.locations_file.clone(),
+            all_for_app,
+            shard,
+            names: Default::default(),
+        })
     }
 }
 

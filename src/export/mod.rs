@@ -34,8 +34,9 @@ pub use plan::ExportPlan;
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{
-    for_each_location, peak_rss_mb, staging_dir, Connection, ConnectionPlan, Cost, Layout,
-    OutputDir, PartFolder, Progress, Store, Ui,
+    for_each_location, location_reports, peak_rss_mb, print_location_reports, staging_dir,
+    Connection, ConnectionPlan, Cost, Layout, LocationReport, OutputDir, PartFolder, Progress,
+    Store, Ui, LOCATIONS_FILE,
 };
 use crate::report::REJECT_FORMAT;
 use crate::state::{CommittedPart, JobStatus, StateDb};
@@ -64,6 +65,8 @@ pub struct Summary {
     pub run: Option<String>,
     pub mode: Option<String>,
     pub unchanged: u64,
+    /// Every location's outcome, in list order.
+    pub locations: Vec<LocationReport>,
 }
 
 impl Summary {
@@ -162,7 +165,7 @@ fn part_folders(plan: &ExportPlan, layout: &Layout, root: &Path) -> Vec<PartFold
 pub async fn export(conn: &ConnectionPlan, plan: &ExportPlan, ui: Ui) -> Result<Summary> {
     let connection = Connection::open(conn, ui.quiet).await?;
     let mut plan = plan.clone();
-    if plan.locations.is_empty() {
+    if plan.locations.is_empty() && !plan.select.adds_locations() {
         plan.locations = connection.sandbox_locations();
     }
     let result = run(&connection.client, &conn.server_identity(), plan, ui).await;
@@ -171,8 +174,18 @@ pub async fn export(conn: &ConnectionPlan, plan: &ExportPlan, ui: Ui) -> Result<
 }
 
 /// Run an export to completion (or to its first fatal error) and return its summary.
-pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Result<Summary> {
+pub async fn run(client: &Client, server: &str, mut plan: ExportPlan, ui: Ui) -> Result<Summary> {
     let started = Instant::now();
+    plan.locations = plan.select.resolve(client, &plan.locations).await?;
+    if let (Some(shard), true) = (plan.select.shard, plan.locations.is_empty()) {
+        if !ui.quiet {
+            eprintln!(
+                "Shard {}/{} takes none of the locations: nothing to export.",
+                shard.index, shard.count
+            );
+        }
+        return Ok(Summary::default());
+    }
     if plan.locations.is_empty() {
         return Err(JobError::usage(
             "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
@@ -202,6 +215,7 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     }
     out.sweep_uncommitted(&db.parts(&key)?, &plan.locations)
         .await?;
+    let done_before = finished_locations(&db, &key, &plan.locations)?;
 
     let run = Arc::new(Run {
         key: key.clone(),
@@ -214,9 +228,13 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
         plan,
         incr,
     });
-    let outcome = for_each_location(&run.plan.locations, &run.cancelled, ui.quiet, |l, i| {
-        location::export_location(run.clone(), l, i)
-    })
+    let fan = for_each_location(
+        &run.plan.locations,
+        run.plan.location_concurrency,
+        &run.cancelled,
+        ui.quiet,
+        |l, i| location::export_location(run.clone(), l, i),
+    )
     .await;
     run.progress.bar.finish_and_clear();
     let run =
@@ -229,7 +247,17 @@ pub async fn run(client: &Client, server: &str, plan: ExportPlan, ui: Ui) -> Res
     let db = run.db.into_inner().unwrap_or_else(|e| e.into_inner());
     let parts = db.parts(&key)?;
     summary.add_parts(&parts);
-    if let Err(e) = outcome {
+    summary.locations = location_reports(&fan, &done_before, &run.plan.select.names, |l| {
+        db.location(&key, l)
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.contacts)
+    });
+    print_location_reports(&summary.locations, ui);
+    run.out
+        .write_manifest_as(LOCATIONS_FILE, &serde_json::json!(summary.locations))
+        .await?;
+    if let Err(e) = fan.into_result() {
         if ui.for_people() && (summary.contacts > 0 || !parts.is_empty()) {
             let next = if e.rerun_resumes() {
                 "Rerun the same command to resume."
@@ -375,6 +403,21 @@ async fn already_finished(
             .await?;
     }
     Ok(summary)
+}
+
+/// The locations of the job that an earlier run finished.
+fn finished_locations(
+    db: &StateDb,
+    key: &str,
+    locations: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut done = std::collections::HashSet::new();
+    for l in locations {
+        if db.location(key, l)?.is_some_and(|s| s.done) {
+            done.insert(l.clone());
+        }
+    }
+    Ok(done)
 }
 
 /// Contacts listed by the export over all its runs.

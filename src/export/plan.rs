@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::incremental::IncrementalPlan;
 use crate::api::Source;
+use crate::job::LocationSelection;
 use crate::job::OutTarget;
 use crate::mapping::MappingFile;
 use crate::sink::SinkOptions;
@@ -20,8 +21,12 @@ pub const TASK_SEARCH_IDS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct ExportPlan {
-    /// Empty: the embedded sandbox's location(s).
+    /// Empty: the embedded sandbox's location(s). Resolved with `select` when the run starts.
     pub locations: Vec<String>,
+    /// `--locations-file`, `--all-locations`, `--shard`.
+    pub select: LocationSelection,
+    /// Locations exported at once.
+    pub location_concurrency: usize,
     pub source: Source,
     /// Contacts per listing request, within the endpoint's maximum.
     pub page_size: usize,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::api::{AuthConfig, Client, ClientConfig, RateSpec, RetryConfig};
 use crate::exit::{JobError, Result};
-use crate::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
+use crate::sandbox::{Sandbox, SandboxConfig, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN};
 use crate::secret::Secret;
 
 /// The embedded sandbox's request budget, and the pace a client keeps against it.
@@ -21,9 +21,10 @@ const EMBEDDED_SANDBOX_RATE: RateSpec = RateSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
     Url(String),
-    /// A sandbox started inside this process with this many seeded contacts.
+    /// A sandbox started inside this process with this many seeded contacts per location.
     EmbeddedSandbox {
         contacts: usize,
+        locations: usize,
     },
 }
 
@@ -46,6 +47,11 @@ pub struct ConnectionPlan {
     pub daily_reserve: u64,
     pub retry: RetryConfig,
     pub request_timeout: Duration,
+    /// The credential is an agency (company) token: each location's requests carry a location
+    /// token minted from it.
+    pub agency: bool,
+    /// The agency's company id; `None`: from the OAuth answer (or the embedded sandbox).
+    pub company_id: Option<String>,
 }
 
 impl ConnectionPlan {
@@ -58,15 +64,28 @@ impl ConnectionPlan {
         }
     }
 
-    fn client_config(&self, base_url: String, default_rate: RateSpec) -> Result<ClientConfig> {
+    fn client_config(
+        &self,
+        base_url: String,
+        default_rate: RateSpec,
+        sandbox_company: Option<String>,
+    ) -> Result<ClientConfig> {
         let auth = match (&self.auth, &self.endpoint) {
             (Some(a), _) => a.clone(),
+            (None, Endpoint::EmbeddedSandbox { .. }) if self.agency => {
+                AuthConfig::Static(Secret::new(DEFAULT_AGENCY_TOKEN))
+            }
             (None, Endpoint::EmbeddedSandbox { .. }) => {
                 AuthConfig::Static(Secret::new(DEFAULT_TOKEN))
             }
             (None, Endpoint::Url(_)) => return Err(JobError::usage(
                 "no credentials: set GHL_TOKEN (a Private Integration Token), or --token-file, or OAuth with --client-id, GHL_CLIENT_SECRET and --refresh-token-file",
             )),
+        };
+        let auth = if self.agency {
+            auth.into_agency(self.company_id.clone().or(sandbox_company))
+        } else {
+            auth
         };
         let mut cfg = ClientConfig::new(base_url, auth);
         cfg.rate = match self.rate {
@@ -92,9 +111,13 @@ impl Connection {
     pub async fn open(plan: &ConnectionPlan, quiet: bool) -> Result<Connection> {
         let (sandbox, url, default_rate) = match &plan.endpoint {
             Endpoint::Url(u) => (None, u.clone(), RateSpec::GHL_BURST),
-            Endpoint::EmbeddedSandbox { contacts } => {
+            Endpoint::EmbeddedSandbox {
+                contacts,
+                locations,
+            } => {
                 let cfg = SandboxConfig {
                     contacts: *contacts,
+                    locations: (*locations).max(1),
                     rate_limit: Some(EMBEDDED_SANDBOX_RATE),
                     ..Default::default()
                 };
@@ -102,17 +125,22 @@ impl Connection {
                     JobError::usage(format!("cannot start the embedded sandbox: {e}"))
                 })?;
                 if !quiet {
+                    let ids = sb.location_ids();
+                    let which = match ids.as_slice() {
+                        [one] => format!("location {one}"),
+                        many => format!("each of {} locations", many.len()),
+                    };
                     eprintln!(
-                        "Embedded sandbox at {} with {contacts} contacts in location {}.",
-                        sb.url(),
-                        sb.location_ids().join(", ")
+                        "Embedded sandbox at {} with {contacts} contacts in {which}.",
+                        sb.url()
                     );
                 }
                 let url = sb.url();
                 (Some(sb), url, EMBEDDED_SANDBOX_RATE)
             }
         };
-        let client = Client::new(plan.client_config(url, default_rate)?)?;
+        let company = sandbox.as_ref().map(Sandbox::company_id);
+        let client = Client::new(plan.client_config(url, default_rate, company)?)?;
         Ok(Connection { client, sandbox })
     }
 

@@ -4,7 +4,11 @@
 //!   and the embedded sandbox for `--sandbox`.
 //! - `identity`: a job's key, a hash of its resolved plan, under which the state database
 //!   keeps its progress for resume.
-//! - `fanout`: one task per location, Ctrl-C, and which failures stop the others.
+//! - `locations`: which locations a job covers: ids, a locations file, an agency's installed
+//!   locations, a shard of them.
+//! - `fanout`: one task per location (a bounded number at once), Ctrl-C, and which failures
+//!   stop the others.
+//! - `outcomes`: every location's outcome, printed and written as `_locations.json`.
 //! - `progress`: counters and the progress bar; [`Ui`], how a command talks to people.
 //! - `summary`: the cost lines of the end-of-run summary, peak memory.
 //! - `output`: the output folder: owner marker, part numbering, sweep, manifest.
@@ -14,14 +18,18 @@
 mod connect;
 mod fanout;
 mod identity;
+mod locations;
+mod outcomes;
 mod output;
 mod progress;
 mod store;
 mod summary;
 
 pub use connect::{Connection, ConnectionPlan, Endpoint, RateChoice};
-pub use fanout::for_each_location;
+pub use fanout::{for_each_location, FanOut, Outcome};
 pub use identity::job_key;
+pub use locations::{read_locations_file, shard_of, LocationSelection, Shard};
+pub use outcomes::{location_reports, print_location_reports, LocationReport, LOCATIONS_FILE};
 pub use output::{part_number, Layout, OutputDir, PartFolder, MANIFEST};
 pub use progress::{Progress, Ui};
 pub use store::{staging_dir, OutTarget, Store, UPLOAD_CHUNK, WRITABLE};

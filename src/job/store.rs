@@ -93,6 +93,19 @@ impl OutTarget {
         }
     }
 
+    /// The target one folder (or prefix segment) down, such as a shard's `shard=0-of-3`.
+    pub fn join(&self, segment: &str) -> OutTarget {
+        match self {
+            OutTarget::Dir(p) => OutTarget::Dir(p.join(segment)),
+            OutTarget::Url(u) => {
+                let mut u = u.clone();
+                let path = format!("{}/{segment}", u.path().trim_end_matches('/'));
+                u.set_path(&path);
+                OutTarget::Url(u)
+            }
+        }
+    }
+
     /// How the job's identity names the target: the absolute folder, or the URL without a
     /// trailing slash (so `s3://b/x` and `s3://b/x/` are one export).
     pub fn identity(&self) -> String {

@@ -2,11 +2,15 @@
 //! line (`NAME=scope,scope@loc1+loc2`), and OAuth access tokens it issues itself, with
 //! single-use refresh tokens that rotate on every refresh as GHL's do.
 //!
+//! Agency (company) tokens reach every location of their company and mint per-location tokens
+//! (`POST /oauth/locationToken`); uninstalling the app from a location ([`Auth::uninstall`])
+//! voids the tokens minted for it, as GHL does when an agency removes an app.
+//!
 //! Expiry uses `tokio::time::Instant`, so tests running under a paused clock can age a token
 //! without waiting. Deciding which scope a route needs is left to [`super::gate`].
 
 use super::ids::hashed_id;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
@@ -21,6 +25,8 @@ pub const ALL_SCOPES: &[&str] = &[
     "locations/customFields.readonly",
     "locations/customFields.write",
     "businesses.readonly",
+    "oauth.readonly",
+    "oauth.write",
 ];
 
 /// A token given on the command line or in [`super::SandboxConfig::tokens`].
@@ -108,9 +114,24 @@ pub struct Grant {
     /// Location ids; `None`: every location.
     pub locations: Option<Vec<String>>,
     pub expires_at: Option<Instant>,
+    /// The company of an agency token: it may list installed locations and mint their tokens.
+    pub company: Option<String>,
+    /// The location an agency token minted this token for; uninstalling the app there voids it.
+    pub minted_for: Option<String>,
 }
 
 impl Grant {
+    /// Every scope and location, no expiry: the default tokens.
+    pub fn unlimited(company: Option<String>) -> Grant {
+        Grant {
+            scopes: None,
+            locations: None,
+            expires_at: None,
+            company,
+            minted_for: None,
+        }
+    }
+
     /// A write scope implies its read scope, as in GHL.
     pub fn allows(&self, scope: &str) -> bool {
         let Some(scopes) = &self.scopes else {
@@ -151,6 +172,10 @@ pub struct Issued {
 pub struct Auth {
     seed: u64,
     ttl: Duration,
+    /// The company every agency token of this sandbox belongs to.
+    company_id: String,
+    /// Locations the app was uninstalled from.
+    uninstalled: RwLock<HashSet<String>>,
     tokens: RwLock<HashMap<String, Grant>>,
     /// Refresh tokens not used yet; using one removes it.
     refresh: RwLock<HashMap<String, Grant>>,
@@ -158,33 +183,99 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(seed: u64, default_token: &str, extra: Vec<(String, Grant)>, ttl: Duration) -> Auth {
+    /// `defaults`: tokens with every scope and location; `agency_token` also has the company.
+    pub fn new(
+        seed: u64,
+        defaults: (&str, &str),
+        extra: Vec<(String, Grant)>,
+        ttl: Duration,
+    ) -> Auth {
+        let company_id = hashed_id(&[seed, 0xC0C0]);
+        let (default_token, agency_token) = defaults;
         let mut tokens = HashMap::new();
+        tokens.insert(default_token.to_string(), Grant::unlimited(None));
         tokens.insert(
-            default_token.to_string(),
-            Grant {
-                scopes: None,
-                locations: None,
-                expires_at: None,
-            },
+            agency_token.to_string(),
+            Grant::unlimited(Some(company_id.clone())),
         );
         tokens.extend(extra);
         Auth {
             seed,
             ttl,
+            company_id,
+            uninstalled: RwLock::new(HashSet::new()),
             tokens: RwLock::new(tokens),
             refresh: RwLock::new(HashMap::new()),
             counter: AtomicU64::new(0),
         }
     }
 
-    /// The grant of a bearer token, unless unknown or expired.
+    /// The grant of a bearer token, unless unknown, expired, or minted for a location the app
+    /// was uninstalled from.
     pub fn lookup(&self, token: &str) -> Option<Grant> {
         let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
         let g = tokens.get(token)?;
-        match g.expires_at {
-            Some(t) if Instant::now() >= t => None,
-            _ => Some(g.clone()),
+        if matches!(g.expires_at, Some(t) if Instant::now() >= t) {
+            return None;
+        }
+        if g.minted_for.as_deref().is_some_and(|l| !self.installed(l)) {
+            return None;
+        }
+        Some(g.clone())
+    }
+
+    pub fn company_id(&self) -> &str {
+        &self.company_id
+    }
+
+    /// Whether the app is (still) installed on a location.
+    pub fn installed(&self, location: &str) -> bool {
+        !self
+            .uninstalled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(location)
+    }
+
+    /// Uninstall the app from a location (or install it again): its minted tokens stop
+    /// working and no new one is minted.
+    pub fn set_installed(&self, location: &str, installed: bool) {
+        let mut u = self
+            .uninstalled
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if installed {
+            u.remove(location);
+        } else {
+            u.insert(location.to_string());
+        }
+    }
+
+    /// A location token minted from an agency grant: the agency's scopes but the oauth ones,
+    /// this location only, the usual lifetime.
+    pub fn mint_location_token(&self, agency: &Grant, location: &str) -> Issued {
+        let access_token = self.fresh(3);
+        let grant = Grant {
+            scopes: agency.scopes.as_ref().map(|s| {
+                s.iter()
+                    .filter(|x| !x.starts_with("oauth."))
+                    .cloned()
+                    .collect()
+            }),
+            locations: Some(vec![location.to_string()]),
+            expires_at: Some(Instant::now() + self.ttl),
+            company: None,
+            minted_for: Some(location.to_string()),
+        };
+        self.tokens
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(access_token.clone(), grant.clone());
+        Issued {
+            access_token,
+            refresh_token: String::new(),
+            grant,
+            expires_in: self.ttl,
         }
     }
 
@@ -197,13 +288,14 @@ impl Auth {
         )
     }
 
-    /// A new refresh token for the given scopes, reaching every location.
-    pub fn issue_refresh(&self, scopes: &[&str]) -> String {
+    /// A new refresh token for the given scopes, reaching every location; with `company`, the
+    /// tokens it gives are agency tokens.
+    pub fn issue_refresh(&self, scopes: &[&str], company: bool) -> String {
         let token = self.fresh(1);
         let grant = Grant {
             scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
-            locations: None,
-            expires_at: None,
+            company: company.then(|| self.company_id.clone()),
+            ..Grant::unlimited(None)
         };
         self.refresh
             .write()
@@ -280,8 +372,7 @@ mod tests {
     fn write_implies_read() {
         let g = Grant {
             scopes: Some(vec!["contacts.write".into()]),
-            locations: None,
-            expires_at: None,
+            ..Grant::unlimited(None)
         };
         assert!(g.allows("contacts.readonly"));
         assert!(g.allows("contacts.write"));
@@ -295,20 +386,40 @@ mod tests {
 
     #[tokio::test]
     async fn refresh_rotates_and_access_tokens_expire() {
-        let a = Auth::new(1, "d", Vec::new(), Duration::from_secs(60));
-        let r1 = a.issue_refresh(&["contacts.readonly"]);
+        let a = Auth::new(1, ("d", "a"), Vec::new(), Duration::from_secs(60));
+        let r1 = a.issue_refresh(&["contacts.readonly"], false);
         let first = a.refresh(&r1).unwrap();
         assert!(a.refresh(&r1).is_none(), "a refresh token is single-use");
         assert!(a.lookup(&first.access_token).is_some());
         let second = a.refresh(&first.refresh_token).unwrap();
         assert_ne!(second.access_token, first.access_token);
         assert!(a.lookup("d").is_some());
-        let expired = Auth::new(1, "d", Vec::new(), Duration::ZERO);
-        let r = expired.issue_refresh(&["contacts.readonly"]);
+        let expired = Auth::new(1, ("d", "a"), Vec::new(), Duration::ZERO);
+        let r = expired.issue_refresh(&["contacts.readonly"], false);
         let t = expired.refresh(&r).unwrap();
         assert!(
             expired.lookup(&t.access_token).is_none(),
             "a zero-TTL token is born expired"
         );
+    }
+
+    #[test]
+    fn uninstalling_voids_the_minted_tokens_of_that_location_only() {
+        let a = Auth::new(1, ("d", "agency"), Vec::new(), Duration::from_secs(60));
+        let agency = a.lookup("agency").unwrap();
+        assert_eq!(agency.company.as_deref(), Some(a.company_id()));
+        let one = a.mint_location_token(&agency, "L1");
+        let two = a.mint_location_token(&agency, "L2");
+        assert!(a.lookup(&one.access_token).unwrap().reaches("L1"));
+        assert!(!a.lookup(&one.access_token).unwrap().reaches("L2"));
+        a.set_installed("L1", false);
+        assert!(a.lookup(&one.access_token).is_none());
+        assert!(a.lookup(&two.access_token).is_some());
+        assert!(
+            a.lookup("agency").is_some(),
+            "the agency token itself stays"
+        );
+        a.set_installed("L1", true);
+        assert!(a.lookup(&one.access_token).is_some());
     }
 }

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::{Sandbox, SandboxConfig, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+use super::{
+    Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET,
+};
 
 /// The server `ghl-etl sandbox` runs.
 #[derive(Debug, Clone)]
@@ -41,6 +44,11 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
     }
     let _ = writeln!(b, "\nTokens:");
     let _ = writeln!(b, "  {DEFAULT_TOKEN}  (all scopes, all locations)");
+    let _ = writeln!(
+        b,
+        "  {DEFAULT_AGENCY_TOKEN}  (agency token: company {}, app {APP_ID})",
+        sb.company_id()
+    );
     for t in &cfg.tokens {
         let locs = t
             .locations

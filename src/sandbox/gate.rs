@@ -116,6 +116,10 @@ pub fn route_info(method: &Method, template: &str) -> Option<RouteInfo> {
             create("locations/customFields.write", Path)
         }
         ("GET", "/businesses/") => r("businesses.readonly", Query),
+        // Agency-only routes (the spec's `Agency-Access-Only` security); handlers check that
+        // the token is an agency token.
+        ("GET", "/oauth/installedLocations") => r("oauth.readonly", Nowhere),
+        ("POST", "/oauth/locationToken") => r("oauth.write", Nowhere),
         ("POST", "/oauth/token") => Some(RouteInfo {
             scope: None,
             loc: Nowhere,
@@ -133,6 +137,8 @@ pub struct Ctx {
     pub location: Option<usize>,
     /// `http://host:port` as the client addressed the sandbox, for `nextPageUrl`.
     pub base_url: String,
+    /// What the bearer token may do (routes without a bearer token: `None`).
+    pub grant: Option<super::auth::Grant>,
 }
 
 /// The 404 for routes the sandbox does not serve, naming method and path (NestJS wording).
@@ -151,6 +157,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// A form-encoded body as a JSON object of strings, so recorded OAuth requests can be checked
+/// against the spec like JSON ones.
+fn form_as_json(headers: &HeaderMap, bytes: &[u8]) -> Option<Value> {
+    let form = headers
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .starts_with("application/x-www-form-urlencoded");
+    form.then(|| {
+        let pairs = url::form_urlencoded::parse(bytes).into_owned();
+        Value::Object(pairs.map(|(k, v)| (k, Value::String(v))).collect())
+    })
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
@@ -225,7 +245,9 @@ async fn admit_and_run(
         st.record(RecordedRequest {
             method: method.to_string(),
             route: template.to_string(),
-            body: json.clone(),
+            body: json
+                .clone()
+                .or_else(|| form_as_json(&parts.headers, &bytes)),
         });
     }
     let host = parts
@@ -237,6 +259,7 @@ async fn admit_and_run(
     let mut ctx = Ctx {
         location: None,
         base_url: format!("http://{host}"),
+        grant: None,
     };
     let mut loc_id: Option<String> = None;
     let mut verdict = None;
@@ -247,6 +270,7 @@ async fn admit_and_run(
         let Some(grant) = st.auth.lookup(&token) else {
             return (err_401(INVALID_TOKEN).into_response(), None);
         };
+        ctx.grant = Some(grant.clone());
         let version = parts.headers.get("version").and_then(|v| v.to_str().ok());
         if version != Some(API_VERSION) {
             let msg = match version {

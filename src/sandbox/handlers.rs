@@ -234,7 +234,7 @@ pub(super) fn need_location(ctx: &Ctx) -> Result<usize, ApiError> {
     })
 }
 
-fn parse_count(
+pub(super) fn parse_count(
     q: &HashMap<String, String>,
     name: &str,
     default: usize,
@@ -963,27 +963,26 @@ pub async fn oauth_token(State(st): St, body: Bytes) -> Answer {
             json!({"statusCode": 400, "message": "Invalid grant: refresh token is invalid, expired or already used", "error": "invalid_grant"}),
         ));
     };
-    let first = st
-        .store
-        .location_ids()
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    ok(
-        StatusCode::OK,
-        json!({
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in.as_secs(),
-            "refresh_token": issued.refresh_token,
-            "scope": issued.grant.scope_string(),
-            "userType": "Location",
-            "locationId": first,
-            "companyId": super::ids::hashed_id(&[st.seed(), 0xC0C0]),
-            "userId": super::ids::hashed_id(&[st.seed(), 0x05E4]),
-            "isBulkInstallation": false,
-        }),
-    )
+    let mut answer = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in.as_secs(),
+        "refresh_token": issued.refresh_token,
+        "scope": issued.grant.scope_string(),
+        "userType": "Location",
+        "companyId": st.auth.company_id(),
+        "userId": super::ids::hashed_id(&[st.seed(), 0x05E4]),
+        "isBulkInstallation": false,
+    });
+    // An agency (company) token names no location; a location token names its own.
+    if issued.grant.company.is_some() {
+        answer["userType"] = json!("Company");
+        answer["isBulkInstallation"] = json!(true);
+    } else {
+        let first = st.store.location_ids().into_iter().next();
+        answer["locationId"] = json!(first.unwrap_or_default());
+    }
+    ok(StatusCode::OK, answer)
 }
 
 trait EmptyOrMissing {

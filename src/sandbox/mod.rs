@@ -16,7 +16,8 @@
 //!
 //! Layout: [`ids`] (hashing, reversible ids), [`data`] (seeded records), [`store`] (order
 //! index + write overlay), [`catalog`] (created custom fields, workflows, campaigns,
-//! duplicate rules), [`query`] (search filters), [`auth`] (tokens, OAuth), [`limits`] (rate
+//! duplicate rules), [`query`] (search filters), [`auth`] (tokens, OAuth), [`agency`] (installed
+//! locations and location tokens of agency tokens), [`limits`] (rate
 //! limits), [`faults`], [`hold`] (requests held for a test), [`gate`] (the per-request
 //! middleware), [`answers`] (error bodies), [`validate`] (request bodies), [`handlers`]
 //! (contact, task, note and read routes), [`fields`] (custom fields), [`actions`] (bulk
@@ -24,6 +25,7 @@
 //! the API is not here: see [`crate::api`].
 
 mod actions;
+mod agency;
 mod answers;
 mod auth;
 mod catalog;
@@ -70,6 +72,12 @@ use tokio::task::JoinHandle;
 
 /// The token that always exists: every scope, every location.
 pub const DEFAULT_TOKEN: &str = "sandbox-token";
+/// The agency (company) token that always exists: every scope and location, and it lists the
+/// app's installed locations and mints their tokens (`/oauth/installedLocations`,
+/// `/oauth/locationToken`).
+pub const DEFAULT_AGENCY_TOKEN: &str = "sandbox-agency-token";
+/// The id of the marketplace app the sandbox plays, for `GET /oauth/installedLocations`.
+pub const APP_ID: &str = "6578278e879ad2646715ba9c";
 /// OAuth client credentials `POST /oauth/token` accepts.
 pub const OAUTH_CLIENT_ID: &str = "sandbox-client-id";
 pub const OAUTH_CLIENT_SECRET: &str = "sandbox-client-secret";
@@ -232,13 +240,18 @@ impl SandboxState {
                 Grant {
                     scopes: Some(t.scopes.clone()),
                     locations,
-                    expires_at: None,
+                    ..Grant::unlimited(None)
                 },
             ));
         }
         Ok(SandboxState {
             store,
-            auth: Auth::new(cfg.seed, DEFAULT_TOKEN, extra, cfg.access_token_ttl),
+            auth: Auth::new(
+                cfg.seed,
+                (DEFAULT_TOKEN, DEFAULT_AGENCY_TOKEN),
+                extra,
+                cfg.access_token_ttl,
+            ),
             limiter: Limiter::default(),
             seed: cfg.seed,
             rate_limit: RwLock::new(cfg.rate_limit),
@@ -318,7 +331,22 @@ impl SandboxState {
     }
 
     pub fn issue_refresh_token(&self, scopes: &[&str]) -> String {
-        self.auth.issue_refresh(scopes)
+        self.auth.issue_refresh(scopes, false)
+    }
+
+    /// The company of the agency tokens.
+    pub fn company_id(&self) -> String {
+        self.auth.company_id().to_string()
+    }
+
+    /// A refresh token whose access tokens are agency (company) tokens.
+    pub fn issue_company_refresh_token(&self, scopes: &[&str]) -> String {
+        self.auth.issue_refresh(scopes, true)
+    }
+
+    /// Uninstall the app from a location (or install it again): see [`Sandbox::set_installed`].
+    pub fn set_installed(&self, location: &str, installed: bool) {
+        self.auth.set_installed(location, installed)
     }
 
     fn seed(&self) -> u64 {
@@ -487,6 +515,23 @@ impl Sandbox {
         self.state.issue_refresh_token(scopes)
     }
 
+    pub fn issue_company_refresh_token(&self, scopes: &[&str]) -> String {
+        self.state.issue_company_refresh_token(scopes)
+    }
+
+    /// The company of the agency tokens.
+    pub fn company_id(&self) -> String {
+        self.state.company_id()
+    }
+
+    /// Uninstall the app from a location, or install it again. Uninstalled, the location
+    /// tokens minted for it answer 401, `POST /oauth/locationToken` refuses it (400) and
+    /// `GET /oauth/installedLocations` reports it not installed; other tokens are unaffected.
+    /// Also `POST /_sandbox/locations/{id}` with `{"installed": false}`.
+    pub fn set_installed(&self, location: &str, installed: bool) {
+        self.state.set_installed(location, installed)
+    }
+
     /// Holds every request to `routes` (method and template, `"GET /contacts/{contactId}/notes"`)
     /// at the gate, after its checks and before its handler, until the [`Hold`] is released
     /// or dropped. For tests that must act between two requests of a client; see [`hold`].
@@ -579,6 +624,11 @@ pub fn app(state: Arc<SandboxState>) -> Router {
         ),
         ("/businesses/", get(h::businesses)),
         ("/oauth/token", post(h::oauth_token)),
+        (
+            "/oauth/installedLocations",
+            get(agency::installed_locations),
+        ),
+        ("/oauth/locationToken", post(agency::location_token)),
     ];
     let mut api = Router::new();
     for (template, route) in routes {
@@ -653,6 +703,7 @@ async fn admin_location(
         "campaigns": s.campaign_ids(&id),
         "users": s.user_ids(&id),
         "businesses": s.business_ids(&id),
+        "installed": st.auth.installed(&id),
     })))
 }
 
@@ -660,6 +711,8 @@ async fn admin_location(
 #[derive(Debug, Deserialize)]
 struct LocationSettings {
     duplicate_rule: Option<String>,
+    /// False uninstalls the app from the location (its minted tokens stop working).
+    installed: Option<bool>,
 }
 
 async fn admin_set_location(
@@ -667,6 +720,12 @@ async fn admin_set_location(
     Path(id): Path<String>,
     Json(b): Json<LocationSettings>,
 ) -> Result<Json<Value>, (StatusCode, String)> {
+    if st.store.duplicate_rule(&id).is_none() {
+        return Err((StatusCode::NOT_FOUND, format!("no location {id}")));
+    }
+    if let Some(installed) = b.installed {
+        st.set_installed(&id, installed);
+    }
     if let Some(r) = b.duplicate_rule {
         let rule = r.parse().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
         if !st.store.set_duplicate_rule(&id, rule) {
