@@ -25,7 +25,10 @@ use super::auth::{Auth, AuthConfig};
 use super::error::{Error, ErrorKind, Result};
 use super::limiter::{LocationLimiter, RateHeaders};
 use super::rate::RateSpec;
-use super::transport::{describe_transport, is_html, server_message};
+use super::transport::{
+    describe_transport, is_html, read_capped, server_message, trace_body, trace_exchange,
+    ReadError, MAX_BODY_BYTES,
+};
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 /// The API version every request must name.
@@ -226,6 +229,28 @@ pub fn check_base_url(base: &str) -> Result<String> {
     Ok(base.trim_end_matches('/').to_string())
 }
 
+/// GHL does not redirect API calls; a redirect off the base host (a hijacked DNS name, a
+/// captive portal, a misconfigured proxy) must not take the token with it. reqwest already
+/// drops `Authorization` on a cross-host hop, but a hop to another host is refused outright:
+/// its answer would not be GHL's either. Same-host hops (at most 3) are followed.
+fn same_host_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let same = first.is_some_and(|f| {
+            f.scheme() == attempt.url().scheme()
+                && f.host_str() == attempt.url().host_str()
+                && f.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if !same {
+            attempt.stop()
+        } else if attempt.previous().len() > 3 {
+            attempt.error("more than 3 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -259,6 +284,7 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("ghl-etl/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_host_redirects())
             .build()
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "-", "-").with_message(describe_transport(&e))
@@ -372,6 +398,14 @@ impl Client {
             .auth
             .access_token(&self.inner.http, &self.inner.base)
             .await?;
+        // The secrets test injects a panic with a token in hand: what it prints must not show it.
+        #[cfg(feature = "failpoints")]
+        if std::env::var("GHL_ETL_FAILPOINT").as_deref() == Ok("panic-in-request") {
+            panic!(
+                "injected panic (GHL_ETL_FAILPOINT=panic-in-request) in {method} {}",
+                call.path
+            );
+        }
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
             Some(l) => match l.acquire().await {
@@ -402,13 +436,21 @@ impl Client {
             req = req.query(&call.query);
         }
         if let Some(body) = &call.body {
+            trace_body(
+                "request",
+                &call.path,
+                body.to_string().as_bytes(),
+                token.expose(),
+            );
             req = req.json(body);
         }
         bump(&self.inner.stats.requests);
+        let started = std::time::Instant::now();
         let response = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 drop(permit);
+                trace_exchange(method, &call.path, None, started.elapsed());
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
             }
@@ -418,15 +460,43 @@ impl Client {
         if let Some(p) = permit {
             p.answered(&RateHeaders::parse(&headers));
         }
-        let bytes = match response.bytes().await {
+        let read = read_capped(response, MAX_BODY_BYTES).await;
+        trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
+        let bytes = match read {
             Ok(b) => b,
-            Err(e) => {
+            Err(ReadError::Transport(e)) => {
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport)
                     .with_message(describe_transport(&e))
                     .with_status(status.as_u16()));
             }
+            Err(ReadError::TooLarge) => {
+                bump(&self.inner.stats.bad_bodies);
+                return Err(fail(ErrorKind::Decode {
+                    json_path: String::new(),
+                })
+                .with_status(status.as_u16())
+                .with_message(format!(
+                    "the answer is larger than {} MiB; stopped reading it",
+                    MAX_BODY_BYTES >> 20
+                )));
+            }
         };
+        trace_body("answer", &call.path, &bytes, token.expose());
+        if status.is_redirection() {
+            // Only a redirect the policy refused arrives here: one off the base host.
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url::Url::parse(l).ok())
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "an unknown host".into());
+            return Err(fail(ErrorKind::OtherStatus)
+                .with_status(status.as_u16())
+                .with_message(format!(
+                    "the server redirected to {to}, another host; not followed, so the token stays with the base URL"
+                )));
+        }
         if status.is_success() {
             let is_html = is_html(&headers);
             if is_html {

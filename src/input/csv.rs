@@ -110,9 +110,18 @@ impl CsvFile {
             .iter()
             .map(|f| f.iter().filter(|&&b| b == b'\n').count())
             .sum();
-        let ended_by_newline = end.byte() < self.len || self.ends_with_newline;
+        // A quote left open swallows the rest of the file, final newline included.
+        let ended_by_newline =
+            end.byte() < self.len || (self.ends_with_newline && !self.open_quote_at_eof());
         end.line()
             .saturating_sub(inside as u64 + u64::from(ended_by_newline))
+    }
+
+    /// The record ran to the end of the file inside a quoted field: a quote never closed.
+    fn open_quote_at_eof(&self) -> bool {
+        self.reader.position().byte() >= self.len
+            && self.record.iter().any(|f| f.contains(&b'\n'))
+            && self.record.len() != self.header.len()
     }
 
     /// Let the file under the reader be read up to one row past where the next record starts.
@@ -163,8 +172,13 @@ impl CsvFile {
     /// The record as fields, or why it is a bad row.
     fn check(&self) -> Result<Map<String, Value>, String> {
         if self.record.len() != self.header.len() {
+            let hint = if self.open_quote_at_eof() {
+                "; a quote opened in this row is never closed, so it runs to the end of the file"
+            } else {
+                ""
+            };
             return Err(format!(
-                "row has {} fields but the header has {}",
+                "row has {} fields but the header has {}{hint}",
                 self.record.len(),
                 self.header.len()
             ));
@@ -174,10 +188,15 @@ impl CsvFile {
             if cell.len() > self.opts.max_cell_bytes {
                 return Err(over_limit(cell.len(), name, &self.opts));
             }
-            let text = std::str::from_utf8(cell)
-                .map_err(|_| format!("invalid UTF-8 in column {} (`{name}`)", i + 1))?;
-            if text.contains('\0') {
-                return Err(format!("embedded NUL byte in column `{name}`"));
+            let text = std::str::from_utf8(cell).map_err(|_| {
+                format!(
+                    "invalid UTF-8 in column {} (`{name}`); is the file Latin-1 or \
+                         Windows-1252? Save it as UTF-8",
+                    i + 1
+                )
+            })?;
+            if let Some(reason) = super::control_char(name, text) {
+                return Err(reason);
             }
             fields.insert(name.clone(), Value::String(text.to_string()));
         }
@@ -229,6 +248,13 @@ fn strip_cr(record: &mut ByteRecord) {
 fn header(raw: &ByteRecord) -> Result<Vec<String>, String> {
     if raw.is_empty() {
         return Err("file is empty: no header row".into());
+    }
+    if let Some(first) = raw.get(0) {
+        if first.starts_with(b"\xFF\xFE") || first.starts_with(b"\xFE\xFF") {
+            return Err(
+                "file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8".into(),
+            );
+        }
     }
     let mut names: Vec<String> = Vec::with_capacity(raw.len());
     for (i, cell) in raw.iter().enumerate() {
@@ -327,7 +353,11 @@ mod tests {
             (
                 "bad UTF-8",
                 b"a,b\n1,ok\n2,\xff\xfe\n4,ok2\n".to_vec(),
-                (3, "invalid UTF-8 in column 2 (`b`)"),
+                (
+                    3,
+                    "invalid UTF-8 in column 2 (`b`); is the file Latin-1 or Windows-1252? \
+                     Save it as UTF-8",
+                ),
             ),
             (
                 "embedded NUL",

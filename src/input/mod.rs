@@ -310,11 +310,25 @@ fn check_cells(fields: &Map<String, Value>, opts: &InputOptions) -> Result<(), S
         if s.len() > opts.max_cell_bytes {
             return Err(over_limit(s.len(), name, opts));
         }
-        if s.contains('\0') {
-            return Err(format!("embedded NUL byte in column `{name}`"));
+        if let Some(reason) = control_char(name, s) {
+            return Err(reason);
         }
     }
     Ok(())
+}
+
+/// A NUL or other control character (tab, CR and LF aside) in a cell: no CRM field holds one,
+/// and the API answers them with an unhelpful 400 or stores them invisibly. Catching them here
+/// names the row and column.
+fn control_char(column: &str, s: &str) -> Option<String> {
+    let c = s
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))?;
+    Some(if c == '\0' {
+        format!("embedded NUL byte in column `{column}`")
+    } else {
+        format!("control character U+{:04X} in column `{column}`", c as u32)
+    })
 }
 
 fn over_limit(len: usize, column: &str, opts: &InputOptions) -> String {
