@@ -8,6 +8,7 @@ mod client;
 mod deleted;
 mod export;
 mod hardening_inputs;
+mod hardening_server;
 mod load;
 mod mapping;
 mod sandbox;

@@ -507,6 +507,18 @@ impl Client {
                 .with_status(status.as_u16())
                 .with_message("an HTML page came instead of JSON"));
             }
+            // Invalid UTF-8 is garbling too (serde skips unread strings without checking them).
+            if let Err(e) = std::str::from_utf8(&bytes) {
+                bump(&self.inner.stats.bad_bodies);
+                return Err(fail(ErrorKind::Decode {
+                    json_path: String::new(),
+                })
+                .with_status(status.as_u16())
+                .with_message(format!(
+                    "the answer is not valid UTF-8 (at byte {})",
+                    e.valid_up_to()
+                )));
+            }
             // A truncated or garbled body is a transient fault: check syntax here so it is retried.
             if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
                 bump(&self.inner.stats.bad_bodies);
