@@ -190,3 +190,30 @@ async fn every_bad_input_file_gives_its_exact_error_and_the_other_rows_land() {
     }
     sb.shutdown().await;
 }
+
+/// A mapping that is valid on its own but names a custom field the location lacks: `mapping
+/// check --location` names the file, line and column, and the closest real names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_field_the_location_lacks_is_named_with_its_place() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mappings/invalid_for_location/unknown_custom_field.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "mapping",
+        "check",
+        &file.display().to_string(),
+        "--location",
+        &location,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, stderr, d) = run(&sb, args, tmp.path()).await;
+    assert_eq!(code, Some(2), "{d}");
+    let want = format!("{}:7:9: unknown custom field `Lead Scroe`", file.display());
+    assert!(stderr.contains(&want), "stderr lacks {want}\n{d}");
+    assert!(stderr.contains("closest known names: `Lead Score`"), "{d}");
+    sb.shutdown().await;
+}
