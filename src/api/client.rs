@@ -251,6 +251,34 @@ fn same_host_redirects() -> reqwest::redirect::Policy {
     })
 }
 
+/// The host a redirect points to, for the error (never the whole URL: it may carry a query).
+fn redirect_host(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| url::Url::parse(l).ok())
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "an unknown host".into())
+}
+
+/// Why a 2xx answer cannot be used, if it cannot: an HTML page, bytes that are not UTF-8
+/// (serde skips unread strings without checking them), JSON cut short or garbled. Each is a
+/// transient fault, so it is checked here, inside the retry loop, before the typed decode.
+fn unusable_body(headers: &reqwest::header::HeaderMap, bytes: &[u8]) -> Option<String> {
+    if is_html(headers) {
+        return Some("an HTML page came instead of JSON".into());
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Some(format!(
+            "the answer is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .err()
+        .map(|e| format!("invalid JSON ({e})"))
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -485,48 +513,21 @@ impl Client {
         trace_body("answer", &call.path, &bytes, token.expose());
         if status.is_redirection() {
             // Only a redirect the policy refused arrives here: one off the base host.
-            let to = headers
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| url::Url::parse(l).ok())
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_else(|| "an unknown host".into());
             return Err(fail(ErrorKind::OtherStatus)
                 .with_status(status.as_u16())
                 .with_message(format!(
-                    "the server redirected to {to}, another host; not followed, so the token stays with the base URL"
+                    "the server redirected to {}, another host; not followed, so the token stays with the base URL",
+                    redirect_host(&headers)
                 )));
         }
         if status.is_success() {
-            let is_html = is_html(&headers);
-            if is_html {
+            if let Some(why) = unusable_body(&headers, &bytes) {
                 bump(&self.inner.stats.bad_bodies);
                 return Err(fail(ErrorKind::Decode {
                     json_path: String::new(),
                 })
                 .with_status(status.as_u16())
-                .with_message("an HTML page came instead of JSON"));
-            }
-            // Invalid UTF-8 is garbling too (serde skips unread strings without checking them).
-            if let Err(e) = std::str::from_utf8(&bytes) {
-                bump(&self.inner.stats.bad_bodies);
-                return Err(fail(ErrorKind::Decode {
-                    json_path: String::new(),
-                })
-                .with_status(status.as_u16())
-                .with_message(format!(
-                    "the answer is not valid UTF-8 (at byte {})",
-                    e.valid_up_to()
-                )));
-            }
-            // A truncated or garbled body is a transient fault: check syntax here so it is retried.
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-                bump(&self.inner.stats.bad_bodies);
-                return Err(fail(ErrorKind::Decode {
-                    json_path: String::new(),
-                })
-                .with_status(status.as_u16())
-                .with_message(format!("invalid JSON ({e})")));
+                .with_message(why));
             }
             return Ok(bytes);
         }
