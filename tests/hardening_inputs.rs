@@ -36,7 +36,7 @@ pub const LOAD_CASES: &[Case] = &[
     Case { file: "invalid/control_chars.csv", fatal: None, bad: &[(3, "embedded NUL byte in column `first_name`"), (4, "control character U+0007 in column `first_name`")], landed: 2 },
     Case { file: "invalid/duplicate_header.csv", fatal: Some("header has `email` twice (columns 1 and 3)"), bad: &[], landed: 0 },
     Case { file: "invalid/empty_header_name.csv", fatal: Some("header column 2 has no name"), bad: &[], landed: 0 },
-    Case { file: "invalid/no_header.csv", fatal: Some("none of the columns the mapping reads (`email`, `first_name`, `last_name`) is in the file, whose columns are `ok1@example.org`, `Ada`, `Lovelace`; is the header row missing?"), bad: &[], landed: 0 },
+    Case { file: "invalid/no_header.csv", fatal: Some("none of the columns `email`, `first_name`, `last_name` is in the file, whose columns are `ok1@example.org`, `Ada`, `Lovelace`; is the header row missing?"), bad: &[], landed: 0 },
     Case { file: "invalid/empty.csv", fatal: Some("file is empty: no header row"), bad: &[], landed: 0 },
     // An NDJSON file needs no header: empty, it is zero rows, loaded cleanly.
     Case { file: "invalid/empty.ndjson", fatal: None, bad: &[], landed: 0 },
@@ -215,5 +215,104 @@ async fn a_custom_field_the_location_lacks_is_named_with_its_place() {
     let want = format!("{}:7:9: unknown custom field `Lead Scroe`", file.display());
     assert!(stderr.contains(&want), "stderr lacks {want}\n{d}");
     assert!(stderr.contains("closest known names: `Lead Score`"), "{d}");
+    sb.shutdown().await;
+}
+
+/// `tag` reads its list through the same readers: a bad row fails alone (the others are
+/// tagged), a file it cannot use fails before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tag_lists_fail_row_by_row_or_before_any_request() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let emails: Vec<String> = sb
+        .store()
+        .contact_ids(&location)
+        .iter()
+        .filter_map(|id| {
+            sb.store().contact(id)?["email"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .take(2)
+        .collect();
+    assert_eq!(emails.len(), 2);
+    let (a, b) = (&emails[0], &emails[1]);
+    // (name, contents, fatal error, bad rows, rows tagged)
+    let cases: Vec<(&str, String, Option<&str>, Vec<(u64, &str)>, usize)> = vec![
+        (
+            "ragged.csv",
+            format!("email,add_tags\n{a},vip\nx,y,z\n{b},vip\n"),
+            None,
+            vec![(3, "row has 3 fields but the header has 2")],
+            2,
+        ),
+        (
+            "control.csv",
+            format!("email,add_tags\n{a},vip\n{b},v\u{1}ip\n"),
+            None,
+            vec![(3, "control character U+0001 in column `add_tags`")],
+            1,
+        ),
+        (
+            "empty.csv",
+            String::new(),
+            Some("file is empty: no header row"),
+            vec![],
+            0,
+        ),
+        (
+            "no_header.csv",
+            format!("{a},vip\n{b},vip\n"),
+            Some("none of the columns `contact_id`, `email`, `phone` is in the file"),
+            vec![],
+            0,
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (name, text, fatal, bad, tagged)) in cases.into_iter().enumerate() {
+        let work = tmp.path().join(format!("tag-{i}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let input = work.join(name);
+        std::fs::write(&input, text).unwrap();
+        let report = work.join("report");
+        let args: Vec<String> = [
+            "tag",
+            "--location",
+            &location,
+            "--input",
+            &input.display().to_string(),
+            "--state",
+            &work.join("state.sqlite").display().to_string(),
+            "--report",
+            &report.display().to_string(),
+            "--rate",
+            "off",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let before = sb.stats().requests;
+        let (code, stderr, d) = run(&sb, args, &work).await;
+        if let Some(want) = fatal {
+            assert_eq!(code, Some(2), "{name}\n{d}");
+            let line = format!("error: {}: {want}", input.display());
+            assert!(stderr.contains(&line), "{name}: stderr lacks {line}\n{d}");
+            assert_eq!(sb.stats().requests, before, "{name}: no request\n{d}");
+            continue;
+        }
+        assert_eq!(code, Some(1), "{name}\n{d}");
+        let (_, ok) = report_rows(&report.join("succeeded.csv"));
+        let (h, failed) = report_rows(&report.join("failed.csv"));
+        assert_eq!(ok.len(), tagged, "{name}: tagged\n{d}");
+        let got: Vec<(u64, String)> = failed
+            .iter()
+            .map(|r| (r[h.len() - 2].parse().unwrap(), r[h.len() - 1].clone()))
+            .collect();
+        assert_eq!(got.len(), bad.len(), "{name}: {got:?}\n{d}");
+        for ((row, reason), (want_row, want)) in got.iter().zip(&bad) {
+            assert_eq!(row, want_row, "{name}: {got:?}");
+            assert!(reason.contains(want), "{name}: {reason:?} lacks {want:?}");
+        }
+    }
     sb.shutdown().await;
 }

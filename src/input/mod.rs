@@ -331,6 +331,28 @@ fn control_char(column: &str, s: &str) -> Option<String> {
     })
 }
 
+/// Refuse a file whose first row has none of the `wanted` columns: nearly always a CSV without
+/// its header row, whose first data row became the header (and would be lost) while every other
+/// row failed as "missing". Used by the jobs before their first write.
+pub fn check_wanted_columns(chunk: &[RowResult], wanted: &[&str]) -> Result<(), String> {
+    let Some(Ok(first)) = chunk.first() else {
+        return Ok(());
+    };
+    if wanted.is_empty() || wanted.iter().any(|c| first.fields.contains_key(*c)) {
+        return Ok(());
+    }
+    let quote = |v: &mut dyn Iterator<Item = &str>| {
+        v.map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    };
+    Err(format!(
+        "{}: none of the columns {} is in the file, whose columns are {}; is the header row \
+         missing?",
+        first.file.display(),
+        quote(&mut wanted.iter().copied()),
+        quote(&mut first.fields.keys().map(String::as_str))
+    ))
+}
+
 fn over_limit(len: usize, column: &str, opts: &InputOptions) -> String {
     format!(
         "cell of {len} bytes in column `{column}` is over the {}-byte limit",

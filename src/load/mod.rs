@@ -204,35 +204,6 @@ async fn with_ctrl_c(
     }
 }
 
-/// A file whose first row has none of the columns the mapping reads is refused before any
-/// write: nearly always a CSV without its header row, whose first data row became the header
-/// (and would be lost) while every other row failed as "missing".
-fn check_header(
-    mapping: &crate::mapping::TableMapping,
-    chunk: &[crate::input::RowResult],
-) -> Result<()> {
-    let wanted = mapping.source_columns();
-    let Some(Ok(first)) = chunk.first() else {
-        return Ok(());
-    };
-    if wanted.is_empty() || wanted.iter().any(|c| first.fields.contains_key(*c)) {
-        return Ok(());
-    }
-    let quote = |v: Vec<&str>| {
-        v.iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(JobError::usage(format!(
-        "{}: none of the columns the mapping reads ({}) is in the file, whose columns are {}; \
-         is the header row missing?",
-        first.file.display(),
-        quote(wanted),
-        quote(first.fields.keys().map(String::as_str).collect())
-    )))
-}
-
 /// Load one input file (or folder) into `table`.
 async fn load_table(
     load: &Arc<Load>,
@@ -255,7 +226,9 @@ async fn load_table(
             break;
         }
         if std::mem::take(&mut first) {
-            check_header(&mapping, &chunk)?;
+            // The mapping's columns, before any write: a missing header row is refused.
+            crate::input::check_wanted_columns(&chunk, &mapping.source_columns())
+                .map_err(JobError::usage)?;
         }
         // After Ctrl-C no new row starts; the rows in flight finish and are recorded.
         let cancelled = load.cancelled.clone();
