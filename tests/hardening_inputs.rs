@@ -218,6 +218,15 @@ async fn a_custom_field_the_location_lacks_is_named_with_its_place() {
     sb.shutdown().await;
 }
 
+/// (name, contents, fatal error, bad rows, rows tagged)
+type TagCase = (
+    &'static str,
+    String,
+    Option<&'static str>,
+    Vec<(u64, &'static str)>,
+    usize,
+);
+
 /// `tag` reads its list through the same readers: a bad row fails alone (the others are
 /// tagged), a file it cannot use fails before any request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,8 +246,7 @@ async fn bad_tag_lists_fail_row_by_row_or_before_any_request() {
         .collect();
     assert_eq!(emails.len(), 2);
     let (a, b) = (&emails[0], &emails[1]);
-    // (name, contents, fatal error, bad rows, rows tagged)
-    let cases: Vec<(&str, String, Option<&str>, Vec<(u64, &str)>, usize)> = vec![
+    let cases: Vec<TagCase> = vec![
         (
             "ragged.csv",
             format!("email,add_tags\n{a},vip\nx,y,z\n{b},vip\n"),
