@@ -7,6 +7,7 @@
 //! Shared parts:
 //! - [`exit`]: exit codes and [`exit::JobError`], the typed error every command returns.
 //! - [`secret`]: the wrapper that keeps tokens out of every message.
+//! - [`private`]: the umask that makes every file a run creates owner-only.
 //! - [`api`]: the typed GHL client: auth (agency tokens and the location tokens minted from
 //!   them included), rate limiting, retries, pagination streams.
 //! - [`table`]: typed rows and the tables, the contract between mapping and sinks.
@@ -41,6 +42,7 @@ pub mod input;
 pub mod job;
 pub mod load;
 pub mod mapping;
+pub mod private;
 pub mod report;
 pub mod sandbox;
 pub mod secret;

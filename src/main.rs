@@ -28,7 +28,9 @@ fn init_logging(cli: &Cli) {
         (true, _) => "error",
         (false, 0) => "warn,ghl_etl=info,ghl_etl::sandbox=warn",
         (false, 1) => "info,ghl_etl=debug",
-        _ => "debug,ghl_etl=trace",
+        // Other crates stay at warn: the HTTP trace is ours (`api::transport`), and it never
+        // shows headers or bodies unless --trace-bodies asks for bodies.
+        _ => "warn,ghl_etl=trace",
     };
     let filter = EnvFilter::try_from_env("GHL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -42,6 +44,9 @@ fn init_logging(cli: &Cli) {
 
 fn main() {
     let cli = Cli::parse();
+    // Before anything is created: every file and folder of the run is owner-only by default.
+    ghl_etl::private::set_umask(cli.umask);
+    ghl_etl::api::set_trace_bodies(cli.trace_bodies);
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,7 +26,10 @@ use super::auth::{Auth, AuthConfig};
 use super::error::{Error, ErrorKind, Result};
 use super::limiter::{LocationLimiter, RateHeaders};
 use super::rate::RateSpec;
-use super::transport::{describe_transport, is_html, server_message};
+use super::transport::{
+    describe_transport, is_html, read_capped, server_message, trace_body, trace_exchange,
+    ReadError, MAX_BODY_BYTES,
+};
 use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
@@ -251,6 +254,56 @@ pub fn check_base_url(base: &str) -> Result<String> {
     Ok(base.trim_end_matches('/').to_string())
 }
 
+/// GHL does not redirect API calls; a redirect off the base host (a hijacked DNS name, a
+/// captive portal, a misconfigured proxy) must not take the token with it. reqwest already
+/// drops `Authorization` on a cross-host hop, but a hop to another host is refused outright:
+/// its answer would not be GHL's either. Same-host hops (at most 3) are followed.
+fn same_host_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let same = first.is_some_and(|f| {
+            f.scheme() == attempt.url().scheme()
+                && f.host_str() == attempt.url().host_str()
+                && f.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if !same {
+            attempt.stop()
+        } else if attempt.previous().len() > 3 {
+            attempt.error("more than 3 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The host a redirect points to, for the error (never the whole URL: it may carry a query).
+fn redirect_host(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| url::Url::parse(l).ok())
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "an unknown host".into())
+}
+
+/// Why a 2xx answer cannot be used, if it cannot: an HTML page, bytes that are not UTF-8
+/// (serde skips unread strings without checking them), JSON cut short or garbled. Each is a
+/// transient fault, so it is checked here, inside the retry loop, before the typed decode.
+fn unusable_body(headers: &reqwest::header::HeaderMap, bytes: &[u8]) -> Option<String> {
+    if is_html(headers) {
+        return Some("an HTML page came instead of JSON".into());
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Some(format!(
+            "the answer is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .err()
+        .map(|e| format!("invalid JSON ({e})"))
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     v.trim()
@@ -284,6 +337,7 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("ghl-etl/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_host_redirects())
             .build()
             .map_err(|e| {
                 Error::new(ErrorKind::Config, "-", "-").with_message(describe_transport(&e))
@@ -472,6 +526,14 @@ impl Client {
         let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
         // The token first: a refresh must not hold one of the location's places in the window.
         let token = self.token_for(&call.location).await?;
+        // The secrets test injects a panic with a token in hand: what it prints must not show it.
+        #[cfg(feature = "failpoints")]
+        if std::env::var("GHL_ETL_FAILPOINT").as_deref() == Ok("panic-in-request") {
+            panic!(
+                "injected panic (GHL_ETL_FAILPOINT=panic-in-request) in {method} {}",
+                call.path
+            );
+        }
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
             Some(l) => match l.acquire().await {
@@ -502,6 +564,12 @@ impl Client {
             req = req.query(&call.query);
         }
         if let Some(body) = &call.body {
+            trace_body(
+                "request",
+                &call.path,
+                body.to_string().as_bytes(),
+                token.expose(),
+            );
             req = req.json(body);
         }
         if let Some(form) = &call.form {
@@ -517,10 +585,12 @@ impl Client {
                 .body(text.finish());
         }
         bump(&self.inner.stats.requests);
+        let started = std::time::Instant::now();
         let response = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 drop(permit);
+                trace_exchange(method, &call.path, None, started.elapsed());
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
             }
@@ -530,33 +600,46 @@ impl Client {
         if let Some(p) = permit {
             p.answered(&RateHeaders::parse(&headers));
         }
-        let bytes = match response.bytes().await {
+        let read = read_capped(response, MAX_BODY_BYTES).await;
+        trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
+        let bytes = match read {
             Ok(b) => b,
-            Err(e) => {
+            Err(ReadError::Transport(e)) => {
                 bump(&self.inner.stats.transport_errors);
                 return Err(fail(ErrorKind::Transport)
                     .with_message(describe_transport(&e))
                     .with_status(status.as_u16()));
             }
-        };
-        if status.is_success() {
-            let is_html = is_html(&headers);
-            if is_html {
+            Err(ReadError::TooLarge) => {
                 bump(&self.inner.stats.bad_bodies);
                 return Err(fail(ErrorKind::Decode {
                     json_path: String::new(),
                 })
                 .with_status(status.as_u16())
-                .with_message("an HTML page came instead of JSON"));
+                .with_message(format!(
+                    "the answer is larger than {} MiB; stopped reading it",
+                    MAX_BODY_BYTES >> 20
+                )));
             }
-            // A truncated or garbled body is a transient fault: check syntax here so it is retried.
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+        };
+        trace_body("answer", &call.path, &bytes, token.expose());
+        if status.is_redirection() {
+            // Only a redirect the policy refused arrives here: one off the base host.
+            return Err(fail(ErrorKind::OtherStatus)
+                .with_status(status.as_u16())
+                .with_message(format!(
+                    "the server redirected to {}, another host; not followed, so the token stays with the base URL",
+                    redirect_host(&headers)
+                )));
+        }
+        if status.is_success() {
+            if let Some(why) = unusable_body(&headers, &bytes) {
                 bump(&self.inner.stats.bad_bodies);
                 return Err(fail(ErrorKind::Decode {
                     json_path: String::new(),
                 })
                 .with_status(status.as_u16())
-                .with_message(format!("invalid JSON ({e})")));
+                .with_message(why));
             }
             return Ok(bytes);
         }

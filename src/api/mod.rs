@@ -34,3 +34,4 @@ pub use client::{
 pub use error::{Error, ErrorKind};
 pub use pages::{ContactPage, Cursor, Source};
 pub use rate::RateSpec;
+pub use transport::{set_trace_bodies, MAX_BODY_BYTES};

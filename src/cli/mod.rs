@@ -53,6 +53,17 @@ pub struct Cli {
     /// More detail in logs (-v: debug, -vv: trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Umask for every file and folder a run creates (outputs, reports, the state database), in
+    /// octal. The default 077 makes them owner-only (0600 files, 0700 folders): they hold
+    /// personal data. 027 lets the owner's group read them.
+    #[arg(long, global = true, env = "GHL_UMASK", default_value = "077", value_parser = crate::private::parse_umask)]
+    pub umask: u32,
+
+    /// With -vv, also log each request and answer body (tokens, secrets and the Authorization
+    /// header removed). Bodies hold personal data: use it to debug, not in production logs.
+    #[arg(long, global = true)]
+    pub trace_bodies: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -88,13 +88,15 @@ impl CsvFile {
     pub(super) fn next_row(&mut self) -> Option<Result<RowResult, InputError>> {
         loop {
             self.allow_next_record();
+            // No record starts before the line the reader stands on (see `start_line`).
+            let from = self.reader.position().line();
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => strip_cr(&mut self.record),
                 Err(e) => return Some(Err(self.fatal(e))),
             }
             if !self.record.iter().all(|f| f.is_empty()) {
-                return Some(Ok(self.row()));
+                return Some(Ok(self.row(from)));
             }
         }
     }
@@ -113,6 +115,13 @@ impl CsvFile {
         let ended_by_newline = end.byte() < self.len || self.ends_with_newline;
         end.line()
             .saturating_sub(inside as u64 + u64::from(ended_by_newline))
+    }
+
+    /// The record ran to the end of the file inside a quoted field: a quote never closed.
+    fn open_quote_at_eof(&self) -> bool {
+        self.reader.position().byte() >= self.len
+            && self.record.iter().any(|f| f.contains(&b'\n'))
+            && self.record.len() != self.header.len()
     }
 
     /// Let the file under the reader be read up to one row past where the next record starts.
@@ -143,8 +152,10 @@ impl CsvFile {
         }
     }
 
-    fn row(&self) -> RowResult {
-        let row = self.start_line();
+    fn row(&self, from: u64) -> RowResult {
+        // Counting back can be one short when a quote left open swallowed the final newline
+        // and the fields still matched the header (found by fuzzing).
+        let row = self.start_line().max(from);
         match self.check() {
             Ok(fields) => Ok(InputRecord {
                 file: self.file.clone(),
@@ -163,8 +174,13 @@ impl CsvFile {
     /// The record as fields, or why it is a bad row.
     fn check(&self) -> Result<Map<String, Value>, String> {
         if self.record.len() != self.header.len() {
+            let hint = if self.open_quote_at_eof() {
+                "; a quote opened in this row is never closed, so it runs to the end of the file"
+            } else {
+                ""
+            };
             return Err(format!(
-                "row has {} fields but the header has {}",
+                "row has {} fields but the header has {}{hint}",
                 self.record.len(),
                 self.header.len()
             ));
@@ -174,10 +190,15 @@ impl CsvFile {
             if cell.len() > self.opts.max_cell_bytes {
                 return Err(over_limit(cell.len(), name, &self.opts));
             }
-            let text = std::str::from_utf8(cell)
-                .map_err(|_| format!("invalid UTF-8 in column {} (`{name}`)", i + 1))?;
-            if text.contains('\0') {
-                return Err(format!("embedded NUL byte in column `{name}`"));
+            let text = std::str::from_utf8(cell).map_err(|_| {
+                format!(
+                    "invalid UTF-8 in column {} (`{name}`); is the file Latin-1 or \
+                         Windows-1252? Save it as UTF-8",
+                    i + 1
+                )
+            })?;
+            if let Some(reason) = super::control_char(name, text) {
+                return Err(reason);
             }
             fields.insert(name.clone(), Value::String(text.to_string()));
         }
@@ -229,6 +250,13 @@ fn strip_cr(record: &mut ByteRecord) {
 fn header(raw: &ByteRecord) -> Result<Vec<String>, String> {
     if raw.is_empty() {
         return Err("file is empty: no header row".into());
+    }
+    if let Some(first) = raw.get(0) {
+        if first.starts_with(b"\xFF\xFE") || first.starts_with(b"\xFE\xFF") {
+            return Err(
+                "file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8".into(),
+            );
+        }
     }
     let mut names: Vec<String> = Vec::with_capacity(raw.len());
     for (i, cell) in raw.iter().enumerate() {
@@ -327,7 +355,11 @@ mod tests {
             (
                 "bad UTF-8",
                 b"a,b\n1,ok\n2,\xff\xfe\n4,ok2\n".to_vec(),
-                (3, "invalid UTF-8 in column 2 (`b`)"),
+                (
+                    3,
+                    "invalid UTF-8 in column 2 (`b`); is the file Latin-1 or Windows-1252? \
+                     Save it as UTF-8",
+                ),
             ),
             (
                 "embedded NUL",
@@ -360,6 +392,23 @@ mod tests {
             ];
             assert_eq!(summary(&rows), want, "{name}");
         }
+    }
+
+    /// Found by `cargo fuzz run csv_rows`: a quote left open in the last row, whose fields
+    /// still matched the header, swallowed the final newline and the row was numbered one line
+    /// early, repeating the row number before it.
+    #[test]
+    fn fuzz_unclosed_quote_with_matching_fields_repeated_a_row_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "t.csv", b"a,b\nx\ny,\"q,r\nz,w\n");
+        let rows: Vec<u64> = read_all(&path, None)
+            .iter()
+            .map(|r| match r {
+                Ok(rec) => rec.row,
+                Err(bad) => bad.row,
+            })
+            .collect();
+        assert_eq!(rows, [2, 3]);
     }
 
     #[test]

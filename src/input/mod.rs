@@ -310,11 +310,47 @@ fn check_cells(fields: &Map<String, Value>, opts: &InputOptions) -> Result<(), S
         if s.len() > opts.max_cell_bytes {
             return Err(over_limit(s.len(), name, opts));
         }
-        if s.contains('\0') {
-            return Err(format!("embedded NUL byte in column `{name}`"));
+        if let Some(reason) = control_char(name, s) {
+            return Err(reason);
         }
     }
     Ok(())
+}
+
+/// A NUL or other control character (tab, CR and LF aside) in a cell: no CRM field holds one,
+/// and the API answers them with an unhelpful 400 or stores them invisibly. Catching them here
+/// names the row and column.
+fn control_char(column: &str, s: &str) -> Option<String> {
+    let c = s
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))?;
+    Some(if c == '\0' {
+        format!("embedded NUL byte in column `{column}`")
+    } else {
+        format!("control character U+{:04X} in column `{column}`", c as u32)
+    })
+}
+
+/// Refuse a file whose first row has none of the `wanted` columns: nearly always a CSV without
+/// its header row, whose first data row became the header (and would be lost) while every other
+/// row failed as "missing". Used by the jobs before their first write.
+pub fn check_wanted_columns(chunk: &[RowResult], wanted: &[&str]) -> Result<(), String> {
+    let Some(Ok(first)) = chunk.first() else {
+        return Ok(());
+    };
+    if wanted.is_empty() || wanted.iter().any(|c| first.fields.contains_key(*c)) {
+        return Ok(());
+    }
+    let quote = |v: &mut dyn Iterator<Item = &str>| {
+        v.map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+    };
+    Err(format!(
+        "{}: none of the columns {} is in the file, whose columns are {}; is the header row \
+         missing?",
+        first.file.display(),
+        quote(&mut wanted.iter().copied()),
+        quote(&mut first.fields.keys().map(String::as_str))
+    ))
 }
 
 fn over_limit(len: usize, column: &str, opts: &InputOptions) -> String {

@@ -220,9 +220,15 @@ async fn load_table(
     let mapping = Arc::new(mapping.clone());
     let mut chunks = Chunked::open(path, load.plan.input_format, CHUNK_ROWS)
         .map_err(|e| JobError::usage(e.to_string()))?;
+    let mut first = true;
     while let Some(chunk) = chunks.next().await {
         if load.cancelled.load(Ordering::Relaxed) {
             break;
+        }
+        if std::mem::take(&mut first) {
+            // The mapping's columns, before any write: a missing header row is refused.
+            crate::input::check_wanted_columns(&chunk, &mapping.source_columns())
+                .map_err(JobError::usage)?;
         }
         // After Ctrl-C no new row starts; the rows in flight finish and are recorded.
         let cancelled = load.cancelled.clone();

@@ -674,6 +674,10 @@ impl<'s, 't> Cx<'s, 't> {
             }
         }
 
+        if let (Some(ty), Some(tnode)) = (&ty, t.get("type")) {
+            self.check_list_type(ty, &steps, tnode.span());
+        }
+
         let on_error = match t.get("on_error") {
             Some(v) => self.on_error(v),
             None => Some(table_on_error),

@@ -449,3 +449,40 @@ pub(crate) fn parse_type(s: &str) -> Result<ColumnType, (String, Option<String>)
         }
     })
 }
+
+impl Cx<'_, '_> {
+    /// A type clash caught before any data: `split` makes a list (unless a later `join` makes
+    /// it text again), which only `list<string>` holds; every value would fail otherwise.
+    pub(super) fn check_list_type(&mut self, ty: &ColumnType, steps: &[Step], at: Range<usize>) {
+        let makes_list = steps.iter().fold(false, |list, s| match &s.transform {
+            Transform::Split(_) => true,
+            Transform::Join(_) => false,
+            _ => list,
+        });
+        if makes_list && *ty != ColumnType::ListString {
+            self.diag.error(
+                at,
+                format!(
+                    "type `{}` cannot hold the list `split` makes",
+                    type_name(ty)
+                ),
+                Some("use type = \"list<string>\", or add \"join\" after `split`".into()),
+            );
+        }
+    }
+}
+
+/// A column type as the file spells it, for messages.
+fn type_name(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::String => "string".into(),
+        ColumnType::Int => "int".into(),
+        ColumnType::Float => "float".into(),
+        ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+        ColumnType::Bool => "bool".into(),
+        ColumnType::Date => "date".into(),
+        ColumnType::Timestamp => "timestamp".into(),
+        ColumnType::ListString => "list<string>".into(),
+        ColumnType::Json => "json".into(),
+    }
+}

@@ -432,6 +432,19 @@ impl TableMapping {
         self.kind
     }
 
+    /// The input columns the `from`s of a load mapping read (first path segment), in order.
+    pub fn source_columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for c in &self.columns {
+            if let Some((name, _)) = c.source.as_ref().and_then(|p| p.root_field()) {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
     /// Apply the mapping to one record: filters first, then every column in order. The first
     /// column that fails with `on_error = "reject"` (or is `required` and empty) rejects the
     /// record.

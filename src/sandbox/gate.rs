@@ -375,6 +375,11 @@ async fn admit_and_run(
         let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
         resp = f.spoil(p, bytes);
     }
+    if let Some(h) = info.bearer.then(|| st.take_hostile()).flatten() {
+        let (p, b) = resp.into_parts();
+        let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
+        resp = h.spoil(p, bytes);
+    }
     if let Some(v) = &verdict {
         rate_headers(st, &mut resp, v);
     }

@@ -36,6 +36,7 @@ mod foreground;
 mod gate;
 mod handlers;
 mod hold;
+mod hostile;
 mod ids;
 mod limits;
 mod query;
@@ -47,6 +48,7 @@ pub use auth::{TokenSpec, TokenSpecError};
 pub use catalog::DuplicateRule;
 pub use foreground::{run_foreground, ForegroundPlan};
 pub use hold::Hold;
+pub use hostile::Hostile;
 pub use stats::Stats;
 pub use store::{phone_key, Store};
 
@@ -189,6 +191,9 @@ pub struct SandboxState {
     holds: hold::Holds,
     /// Largest batch of a bulk request; see [`Sandbox::set_bulk_limit`].
     bulk_limit: AtomicUsize,
+    /// The armed hostile answer and how many API answers it still spoils; see
+    /// [`Sandbox::set_hostile`].
+    hostile: Mutex<Option<(Hostile, u64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -265,7 +270,20 @@ impl SandboxState {
             recorded: Mutex::new(Vec::new()),
             holds: hold::Holds::default(),
             bulk_limit: AtomicUsize::new(DEFAULT_BULK_LIMIT),
+            hostile: Mutex::new(None),
         })
+    }
+
+    /// The hostile answer for this API answer, if one is armed (counting it down).
+    fn take_hostile(&self) -> Option<Hostile> {
+        let mut h = lock(&self.hostile);
+        let (kind, left) = h.as_mut()?;
+        let kind = kind.clone();
+        *left -= 1;
+        if *left == 0 {
+            *h = None;
+        }
+        Some(kind)
     }
 
     pub fn store(&self) -> &Store {
@@ -318,6 +336,11 @@ impl SandboxState {
     }
 
     /// At least 1.
+    /// Spoil the next `times` API answers with `hostile` (`None` disarms).
+    pub fn set_hostile(&self, hostile: Option<Hostile>, times: u64) {
+        *lock(&self.hostile) = hostile.filter(|_| times > 0).map(|h| (h, times));
+    }
+
     pub fn set_bulk_limit(&self, n: usize) {
         self.bulk_limit.store(n.max(1), Ordering::Relaxed);
     }
@@ -499,6 +522,11 @@ impl Sandbox {
 
     pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
         self.state.recorded_requests()
+    }
+
+    /// Spoil the next `times` API answers with `hostile` (`None` disarms).
+    pub fn set_hostile(&self, hostile: Option<Hostile>, times: u64) {
+        self.state.set_hostile(hostile, times)
     }
 
     /// Largest batch a bulk request may carry (default [`DEFAULT_BULK_LIMIT`], at least 1).

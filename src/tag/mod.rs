@@ -167,7 +167,14 @@ async fn run_rows(
 ) -> Result<()> {
     let mut chunks =
         Chunked::open(input, format, CHUNK_ROWS).map_err(|e| JobError::usage(e.to_string()))?;
+    let mut first = true;
     while let Some(chunk) = chunks.next().await {
+        if std::mem::take(&mut first) {
+            // The key columns, before any request: a missing header row is refused.
+            let k = &t.plan.keys;
+            crate::input::check_wanted_columns(&chunk, &[&k.id, &k.email, &k.phone])
+                .map_err(JobError::usage)?;
+        }
         let resolved: Vec<Result<rows::Resolved>> = futures::stream::iter(chunk)
             .map(|row| rows::resolve(t.clone(), row))
             .buffered(t.plan.concurrency)

@@ -1,0 +1,168 @@
+//! Hostile server answers (issue 10): each mode of `sandbox::Hostile`, armed once, is survived
+//! (retried, and the export completes with every contact); armed for good, the run stops with
+//! exit 2 and an error saying what was wrong. None panics, none hangs past `--timeout`. A
+//! redirect to another host is never followed, so the token never reaches it.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+
+use ghl_etl::sandbox::{Hostile, Sandbox, DEFAULT_TOKEN};
+
+use crate::util::{describe, quiet_config, run_bin, sandbox};
+
+const CONTACTS: usize = 30;
+
+async fn export(sb: &Sandbox, dir: &Path) -> (Option<i32>, String, String) {
+    let location = sb.location_ids()[0].clone();
+    let url = sb.url();
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let out = dir.join("out").display().to_string();
+        let state = dir.join("state.sqlite").display().to_string();
+        let a = [
+            "export",
+            "--location",
+            &location,
+            "--out",
+            &out,
+            "--state",
+            &state,
+            "--format",
+            "csv",
+            "--rate",
+            "off",
+            "--max-attempts",
+            "3",
+            "--retry-max-elapsed",
+            "10",
+            "--timeout",
+            "2",
+        ];
+        let env = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
+        let o = run_bin(&a, &env, &dir);
+        let d = describe(&a, &dir, &o);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            d,
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Contacts written to the export's CSV part files.
+fn exported(dir: &Path) -> usize {
+    let mut n = 0;
+    let root = dir.join("out");
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "csv")
+                && p.to_string_lossy().contains("contacts")
+            {
+                n += csv::Reader::from_path(&p).unwrap().records().count();
+            }
+        }
+    }
+    n
+}
+
+/// (mode, retried: the export survives it once, what the error must say when it persists).
+/// Wrong types are not retried: a server that breaks its schema does so every time, and the
+/// error names the JSON path. A redirect off the host is refused at once.
+fn modes(redirect_to: &str) -> Vec<(Hostile, bool, &'static str)> {
+    vec![
+        (
+            Hostile::WrongTypes,
+            false,
+            "(at `customFields[0].id`): invalid type: integer `12345`, expected a string",
+        ),
+        (Hostile::HugeBody, true, "the answer is larger than 32 MiB"),
+        (Hostile::Trickle, true, "timed out"),
+        (
+            Hostile::InvalidUtf8,
+            true,
+            "the answer is not valid UTF-8 (at byte 20)",
+        ),
+        (Hostile::Html200, true, "an HTML page came instead of JSON"),
+        (
+            Hostile::RedirectTo(redirect_to.to_string()),
+            false,
+            "another host; not followed",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_answer_is_survived_once_and_reported_when_it_persists() {
+    // The other host: "localhost" is not the base URL's 127.0.0.1. Whatever reaches it is kept.
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let redirect_to = format!(
+        "http://localhost:{}/contacts/",
+        other.local_addr().unwrap().port()
+    );
+    let sb = sandbox(quiet_config(CONTACTS)).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tried = 0;
+    let mut codes = Vec::new();
+    for (i, (mode, retried, says)) in modes(&redirect_to).into_iter().enumerate() {
+        // Once: retried, nothing lost.
+        let dir = tmp.path().join(format!("once-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        sb.set_hostile(Some(mode.clone()), 1);
+        let (code, stderr, d) = export(&sb, &dir).await;
+        if retried {
+            assert_eq!(code, Some(0), "{}: survived once\n{d}", mode.name());
+            assert_eq!(exported(&dir), CONTACTS, "{}\n{d}", mode.name());
+        } else {
+            assert!(
+                stderr.contains(says),
+                "{}: stderr lacks {says:?}\n{d}",
+                mode.name()
+            );
+        }
+        // For good: stops, saying what was wrong.
+        let dir = tmp.path().join(format!("always-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        sb.set_hostile(Some(mode.clone()), u64::MAX);
+        let (code, stderr, d) = export(&sb, &dir).await;
+        sb.set_hostile(None, 0);
+        codes.push((mode.name(), code));
+        assert!(
+            stderr.contains(says),
+            "{}: stderr lacks {says:?}\n{d}",
+            mode.name()
+        );
+        assert!(!stderr.contains("panicked"), "{}\n{d}", mode.name());
+        tried += 1;
+    }
+    assert_eq!(tried, 6);
+    // Exit 5: the API's answers could not be used; each error line says why.
+    assert_eq!(
+        codes,
+        [
+            ("wrong_types", Some(5)),
+            ("huge_body", Some(5)),
+            ("trickle", Some(5)),
+            ("invalid_utf8", Some(5)),
+            ("html_200", Some(5)),
+            ("redirect_off_host", Some(5)),
+        ],
+        "{codes:?}"
+    );
+    // Nothing ever connected to the other host, so no token went there.
+    let mut reached = Vec::new();
+    while let Ok((mut s, _)) = other.accept() {
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        reached.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    assert!(reached.is_empty(), "the redirect was followed: {reached:?}");
+    sb.shutdown().await;
+}
