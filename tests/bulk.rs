@@ -3,14 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{ghl_on as ghl, quiet_config, sandbox};
-
-fn report(dir: &Path, file: &str) -> Vec<csv::StringRecord> {
-    match csv::Reader::from_path(dir.join(file)) {
-        Ok(mut r) => r.records().map(Result::unwrap).collect(),
-        Err(_) => Vec::new(),
-    }
-}
+use crate::util::{ghl_on as ghl, quiet_config, report_rows, sandbox};
 
 /// A list of contact ids, one a row.
 fn id_list(path: &Path, ids: &[String]) {
@@ -67,8 +60,8 @@ async fn workflow_enrolment_is_sent_at_most_once_under_faults() {
     assert_eq!(code, Some(1), "the unknown id fails: {d}");
     let sent = sb.stats().written("workflow_add");
     assert!(sent <= 120, "each contact enrolled at most once: {sent}");
-    let ok = report(&dir.path().join("wf"), "succeeded.csv");
-    let failed = report(&dir.path().join("wf"), "failed.csv");
+    let ok = report_rows(&dir.path().join("wf"), "succeeded.csv");
+    let failed = report_rows(&dir.path().join("wf"), "failed.csv");
     assert_eq!(ok.len() + failed.len(), ids.len());
     for row in &ok {
         let id = &row[4];
@@ -226,6 +219,9 @@ async fn delete_needs_yes_and_deletes_exactly_the_list() {
     let left = sb.store().contact_ids(&location);
     assert_eq!(left.len(), 175);
     assert!(ids.iter().all(|id| !left.contains(id)));
-    assert_eq!(report(&dir.path().join("yes"), "succeeded.csv").len(), 25);
+    assert_eq!(
+        report_rows(&dir.path().join("yes"), "succeeded.csv").len(),
+        25
+    );
     sb.shutdown().await;
 }

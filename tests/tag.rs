@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 
-use crate::util::{ghl_on as ghl, kill_when, quiet_config, sandbox};
+use crate::util::{ghl_on as ghl, kill_when, quiet_config, report_rows, sandbox};
 
 fn tags_of(sb: &Sandbox, id: &str) -> BTreeSet<String> {
     sb.store().contact(id).unwrap()["tags"]
@@ -127,13 +127,6 @@ async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
-}
-
-fn report_rows(dir: &std::path::Path, file: &str) -> Vec<csv::StringRecord> {
-    match csv::Reader::from_path(dir.join(file)) {
-        Ok(mut r) => r.records().map(Result::unwrap).collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// The rows of a generated list: (id, email, phone) cells, add and remove cells, and the

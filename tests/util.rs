@@ -129,3 +129,11 @@ pub async fn kill_when(
     .await
     .unwrap()
 }
+
+/// The records of a report file (`succeeded.csv`, `failed.csv`); none when it was not written.
+pub fn report_rows(dir: &std::path::Path, file: &str) -> Vec<csv::StringRecord> {
+    match csv::Reader::from_path(dir.join(file)) {
+        Ok(mut r) => r.records().map(Result::unwrap).collect(),
+        Err(_) => Vec::new(),
+    }
+}

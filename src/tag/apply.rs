@@ -145,12 +145,7 @@ async fn apply_business(
     business: Option<&str>,
     summary: &mut TagSummary,
 ) -> Result<Vec<RowRecord>> {
-    let mut contacts: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.work.as_ref().map(|w| w.contact.clone()))
-        .collect();
-    contacts.sort();
-    contacts.dedup();
+    let contacts = distinct_contacts(&rows);
     let mut failed: HashMap<String, String> = HashMap::new();
     if t.plan.dry_run {
         let batches = contacts.len().div_ceil(BULK_BATCH) as u64;
@@ -182,6 +177,16 @@ async fn apply_business(
         .into_iter()
         .map(|r| settle(t, r, &failed, dry_run))
         .collect())
+}
+
+/// The contacts of the rows that still have work, each once, in row order: two rows naming
+/// one contact share its request.
+pub fn distinct_contacts(rows: &[Resolved]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    rows.iter()
+        .filter_map(|r| r.work.as_ref().map(|w| w.contact.clone()))
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
 }
 
 /// The row's final record.

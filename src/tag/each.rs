@@ -4,12 +4,12 @@
 //! Enrolments are sent at most once: each row is recorded `sending` before its request, so a
 //! killed run's rerun reports it instead of enrolling the contact a second time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 
-use super::apply::settle;
+use super::apply::{distinct_contacts, settle};
 use super::rows::Resolved;
 use super::{Action, TagSummary, Tagging};
 use crate::api::actions::Program;
@@ -39,12 +39,7 @@ pub async fn apply_each(
     rows: Vec<Resolved>,
     summary: &mut TagSummary,
 ) -> Result<Vec<RowRecord>> {
-    let mut seen = HashSet::new();
-    let contacts: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.work.as_ref().map(|w| w.contact.clone()))
-        .filter(|c| seen.insert(c.clone()))
-        .collect();
+    let contacts = distinct_contacts(&rows);
     if t.plan.dry_run {
         t.planned
             .fetch_add(contacts.len() as u64, Ordering::Relaxed);
