@@ -139,7 +139,7 @@ impl JobError {
             JobError::Api(e) => match e.kind {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => AUTH,
                 ErrorKind::DailyBudgetExhausted { .. } => BUDGET,
-                ErrorKind::Config => USAGE,
+                ErrorKind::Config | ErrorKind::RedirectedOffHost => USAGE,
                 ErrorKind::CursorLoop => PAGING,
                 ErrorKind::Cancelled => INTERRUPTED,
                 _ => API,

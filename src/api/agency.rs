@@ -125,6 +125,7 @@ async fn mint(client: &Client, location: &str) -> Result<(Secret, Instant)> {
         | ErrorKind::Transport
         | ErrorKind::Decode { .. }
         | ErrorKind::Config
+        | ErrorKind::RedirectedOffHost
         | ErrorKind::Cancelled => e,
         _ => no_token_for(location, &e),
     })?;

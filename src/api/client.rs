@@ -625,7 +625,7 @@ impl Client {
         trace_body("answer", &call.path, &bytes, token.expose());
         if status.is_redirection() {
             // Only a redirect the policy refused arrives here: one off the base host.
-            return Err(fail(ErrorKind::OtherStatus)
+            return Err(fail(ErrorKind::RedirectedOffHost)
                 .with_status(status.as_u16())
                 .with_message(format!(
                     "the server redirected to {}, another host; not followed, so the token stays with the base URL",

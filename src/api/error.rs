@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Transport,
     /// The client was configured in a way that cannot work (plain http to a remote host, ...).
     Config,
+    /// The server redirected to another host. Not followed (the token would go with it), and
+    /// not retried: the base URL or a proxy in front of it is wrong.
+    RedirectedOffHost,
     /// A pagination cursor repeated: continuing would loop forever.
     CursorLoop,
     /// The run is stopping (Ctrl-C): the request was not sent.
@@ -89,6 +92,12 @@ impl Error {
         matches!(self.kind, ErrorKind::Unauthorized | ErrorKind::Forbidden)
     }
 
+    /// No other request of the run can succeed either: the token or scope was refused, or
+    /// the API redirected off its host. A job stops at once rather than failing every row.
+    pub fn stops_the_run(&self) -> bool {
+        self.is_auth() || self.kind == ErrorKind::RedirectedOffHost
+    }
+
     /// A 401 that names a missing scope (the token itself is fine).
     pub fn is_scope_error(&self) -> bool {
         self.kind == ErrorKind::Unauthorized
@@ -137,6 +146,7 @@ impl Error {
                 human_duration(*resets_in)
             )),
             ErrorKind::CursorLoop => Some("the API answered a page it had already answered; this is a server-side pagination fault".into()),
+            ErrorKind::RedirectedOffHost => Some("check --base-url (GHL_BASE_URL) and any proxy in between: the API is not answering at that address".into()),
             _ => None,
         }
     }
@@ -189,6 +199,7 @@ impl fmt::Display for Error {
             }
             ErrorKind::Transport => "connection failed".to_string(),
             ErrorKind::Config => "invalid client configuration".to_string(),
+            ErrorKind::RedirectedOffHost => "redirected off the base host".to_string(),
             ErrorKind::CursorLoop => "pagination cursor repeated".to_string(),
             ErrorKind::Cancelled => "not sent: the run is stopping".to_string(),
         };

@@ -9,12 +9,17 @@
 //!   remembered (one business is small) to drop repeats.
 //!
 //! Each page carries the cursor *after* it, which the export stores with the data it wrote so a
-//! rerun resumes from there. A cursor that does not advance, or a page made only of records
-//! already seen, ends the stream with `ErrorKind::CursorLoop` instead of spinning forever.
+//! rerun resumes from there. Records at or before the cursor (a page that went backwards) are
+//! dropped; a page made only of records already seen is asked for again twice, and if it keeps
+//! coming, ends the stream with `ErrorKind::CursorLoop` instead of spinning forever. A `total`
+//! is only ever used for progress: the end of a listing is a short page, never a count.
 //! Memory per stream is one page (plus the id set for business listings).
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::time::Duration;
+
+use backon::{ConstantBuilder, RetryableWithContext};
 
 use futures::stream::{self, Stream};
 use reqwest::Method;
@@ -70,6 +75,24 @@ pub enum Cursor {
         skip: u64,
     },
     Done,
+}
+
+impl Cursor {
+    /// The cursor as the request carried it, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Cursor::Start => "the start".into(),
+            Cursor::List {
+                start_after,
+                start_after_id,
+            } => format!("startAfter={start_after}, startAfterId={start_after_id}"),
+            Cursor::Search { search_after } => {
+                format!("searchAfter={}", Value::Array(search_after.clone()))
+            }
+            Cursor::Offset { skip } => format!("skip={skip}"),
+            Cursor::Done => "the end".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,21 +190,44 @@ impl Client {
             cursor: from,
             seen: HashSet::new(),
         };
-        stream::try_unfold(state, |mut st| async move {
+        stream::try_unfold(state, |st| async move {
             if st.cursor == Cursor::Done {
                 return Ok(None);
             }
-            let page = st.next_page().await?;
+            let (mut st, page) = (|mut st: PagerState| async move {
+                let page = st.next_page().await;
+                (st, page)
+            })
+            .retry(repeat_backoff())
+            .context(st)
+            .when(|e: &Error| e.kind == ErrorKind::CursorLoop)
+            .notify(|e: &Error, wait: Duration| {
+                tracing::warn!(
+                    path = %e.path,
+                    "The API answered a page of contacts already listed; asking again in {wait:?}."
+                );
+            })
+            .await;
+            let page = page?;
             st.cursor = page.next.clone();
             Ok(Some((page, st)))
         })
     }
 }
 
+/// A page made only of contacts already listed is asked for again twice, a second apart,
+/// before the listing stops with `CursorLoop`: a cache in front of the API may answer a stale
+/// page for a moment, while a server that keeps doing it would loop forever.
+fn repeat_backoff() -> ConstantBuilder {
+    ConstantBuilder::new()
+        .with_delay(Duration::from_secs(1))
+        .with_max_times(2)
+}
+
 impl PagerState {
     fn loop_error(&self, method: &str, path: &str, what: &str) -> Error {
         Error::new(ErrorKind::CursorLoop, method, path)
-            .with_message(format!("{what} (cursor {:?})", self.cursor))
+            .with_message(format!("{what} (asked after {})", self.cursor.describe()))
     }
 
     async fn next_page(&mut self) -> Result<ContactPage> {

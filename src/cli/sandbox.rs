@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::api::RateSpec;
 use crate::exit::{JobError, Result};
-use crate::sandbox::{ForegroundPlan, SandboxConfig, TokenSpec};
+use crate::sandbox::{ForegroundPlan, Hostile, SandboxConfig, TokenSpec};
 
 /// A burst limit such as `100/10s`, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,14 @@ pub struct SandboxArgs {
     /// Lifetime of issued OAuth access tokens, in seconds.
     #[arg(long, default_value_t = 86_399, value_name = "SECS")]
     pub access_token_ttl: u64,
+    /// Answer wrongly on purpose, to see what a client does: wrong-types, huge-body, trickle,
+    /// invalid-utf8, redirect=URL, html-200, page-repeats, page-back=N, lying-total=N. The
+    /// paging modes spoil only pages asked for after a cursor; lying-total only listings.
+    #[arg(long, value_name = "MODE")]
+    pub hostile: Option<Hostile>,
+    /// How many answers --hostile spoils (default: all of them).
+    #[arg(long, value_name = "N", requires = "hostile")]
+    pub hostile_answers: Option<u64>,
 }
 
 impl SandboxArgs {
@@ -73,6 +81,10 @@ impl SandboxArgs {
         Ok(ForegroundPlan {
             config: self.config(),
             addr: SocketAddr::new(self.host, self.port),
+            hostile: self
+                .hostile
+                .clone()
+                .map(|h| (h, self.hostile_answers.unwrap_or(u64::MAX))),
         })
     }
 
@@ -130,6 +142,14 @@ mod tests {
         assert_eq!(cli.args.config().rate_limit, Some(RateSpec::GHL_BURST));
         assert!(Cli::try_parse_from(["x", "--token", "bad"]).is_err());
         assert!(Cli::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
+        let cli = Cli::try_parse_from(["x", "--hostile", "page-back=3", "--hostile-answers", "2"])
+            .unwrap();
+        assert_eq!(
+            cli.args.resolve().unwrap().hostile,
+            Some((Hostile::PageBack(3), 2))
+        );
+        assert!(Cli::try_parse_from(["x", "--hostile", "sometimes"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--hostile-answers", "2"]).is_err());
         let cli = Cli::try_parse_from(["x", "--fault-rate", "1.5"]).unwrap();
         assert!(cli.args.resolve().is_err());
     }

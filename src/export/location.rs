@@ -154,11 +154,14 @@ async fn produce(
     tx: mpsc::Sender<EnrichedPage>,
 ) -> Result<()> {
     let plan = &run.plan;
+    let from_start = cursor == Cursor::Start;
     let pages = run
         .client
         .contact_pages(location, plan.source.clone(), plan.page_size, cursor);
+    let count = Count::default();
     let mut enriched = std::pin::pin!(pages
         .map_ok(|page| {
+            count.saw(&page);
             if let Some(t) = page.total {
                 run.progress.grow_to(t);
             }
@@ -170,15 +173,48 @@ async fn produce(
         .try_buffered(PREFETCH_PAGES));
     while let Some(page) = enriched.next().await {
         if run.cancelled.load(Ordering::Relaxed) {
-            break;
+            return Ok(());
         }
         let page = page?;
         run.progress.pages.fetch_add(1, Ordering::Relaxed);
         if tx.send(page).await.is_err() {
-            break; // the writer stopped; its error says why
+            return Ok(()); // the writer stopped; its error says why
         }
     }
+    if from_start {
+        count.check(location);
+    }
     Ok(())
+}
+
+/// Contacts listed against the count the API gave with its pages. The count only sizes the
+/// progress bar (a listing ends with a short page, never at a count), so a count that is off
+/// is worth a warning, not a stop.
+#[derive(Default)]
+struct Count {
+    listed: std::sync::atomic::AtomicU64,
+    said: std::sync::Mutex<Option<u64>>,
+}
+
+impl Count {
+    fn saw(&self, page: &crate::api::ContactPage) {
+        self.listed
+            .fetch_add(page.records.len() as u64, Ordering::Relaxed);
+        if page.total.is_some() {
+            *self.said.lock().unwrap_or_else(|e| e.into_inner()) = page.total;
+        }
+    }
+
+    fn check(&self, location: &str) {
+        let listed = self.listed.load(Ordering::Relaxed);
+        let said = *self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(said) = said.filter(|&s| s != listed) {
+            tracing::warn!(
+                location,
+                "The API said the location has {said} contacts; {listed} were listed. Contacts added or deleted during the run explain a small difference; the export does not rely on the count."
+            );
+        }
+    }
 }
 
 /// The mapping for one location: the file's (custom fields resolved against the location), or

@@ -51,10 +51,14 @@ impl FanOut {
                 _ => None,
             })
             .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(JobError::Locations { failed, total })
+        match failed.len() {
+            0 => Ok(()),
+            // A run of one location: its own error, without "1 of 1 failed".
+            1 if total == 1 => {
+                let (location, e) = failed.into_iter().next().expect("one failure");
+                Err(e.in_location(&location))
+            }
+            _ => Err(JobError::Locations { failed, total }),
         }
     }
 }
@@ -103,7 +107,8 @@ where
                         continue;
                     }
                 };
-                outcomes[index] = Some(settle(&locations[index], result, &mut stop, cancelled, &permits));
+                let others = locations.len() > 1;
+                outcomes[index] = Some(settle(&locations[index], others, result, &mut stop, cancelled, &permits));
             }
             _ = tokio::signal::ctrl_c(), if stop.is_none() => {
                 cancelled.store(true, Ordering::Relaxed);
@@ -133,6 +138,7 @@ where
 /// One location's result as an outcome; a failure that is not its own stops the run.
 fn settle(
     location: &str,
+    others: bool,
     result: crate::exit::Result<()>,
     stop: &mut Option<JobError>,
     cancelled: &AtomicBool,
@@ -144,7 +150,9 @@ fn settle(
         Err(e) => e,
     };
     if e.is_location_specific() {
-        tracing::warn!(location, error = %e, "A location failed; the others go on.");
+        if others {
+            tracing::warn!(location, error = %e, "A location failed; the others go on.");
+        }
         return Outcome::Failed(e);
     }
     cancelled.store(true, Ordering::Relaxed);

@@ -165,7 +165,7 @@ fn map_row(
 /// status. `Err` for what stops the load.
 pub fn api_failure(e: crate::api::Error) -> Result<String> {
     use crate::api::ErrorKind;
-    let stops = e.is_auth()
+    let stops = e.stops_the_run()
         || matches!(
             e.kind,
             ErrorKind::DailyBudgetExhausted { .. } | ErrorKind::Cancelled | ErrorKind::Config

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::{
-    Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
+    Hostile, Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET,
 };
 
@@ -14,6 +14,8 @@ use super::{
 pub struct ForegroundPlan {
     pub config: SandboxConfig,
     pub addr: SocketAddr,
+    /// A hostile answer armed at start, and for how many answers it applies to.
+    pub hostile: Option<(Hostile, u64)>,
 }
 
 /// The start-up text: URL, tokens, OAuth credentials, locations, ready-to-paste exports.
@@ -38,6 +40,14 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
         cfg.fault_rate,
         cfg.latency.as_millis()
     );
+    if let Some((mode, answers)) = &plan.hostile {
+        let how_many = if *answers == u64::MAX {
+            "every answer".to_string()
+        } else {
+            format!("the next {answers} answer(s)")
+        };
+        let _ = writeln!(b, "  hostile: {} for {how_many} it applies to", mode.name());
+    }
     let _ = writeln!(b, "\nLocations:");
     for id in &ids {
         let _ = writeln!(b, "  {id}");
@@ -88,6 +98,9 @@ pub async fn run_foreground(plan: ForegroundPlan) -> std::io::Result<()> {
         })?;
     let scopes: Vec<&str> = super::auth::ALL_SCOPES.to_vec();
     let refresh = sb.issue_refresh_token(&scopes);
+    if let Some((mode, answers)) = &plan.hostile {
+        sb.set_hostile(Some(mode.clone()), *answers);
+    }
     print!("{}", banner(&sb, &plan, &refresh));
     tokio::signal::ctrl_c().await?;
     tracing::info!("Sandbox stopping.");
@@ -108,6 +121,7 @@ mod tests {
                 ..SandboxConfig::default()
             },
             addr: "127.0.0.1:0".parse().unwrap(),
+            hostile: Some((Hostile::RepeatPage, 2)),
         };
         let sb = Sandbox::start(plan.config.clone()).await.unwrap();
         let text = banner(&sb, &plan, "RT");
@@ -122,6 +136,7 @@ mod tests {
             "export GHL_TOKEN=sandbox-token",
             "ghl-etl export --location ",
             sb.location_ids()[0].as_str(),
+            "hostile: page_repeats for the next 2 answer(s)",
         ] {
             assert!(text.contains(needle), "banner lacks {needle:?}:\n{text}");
         }

@@ -11,6 +11,7 @@
 //! Handlers get the resolved location in a [`Ctx`] extension and stay free of these concerns.
 
 use super::answers::{err_400, err_401, err_403, err_404};
+use super::hostile::{Hostile, Listing};
 use super::limits::Refusal;
 use super::{RecordedRequest, SandboxState, API_VERSION};
 use axum::body::{to_bytes, Body};
@@ -177,6 +178,26 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Whether a request lists contacts, and whether it asks for a page after a cursor.
+fn listing(method: &Method, template: &str, uri: &Uri, json: Option<&Value>) -> Listing {
+    let after = match (method.as_str(), template) {
+        ("GET", "/contacts/") => query_param(uri, "startAfterId").is_some(),
+        ("POST", "/contacts/search") => json.is_some_and(|j| {
+            j.get("searchAfter").is_some_and(|v| !v.is_null())
+                || j.get("page").and_then(Value::as_u64).is_some_and(|p| p > 1)
+        }),
+        ("GET", "/contacts/business/{businessId}") => {
+            query_param(uri, "skip").is_some_and(|s| s.trim() != "0")
+        }
+        _ => return Listing::No,
+    };
+    if after {
+        Listing::AfterCursor
+    } else {
+        Listing::FirstPage
+    }
 }
 
 fn path_segment(uri: &Uri, n: usize) -> Option<&str> {
@@ -365,6 +386,13 @@ async fn admit_and_run(
     if let Some(released) = st.holds.enter(&format!("{method} {template}")) {
         super::hold::wait(released).await;
     }
+    let hostile = info
+        .bearer
+        .then(|| st.take_hostile(listing(method, template, &parts.uri, json.as_ref())))
+        .flatten();
+    if let Some(rewind) = hostile.as_ref().and_then(Hostile::rewind) {
+        parts.extensions.insert(rewind);
+    }
     parts.extensions.insert(ctx);
     let mut resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -375,7 +403,7 @@ async fn admit_and_run(
         let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
         resp = f.spoil(p, bytes);
     }
-    if let Some(h) = info.bearer.then(|| st.take_hostile()).flatten() {
+    if let Some(h) = hostile.filter(|h| h.rewind().is_none()) {
         let (p, b) = resp.into_parts();
         let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
         resp = h.spoil(p, bytes);

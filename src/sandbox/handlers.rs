@@ -22,6 +22,7 @@ use super::answers::{contact_not_found, err_400, err_401, err_422, ApiError};
 use super::data::iso_ms;
 use super::fields::{resolve_custom_fields, Resolved};
 use super::gate::Ctx;
+use super::hostile::Rewind;
 use super::ids::IdCodec;
 use super::query::{
     parse_search, text_matches, Field, FieldVal, Record, SearchRequest, Sort, SortVal,
@@ -311,8 +312,18 @@ fn contacts_answer(contacts: &[Vec<u8>], tail: &[(&str, Value)]) -> Answer {
         .into_response())
 }
 
+/// How many records a hostile listing steps back before its cursor (0: none armed).
+fn rewound(rewind: &Option<Extension<Rewind>>, limit: usize) -> usize {
+    rewind.as_ref().map_or(0, |Extension(r)| r.records(limit))
+}
+
 /// `GET /contacts/`: cursor pagination by (startAfter, startAfterId).
-pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(q): Q) -> Answer {
+pub async fn list_contacts(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    rewind: Option<Extension<Rewind>>,
+    Query(q): Q,
+) -> Answer {
     let li = need_location(&ctx)?;
     let limit = parse_count(&q, "limit", 20, Some(100))?.max(1);
     let start_after = match q.get("startAfter") {
@@ -340,13 +351,17 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
         .filter(|s| !s.is_empty());
     let (page, more, total, position): (Vec<PageItem>, bool, u64, usize) = match query.clone() {
         None => {
-            let (page, more) = st.store.list_page(li, cursor, 0, limit);
-            (
-                page,
-                more,
-                st.store.live_count(li),
-                st.store.position(li, cursor),
-            )
+            let position = st.store.position(li, cursor);
+            let (page, more) = match &rewind {
+                // Hostile: start before the cursor (deleted contacts count in `position`,
+                // so the step back is approximate where there are any).
+                Some(Extension(r)) => {
+                    let from = position.saturating_sub(r.records(limit));
+                    st.store.list_page(li, None, from, limit)
+                }
+                None => st.store.list_page(li, cursor, 0, limit),
+            };
+            (page, more, st.store.live_count(li), position)
         }
         Some(text) => {
             let key = format!("list|{text}");
@@ -364,6 +379,7 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
                     sort.cmp((&h.sort, h.key), (&c, k)) != std::cmp::Ordering::Greater
                 })
             });
+            let start = start.saturating_sub(rewound(&rewind, limit));
             let page: Vec<PageItem> = hits_page(&st, &hits, start, limit)
                 .into_iter()
                 .map(|(s, raw, c)| (if let SortVal::Num(d) = s { d } else { 0 }, raw, c))
@@ -403,7 +419,12 @@ pub async fn list_contacts(State(st): St, Extension(ctx): Extension<Ctx>, Query(
 }
 
 /// `POST /contacts/search`.
-pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body: Bytes) -> Answer {
+pub async fn search_contacts(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    rewind: Option<Extension<Rewind>>,
+    body: Bytes,
+) -> Answer {
     let body = Value::Object(body_object(&body)?);
     let req: SearchRequest = parse_search(&body).map_err(err_422)?;
     let li = need_location(&ctx)?;
@@ -413,6 +434,13 @@ pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body
             (Some(p), _) => (None, (*p as usize - 1) * limit),
             (None, Some((SortVal::Num(d), k))) => (Some((*d, *k)), 0),
             _ => (None, 0),
+        };
+        let (cursor, skip) = match rewound(&rewind, limit) {
+            0 => (cursor, skip),
+            back => (
+                None,
+                (st.store.position(li, cursor) + skip).saturating_sub(back),
+            ),
         };
         let (page, _) = st.store.list_page(li, cursor, skip, limit);
         let contacts = page
@@ -430,6 +458,7 @@ pub async fn search_contacts(State(st): St, Extension(ctx): Extension<Ctx>, body
             }),
             _ => 0,
         };
+        let start = start.saturating_sub(rewound(&rewind, limit));
         let contacts = hits_page(&st, &hits, start, limit)
             .into_iter()
             .map(|(s, raw, c)| with_search_after(c, &s.to_json(), &st.store.id_of(raw)))
@@ -445,11 +474,12 @@ pub async fn business_contacts(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
     Path(business_id): Path<String>,
+    rewind: Option<Extension<Rewind>>,
     Query(q): Q,
 ) -> Answer {
     let li = need_location(&ctx)?;
     let limit = parse_count(&q, "limit", 25, None)?;
-    let skip = parse_count(&q, "skip", 0, None)?;
+    let skip = parse_count(&q, "skip", 0, None)?.saturating_sub(rewound(&rewind, limit));
     let text = q
         .get("query")
         .map(|s| s.trim().to_lowercase())

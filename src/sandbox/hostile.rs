@@ -1,8 +1,13 @@
 //! Hostile answers: not the flaky failures of [`super::faults`] but a server (or something in
 //! front of it) that answers *wrongly*: wrong JSON types where the spec promises strings, a
 //! 100 MB body, a body that trickles forever, invalid UTF-8, a redirect to another host, a 200
-//! carrying an HTML page. A test arms one with [`super::Sandbox::set_hostile`] for the next N
-//! API answers; the handler runs first, so a write that is answered wrongly did happen.
+//! carrying an HTML page, listings whose pages repeat or go backwards, a `total` that lies. A
+//! test arms one with [`super::Sandbox::set_hostile`] for the next N API answers it applies to;
+//! the handler runs first, so a write that is answered wrongly did happen.
+//!
+//! The paging modes apply only to listings asked for a page after a cursor (the first page has
+//! nothing to go back to), and a lying total only to listings; other answers pass untouched and
+//! do not count.
 
 use std::time::Duration;
 
@@ -26,6 +31,69 @@ pub enum Hostile {
     RedirectTo(String),
     /// A 200 with a login page, as a captive portal or a misrouted proxy gives.
     Html200,
+    /// A listing asked for the page after its cursor answers the page before it again, as a
+    /// cache in front of the API that ignores the query string would.
+    RepeatPage,
+    /// A listing asked for the page after its cursor starts this many records before it, so
+    /// the page overlaps the one already answered (a server whose order shifted).
+    PageBack(usize),
+    /// Every listing's count (`meta.total`, `total`, `count`) says this instead of the truth.
+    LyingTotal(u64),
+}
+
+/// The names `ghl-etl sandbox --hostile` takes, for its help and errors.
+pub const MODE_NAMES: &str = "wrong-types, huge-body, trickle, invalid-utf8, redirect=URL, html-200, page-repeats, page-back=N, lying-total=N";
+
+impl std::str::FromStr for Hostile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Hostile, String> {
+        let (name, arg) = match s.trim().split_once('=') {
+            Some((n, a)) => (n, Some(a.trim())),
+            None => (s.trim(), None),
+        };
+        let number = |what: &str| -> Result<u64, String> {
+            arg.and_then(|a| a.parse().ok())
+                .ok_or_else(|| format!("`{name}` needs a number: {name}={what}"))
+        };
+        Ok(match (name, arg) {
+            ("wrong-types", None) => Hostile::WrongTypes,
+            ("huge-body", None) => Hostile::HugeBody,
+            ("trickle", None) => Hostile::Trickle,
+            ("invalid-utf8", None) => Hostile::InvalidUtf8,
+            ("html-200", None) => Hostile::Html200,
+            ("page-repeats", None) => Hostile::RepeatPage,
+            ("redirect", Some(url)) if !url.is_empty() => Hostile::RedirectTo(url.to_string()),
+            ("page-back", _) => Hostile::PageBack(number("RECORDS")? as usize),
+            ("lying-total", _) => Hostile::LyingTotal(number("COUNT")?),
+            _ => return Err(format!("unknown hostile mode `{s}`; one of: {MODE_NAMES}")),
+        })
+    }
+}
+
+/// What a request is, for the modes that spoil listings only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listing {
+    No,
+    FirstPage,
+    AfterCursor,
+}
+
+/// How far back a listing handler starts (a request extension set by the gate).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Rewind {
+    /// One page: the page before the cursor, again.
+    Page,
+    Records(usize),
+}
+
+impl Rewind {
+    pub(super) fn records(self, limit: usize) -> usize {
+        match self {
+            Rewind::Page => limit,
+            Rewind::Records(n) => n,
+        }
+    }
 }
 
 const HUGE_BYTES: usize = 100 << 20;
@@ -40,6 +108,27 @@ impl Hostile {
             Hostile::InvalidUtf8 => "invalid_utf8",
             Hostile::RedirectTo(_) => "redirect_off_host",
             Hostile::Html200 => "html_200",
+            Hostile::RepeatPage => "page_repeats",
+            Hostile::PageBack(_) => "page_goes_back",
+            Hostile::LyingTotal(_) => "lying_total",
+        }
+    }
+
+    /// Whether this mode spoils an answer to `listing` (and so counts against its N).
+    pub(super) fn applies_to(&self, listing: Listing) -> bool {
+        match self {
+            Hostile::RepeatPage | Hostile::PageBack(_) => listing == Listing::AfterCursor,
+            Hostile::LyingTotal(_) => listing != Listing::No,
+            _ => true,
+        }
+    }
+
+    /// The paging modes act in the handler, before the answer exists.
+    pub(super) fn rewind(&self) -> Option<Rewind> {
+        match self {
+            Hostile::RepeatPage => Some(Rewind::Page),
+            Hostile::PageBack(n) => Some(Rewind::Records(*n)),
+            _ => None,
         }
     }
 
@@ -100,7 +189,31 @@ impl Hostile {
                 );
                 r
             }
+            Hostile::LyingTotal(n) => {
+                let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                lie_about_total(&mut v, *n);
+                let mut parts = parts;
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(v.to_string()))
+            }
+            Hostile::RepeatPage | Hostile::PageBack(_) => {
+                Response::from_parts(parts, Body::from(bytes))
+            }
         }
+    }
+}
+
+/// The counts a listing answers (`meta.total` on `GET /contacts/`, `total` on search, `count`
+/// on business listings) become `n`.
+fn lie_about_total(v: &mut Value, n: u64) {
+    let Value::Object(top) = v else { return };
+    for key in ["total", "count"] {
+        if let Some(t) = top.get_mut(key) {
+            *t = Value::from(n);
+        }
+    }
+    if let Some(t) = top.get_mut("meta").and_then(|m| m.get_mut("total")) {
+        *t = Value::from(n);
     }
 }
 
@@ -136,5 +249,46 @@ mod tests {
         assert!(v["contacts"][0]["email"].is_object());
         assert_eq!(v["contacts"][0]["n"], 1);
         assert_eq!(v["meta"]["total"], 1);
+    }
+
+    #[test]
+    fn a_lying_total_replaces_every_count() {
+        let mut v =
+            serde_json::json!({"contacts": [], "meta": {"total": 30}, "total": 30, "count": 30});
+        lie_about_total(&mut v, 7);
+        assert_eq!(
+            (&v["meta"]["total"], &v["total"], &v["count"]),
+            (&7.into(), &7.into(), &7.into())
+        );
+        assert_eq!(v["contacts"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn modes_parse_from_their_names() {
+        assert_eq!("page-back=4".parse::<Hostile>(), Ok(Hostile::PageBack(4)));
+        assert_eq!(
+            "lying-total=7".parse::<Hostile>(),
+            Ok(Hostile::LyingTotal(7))
+        );
+        assert_eq!(
+            "redirect=http://elsewhere.example/".parse::<Hostile>(),
+            Ok(Hostile::RedirectTo("http://elsewhere.example/".into()))
+        );
+        assert_eq!("html-200".parse::<Hostile>(), Ok(Hostile::Html200));
+        let e = "page-back".parse::<Hostile>().unwrap_err();
+        assert!(e.contains("page-back=RECORDS"), "{e}");
+        let e = "flaky".parse::<Hostile>().unwrap_err();
+        assert!(e.contains("one of: wrong-types"), "{e}");
+    }
+
+    #[test]
+    fn paging_modes_spoil_only_pages_after_a_cursor() {
+        assert!(!Hostile::RepeatPage.applies_to(Listing::FirstPage));
+        assert!(Hostile::PageBack(3).applies_to(Listing::AfterCursor));
+        assert!(!Hostile::LyingTotal(1).applies_to(Listing::No));
+        assert!(Hostile::LyingTotal(1).applies_to(Listing::FirstPage));
+        assert!(Hostile::Html200.applies_to(Listing::No));
+        assert_eq!(Rewind::Page.records(100), 100);
+        assert_eq!(Rewind::Records(7).records(100), 7);
     }
 }

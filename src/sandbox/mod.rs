@@ -274,10 +274,14 @@ impl SandboxState {
         })
     }
 
-    /// The hostile answer for this API answer, if one is armed (counting it down).
-    fn take_hostile(&self) -> Option<Hostile> {
+    /// The hostile answer for this API answer, if one is armed and applies to it (counting
+    /// it down).
+    fn take_hostile(&self, listing: hostile::Listing) -> Option<Hostile> {
         let mut h = lock(&self.hostile);
         let (kind, left) = h.as_mut()?;
+        if !kind.applies_to(listing) {
+            return None;
+        }
         let kind = kind.clone();
         *left -= 1;
         if *left == 0 {

@@ -118,12 +118,12 @@ async fn send(
                 .filter(|c| !ok.contains(c.as_str()))
                 .collect()
         }
-        Err(e) if e.is_auth() => return Err(JobError::from(e)),
+        Err(e) if e.stops_the_run() => return Err(JobError::from(e)),
         Err(_) => contacts.iter().collect(),
     };
     for c in unconfirmed {
         if let Err(e) = t.client.update_tags(location, c, action, tags).await {
-            if e.is_auth() {
+            if e.stops_the_run() {
                 return Err(e.into());
             }
             let why = if e.is_contact_not_found() {

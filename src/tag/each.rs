@@ -20,7 +20,7 @@ use crate::state::{RowRecord, RowStatus};
 /// An error that no other contact can escape either: the token, or an id given on the command
 /// line that the location does not have. Anything else fails only its contact.
 pub fn stops(e: &ApiError) -> Option<JobError> {
-    if e.is_auth() {
+    if e.stops_the_run() {
         return Some(JobError::from(e.clone()));
     }
     let text = e.to_string().to_lowercase();

@@ -173,7 +173,7 @@ impl Resolver {
         let found = match answer {
             Ok(found) => one_contact(found.into_iter().map(|c| c.id).collect(), &key)
                 .map_err(|none| none.unwrap_or_else(|| not_found(email, phone))),
-            Err(e) if e.is_auth() => return Err(e.into()),
+            Err(e) if e.stops_the_run() => return Err(e.into()),
             Err(e) => Err(e.to_string()),
         };
         self.lock().insert(key, found.clone());
