@@ -51,7 +51,7 @@ fn hits(secrets: &[(&str, String)], place: &str, haystack: &[u8]) -> Vec<String>
 }
 
 /// The arguments of each command for one run in `work` against `location`.
-fn commands(location: &str, work: &Path) -> Vec<Vec<String>> {
+fn commands(location: &str, user: &str, work: &Path) -> Vec<Vec<String>> {
     let w = |p: &str| work.join(p).display().to_string();
     let contacts = fixtures().join("valid/bom.csv").display().to_string();
     let mapping = fixtures().join("load.toml").display().to_string();
@@ -65,6 +65,7 @@ fn commands(location: &str, work: &Path) -> Vec<Vec<String>> {
         w("tag.sqlite"),
         w("tag-report"),
     );
+    let (bulk_state, bulk_report) = (w("bulk.sqlite"), w("bulk-report"));
     std::fs::write(
         &tags,
         "email,add_tags\nok1@example.org,vip\nnobody@example.org,vip\n",
@@ -122,6 +123,22 @@ fn commands(location: &str, work: &Path) -> Vec<Vec<String>> {
             "--rate",
             "off",
         ],
+        vec![
+            "bulk",
+            "followers-add",
+            "--user",
+            user,
+            "--location",
+            location,
+            "--input",
+            &tags,
+            "--state",
+            &bulk_state,
+            "--report",
+            &bulk_report,
+            "--rate",
+            "off",
+        ],
         vec!["auth", "check", "--location", location, "--write"],
         vec!["mapping", "check", &mapping, "--location", location],
     ];
@@ -174,6 +191,7 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
     };
     let sb: Sandbox = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
+    let user = sb.store().user_ids(&location)[0].clone();
     let tmp = tempfile::tempdir().unwrap();
     // A port nothing listens on: the network gone.
     let closed = {
@@ -245,7 +263,7 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
     let mut bytes_searched = 0usize;
     let mut found = Vec::new();
     for (m, mode) in modes.iter().enumerate() {
-        for (c, args) in commands(&location, &tmp.path().join(format!("m{m}")))
+        for (c, args) in commands(&location, &user, &tmp.path().join(format!("m{m}")))
             .into_iter()
             .enumerate()
         {
@@ -297,7 +315,7 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
             ));
         }
     }
-    assert_eq!(runs, 30);
+    assert_eq!(runs, 36);
     assert!(bytes_searched > 10_000, "{bytes_searched} bytes searched");
     assert!(found.is_empty(), "secrets found:\n{}", found.join("\n"));
     eprintln!(
@@ -326,6 +344,7 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
 async fn files_a_run_creates_are_owner_only_and_umask_changes_it() {
     let sb = sandbox(quiet_config(30)).await;
     let location = sb.location_ids()[0].clone();
+    let user = sb.store().user_ids(&location)[0].clone();
     let url = sb.url();
     for (umask, file_mode, dir_mode) in [(None, 0o600, 0o700), (Some("027"), 0o640, 0o750)] {
         let tmp = tempfile::tempdir().unwrap();
@@ -334,7 +353,8 @@ async fn files_a_run_creates_are_owner_only_and_umask_changes_it() {
             ("GHL_BASE_URL", url.clone()),
             ("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN.to_string()),
         ];
-        for args in commands(&location, &work).into_iter().take(3) {
+        // export, load, tag and bulk: the commands that write files.
+        for args in commands(&location, &user, &work).into_iter().take(4) {
             let mut args: Vec<String> = args
                 .into_iter()
                 .filter(|a| a != "-vv" && a != "--trace-bodies")

@@ -179,7 +179,7 @@ fn tag_list(sb: &Sandbox, location: &str, n: usize) -> Vec<ListRow> {
             _ => [String::new(), String::new(), phone],
         };
         let (add, remove) = match i % 5 {
-            0 | 1 | 2 => ("Alpha;beta", ""),
+            0..=2 => ("Alpha;beta", ""),
             3 => ("gamma", "alpha"),
             _ => ("", "beta;Delta"),
         };
