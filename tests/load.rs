@@ -901,3 +901,71 @@ async fn file_upload_fields_are_not_carried_and_the_report_says_so() {
     assert!(ok[0][note].contains("not carried"), "{ok:?}");
     sb.shutdown().await;
 }
+
+/// Upserts that could match the same contact (a shared email or phone) take turns: the API
+/// looks for the duplicate and then creates, so two at once can both create, and a retried
+/// one would then pick either. All upserts are held at the gate until as many have arrived as
+/// there are people, so a client that let twins race would have them in flight together;
+/// the sandbox counts any upsert that arrives while one sharing a key is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_that_could_match_one_contact_take_turns() {
+    const PEOPLE: usize = 30;
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("people.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n\n[contacts]\n\
+         [[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n\
+         [[contacts.columns]]\nname = \"phone\"\nfrom = \"phone\"\n\n\
+         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"name\"\n",
+    )
+    .unwrap();
+    // Each person three times, a wave apart: email and phone, email only, phone only.
+    let mut csv = String::from("email,phone,name\n");
+    let person = |i: usize| {
+        (
+            format!("p{i}@example.org"),
+            format!("+1 415 555 {:04}", 100 + i),
+        )
+    };
+    for wave in 0..3 {
+        for i in 0..PEOPLE {
+            let (email, phone) = person(i);
+            let (e, p) = match wave {
+                0 => (email.as_str(), phone.as_str()),
+                1 => (email.as_str(), ""),
+                _ => ("", phone.as_str()),
+            };
+            csv.push_str(&format!("{e},{p},Person {i}\n"));
+        }
+    }
+    let input = dir.path().join("people.csv");
+    std::fs::write(&input, csv).unwrap();
+    let args = load_args(
+        &location,
+        dir.path(),
+        &[
+            "--contacts",
+            &input.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--concurrency",
+            "90",
+        ],
+    );
+    let hold = sb.hold(&["POST /contacts/upsert"]);
+    let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
+        hold.arrived(PEOPLE as u64).await;
+        hold.release();
+    });
+    assert_eq!(code, Some(0), "{d}\n{stderr}");
+    let stats = sb.stats();
+    assert_eq!(stats.overlapping_upserts, 0, "{d}");
+    assert_eq!(stats.written("contact_upsert"), 3 * PEOPLE as u64);
+    assert_eq!(sb.store().contact_ids(&location).len(), PEOPLE, "{d}");
+    let ok = read_csv(&dir.path().join("report/succeeded.csv")).1;
+    let targets: BTreeSet<&String> = ok.iter().map(|r| &r[4]).collect();
+    assert_eq!((ok.len(), targets.len()), (3 * PEOPLE, PEOPLE), "{d}");
+}

@@ -8,6 +8,7 @@
 //! - `endpoints`: the other reads (tasks, notes, custom fields) and upsert, tags, task and note creates.
 //! - `writes`: contact create/update/delete, custom-field create, look-ups before writing.
 //! - `filter`: `--where` expressions → search filters.
+//! - `matching`: the keys an email or a phone matches a contact on.
 //! - `actions`: workflows, campaigns, followers and the business of many contacts.
 //! - `model`: typed records that keep unknown fields; `error`: what failed and whether to retry.
 //! - `transport`: reading answers (error messages, transport errors) for `client` and `auth`.
@@ -20,6 +21,7 @@ pub mod endpoints;
 pub mod error;
 pub mod filter;
 pub mod limiter;
+pub mod matching;
 pub mod model;
 pub mod pages;
 pub mod rate;

@@ -1,7 +1,8 @@
 //! One contact row: upsert, create, update or delete, and the source → target id it leaves.
 //!
 //! Upsert is idempotent when the contact has an email or a phone (the location's duplicate
-//! rule matches it again). A contact with neither is created anew by every upsert, so it is
+//! rule matches it again), provided two upserts that could match the same contact do not run
+//! at once: they take turns by email and phone key. A contact with neither is created anew by every upsert, so it is
 //! created exactly once instead: the intent is recorded before the request, and a row found
 //! with an unknown outcome (a lost answer, a kill) is looked for in the target before it is
 //! sent again — by `--external-id` (the source id in a custom field, searched before every
@@ -52,6 +53,7 @@ pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<Ro
     }
     let mut record = match load.plan.mode {
         Mode::Upsert if body.email().is_some() || body.phone().is_some() => {
+            let _turns = load.match_turns(body.email(), body.phone()).await;
             upsert(load, cx, &key, request).await?
         }
         Mode::Upsert | Mode::Create => create_once(load, cx, &key, &body, request).await?,

@@ -80,7 +80,8 @@ pub(crate) struct Load {
     lookups: Mutex<std::collections::HashMap<String, Option<String>>>,
     /// Requests a dry run would send.
     planned: AtomicU64,
-    /// One lock per target contact: its task and note creates take turns (see `children`).
+    /// One lock per target contact (its task and note creates take turns, see `children`),
+    /// and per email and phone key (upserts that could match one contact take turns).
     turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -93,6 +94,32 @@ impl Load {
     fn contact_turn(&self, contact: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
         turns.entry(contact.to_string()).or_default().clone()
+    }
+
+    /// The turns of every contact an upsert with this email and phone could match, taken in
+    /// key order (so two rows never wait on each other crosswise). Two upserts that could
+    /// match the same contact must not run at once: the API looks for the duplicate and then
+    /// creates, so both could create, and a retried one would then pick either.
+    async fn match_turns(
+        &self,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        use crate::api::matching::key_of;
+        let mut keys: Vec<String> = [
+            email.and_then(|e| key_of(Some(e), None).ok()),
+            phone.and_then(|p| key_of(None, Some(p)).ok()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        keys.sort();
+        keys.dedup();
+        let mut held = Vec::with_capacity(keys.len());
+        for k in keys {
+            held.push(self.contact_turn(&k).lock_owned().await);
+        }
+        held
     }
 
     /// Record a row's outcome (not in a dry run, which writes nothing).

@@ -180,6 +180,22 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The keys an upsert body could match a contact on (see `Stats::overlapping_upserts`).
+fn upsert_keys(json: Option<&Value>) -> Vec<String> {
+    let text = |k: &str| json.and_then(|j| j.get(k)?.as_str());
+    let email = text("email")
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
+    let phone = text("phone").and_then(super::store::phone_key);
+    [
+        email.map(|e| format!("email:{e}")),
+        phone.map(|p| format!("phone:{p}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Whether a request lists contacts, and whether it asks for a page after a cursor.
 fn listing(method: &Method, template: &str, uri: &Uri, json: Option<&Value>) -> Listing {
     let after = match (method.as_str(), template) {
@@ -241,7 +257,7 @@ pub async fn gate(State(guard): State<Guard>, req: Request, next: Next) -> Respo
 }
 
 async fn admit_and_run(
-    st: &SandboxState,
+    st: &Arc<SandboxState>,
     method: &Method,
     template: &str,
     req: Request,
@@ -262,6 +278,9 @@ async fn admit_and_run(
     } else {
         serde_json::from_slice(&bytes).ok()
     };
+    // Held from here to the answer, holds and latency included.
+    let _in_flight = (method == Method::POST && template == "/contacts/upsert")
+        .then(|| st.upsert_in_flight(upsert_keys(json.as_ref())));
     if st.recording() {
         st.record(RecordedRequest {
             method: method.to_string(),

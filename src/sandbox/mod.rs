@@ -63,6 +63,7 @@ use limits::{Limiter, Refusal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use stats::Write;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -194,10 +195,32 @@ pub struct SandboxState {
     /// The armed hostile answer and how many API answers it still spoils; see
     /// [`Sandbox::set_hostile`].
     hostile: Mutex<Option<(Hostile, u64)>>,
+    /// Match keys (email, phone) of the upserts in flight, with how many carry each.
+    upserts_in_flight: Mutex<HashMap<String, u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An upsert in flight (see [`SandboxState::upsert_in_flight`]); dropping it lands it.
+pub(crate) struct InFlight {
+    state: Arc<SandboxState>,
+    keys: Vec<String>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut flying = lock(&self.state.upserts_in_flight);
+        for k in &self.keys {
+            if let Some(n) = flying.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    flying.remove(k);
+                }
+            }
+        }
+    }
 }
 
 impl SandboxState {
@@ -271,6 +294,7 @@ impl SandboxState {
             holds: hold::Holds::default(),
             bulk_limit: AtomicUsize::new(DEFAULT_BULK_LIMIT),
             hostile: Mutex::new(None),
+            upserts_in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -430,6 +454,22 @@ impl SandboxState {
             .faults
             .entry(f.name().to_string())
             .or_default() += 1;
+    }
+
+    /// Registers an upsert with these match keys as in flight until the guard drops,
+    /// counting it in `overlapping_upserts` if one with a shared key already is.
+    fn upsert_in_flight(self: &Arc<Self>, keys: Vec<String>) -> InFlight {
+        let mut flying = lock(&self.upserts_in_flight);
+        if keys.iter().any(|k| flying.contains_key(k)) {
+            lock(&self.stats).overlapping_upserts += 1;
+        }
+        for k in &keys {
+            *flying.entry(k.clone()).or_default() += 1;
+        }
+        InFlight {
+            state: self.clone(),
+            keys,
+        }
     }
 
     fn count_served(&self, n: usize) {

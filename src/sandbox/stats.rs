@@ -30,6 +30,11 @@ pub struct Stats {
     /// request changed.
     #[serde(default)]
     pub writes: BTreeMap<String, u64>,
+    /// Upserts that arrived while another upsert with the same email or phone was in flight.
+    /// The API looks for the duplicate, then creates: two such upserts at once can both
+    /// create, so a careful client lets them take turns.
+    #[serde(default)]
+    pub overlapping_upserts: u64,
 }
 
 impl Stats {
