@@ -169,7 +169,7 @@ impl OutputDir {
     async fn part_files(&self) -> Result<Vec<String>> {
         let mut found: Vec<String> = self
             .store
-            .list("")
+            .top_folders()
             .await?
             .into_iter()
             .filter(|k| k.starts_with("table="))

@@ -370,6 +370,33 @@ impl Store {
         Ok(keys)
     }
 
+    /// The names of the folders (common prefixes) directly under the root: one listing
+    /// request on an object store, however many objects lie deeper.
+    pub async fn top_folders(&self) -> Result<Vec<String>> {
+        let mut names = match self {
+            Store::Local(root) => match std::fs::read_dir(root) {
+                Ok(entries) => entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(JobError::io("list", root, e)),
+            },
+            Store::Object(o) => o
+                .store
+                .list_with_delimiter(Some(&o.prefix))
+                .await
+                .map_err(|e| self.error("list", "", e))?
+                .common_prefixes
+                .into_iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect(),
+        };
+        names.sort();
+        Ok(names)
+    }
+
     /// Delete `key`; one that does not exist is no error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self {
@@ -544,6 +571,17 @@ mod tests {
             ["contacts/part-00000.parquet"]
         );
         assert_eq!(store.get("_manifest.json").await.unwrap().unwrap(), b"{}");
+        store
+            .put(
+                "table=notes/location_id=L/run=R/part-00000.parquet",
+                vec![1],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.top_folders().await.unwrap(),
+            ["contacts", "table=notes"]
+        );
         store.delete("_manifest.json").await.unwrap();
         store.delete("_manifest.json").await.unwrap();
         assert_eq!(store.get("_manifest.json").await.unwrap(), None);
@@ -579,5 +617,8 @@ mod tests {
             ["rejects/contacts/part-00000.csv"]
         );
         assert!(store.list("tasks").await.unwrap().is_empty());
+        assert_eq!(store.top_folders().await.unwrap(), ["rejects"]);
+        let gone = Store::Local(dir.path().join("not-yet"));
+        assert!(gone.top_folders().await.unwrap().is_empty());
     }
 }

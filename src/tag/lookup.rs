@@ -183,7 +183,13 @@ async fn needed_keys(
     let mut chunks =
         Chunked::open(input.0, input.1, 1_000).map_err(|e| JobError::usage(e.to_string()))?;
     let mut needed = HashSet::new();
+    let mut first = true;
     while let Some(chunk) = chunks.next().await {
+        if std::mem::take(&mut first) {
+            // Before the estimate's requests: a file without its header row is refused.
+            crate::input::check_wanted_columns(&chunk, &[&keys.id, &keys.email, &keys.phone])
+                .map_err(JobError::usage)?;
+        }
         for row in chunk.iter().flatten() {
             let (id, email, phone) = row_keys(&row.fields, keys);
             let key = match (id.is_empty(), email.is_empty(), phone.is_empty()) {
