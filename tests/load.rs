@@ -100,6 +100,27 @@ fn load_args(location: &str, dir: &Path, extra: &[&str]) -> Vec<String> {
     a
 }
 
+/// `load_args` for a contacts file and a mapping.
+fn load_file_args(
+    location: &str,
+    dir: &Path,
+    contacts: &Path,
+    mapping: &Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let (contacts, mapping) = (
+        contacts.display().to_string(),
+        mapping.display().to_string(),
+    );
+    let mut a = load_args(
+        location,
+        dir,
+        &["--contacts", &contacts, "--mapping", &mapping],
+    );
+    a.extend(strings(extra));
+    a
+}
+
 /// The shipped sample through the shipped mapping: the good rows land once with their tags and
 /// custom field, the bad ones are in failed.csv with their line and reason; a rerun changes
 /// nothing.
@@ -110,16 +131,7 @@ async fn ecosend_sample_loads_good_rows_once_and_reports_the_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let sample = manifest_dir().join("samples/ecosend-contacts.csv");
     let mapping = manifest_dir().join("mappings/from-ecosend.toml");
-    let args = load_args(
-        &location,
-        dir.path(),
-        &[
-            "--contacts",
-            &sample.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-        ],
-    );
+    let args = load_file_args(&location, dir.path(), &sample, &mapping, &[]);
     let (code, _, d) = ghl(&sb, args.clone(), dir.path()).await;
     assert_eq!(code, Some(1), "rows failed, so exit 1:\n{d}");
     let check = |sb: &Sandbox| {
@@ -261,18 +273,12 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     b.set_fault_rate(0.05);
     b.set_rate_limit(Some("1500/1s".parse().unwrap()));
     let mapping = manifest_dir().join("mappings/migrate.toml");
-    let mut args = load_args(
+    let mut args = load_file_args(
         &lb,
         dir.path(),
-        &[
-            "--contacts",
-            &export.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-            "--retry-max-delay",
-            "0.2",
-            "--create-missing-fields",
-        ],
+        &export,
+        &mapping,
+        &["--retry-max-delay", "0.2", "--create-missing-fields"],
     );
     args.retain(|x| x != "--rate" && x != "off");
     args.extend(strings(&["--rate", "1500/1s", "--concurrency", "32"]));
@@ -472,17 +478,7 @@ async fn a_load_killed_three_times_creates_nothing_twice() {
     let export = dir.path().join("export-of-a");
     export_csv(&a, &la, &export).await;
     let mapping = manifest_dir().join("mappings/migrate.toml");
-    let args = load_args(
-        &lb,
-        dir.path(),
-        &[
-            "--contacts",
-            &export.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-            "--quiet",
-        ],
-    );
+    let args = load_file_args(&lb, dir.path(), &export, &mapping, &["--quiet"]);
     for (kind, at) in [
         ("contact_upsert", 120),
         ("task_create", 250),
@@ -556,16 +552,7 @@ async fn missing_custom_fields_fail_rows_or_are_created_once() {
     )
     .unwrap();
     let base = |state: &str, extra: &[&str]| {
-        let mut a = load_args(
-            &location,
-            &dir.path().join(state),
-            &[
-                "--contacts",
-                &input.display().to_string(),
-                "--mapping",
-                &mapping.display().to_string(),
-            ],
-        );
+        let mut a = load_file_args(&location, &dir.path().join(state), &input, &mapping, &[]);
         a.extend(strings(extra));
         a
     };
@@ -621,17 +608,7 @@ async fn verify_reports_fields_that_did_not_stick() {
          [[contacts.columns]]\nname = \"gender\"\n",
     )
     .unwrap();
-    let mut args = load_args(
-        &location,
-        dir.path(),
-        &[
-            "--contacts",
-            &input.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-            "--verify",
-        ],
-    );
+    let mut args = load_file_args(&location, dir.path(), &input, &mapping, &["--verify"]);
     args.extend(strings(&["--concurrency", "1"]));
     let (code, _, d) = ghl(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
@@ -658,16 +635,7 @@ async fn dry_run_writes_nothing_and_delete_needs_yes() {
     let dir = tempfile::tempdir().unwrap();
     let sample = manifest_dir().join("samples/ecosend-contacts.csv");
     let mapping = manifest_dir().join("mappings/from-ecosend.toml");
-    let base = load_args(
-        &location,
-        dir.path(),
-        &[
-            "--contacts",
-            &sample.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-        ],
-    );
+    let base = load_file_args(&location, dir.path(), &sample, &mapping, &[]);
     let mut dry = base.clone();
     dry.push("--dry-run".into());
     let (code, stderr, d) = ghl(&sb, dry, dir.path()).await;
@@ -773,18 +741,12 @@ async fn external_id_keeps_contacts_without_email_or_phone_single() {
     )
     .unwrap();
     for run in ["first", "second"] {
-        let args = load_args(
+        let args = load_file_args(
             &location,
             &dir.path().join(run),
-            &[
-                "--contacts",
-                &input.display().to_string(),
-                "--mapping",
-                &mapping.display().to_string(),
-                "--external-id",
-                "Source ID",
-                "--create-missing-fields",
-            ],
+            &input,
+            &mapping,
+            &["--external-id", "Source ID", "--create-missing-fields"],
         );
         let (code, _, d) = ghl(&sb, args, dir.path()).await;
         assert_eq!(code, Some(0), "{run}: {d}");
@@ -811,16 +773,7 @@ async fn a_refused_token_stops_the_load_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let sample = manifest_dir().join("samples/ecosend-contacts.csv");
     let mapping = manifest_dir().join("mappings/from-ecosend.toml");
-    let args = load_args(
-        &location,
-        dir.path(),
-        &[
-            "--contacts",
-            &sample.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-        ],
-    );
+    let args = load_file_args(&location, dir.path(), &sample, &mapping, &[]);
     let url = sb.url();
     let cwd = dir.path().to_path_buf();
     let a = args.clone();
@@ -878,16 +831,7 @@ async fn file_upload_fields_are_not_carried_and_the_report_says_so() {
         ),
     )
     .unwrap();
-    let args = load_args(
-        &location,
-        dir.path(),
-        &[
-            "--contacts",
-            &input.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-        ],
-    );
+    let args = load_file_args(&location, dir.path(), &input, &mapping, &[]);
     let (code, _, d) = ghl(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     let c = &contacts_by_email(&sb, &location)["f@x.example"];
@@ -943,17 +887,12 @@ async fn upserts_that_could_match_one_contact_take_turns() {
     }
     let input = dir.path().join("people.csv");
     std::fs::write(&input, csv).unwrap();
-    let args = load_args(
+    let args = load_file_args(
         &location,
         dir.path(),
-        &[
-            "--contacts",
-            &input.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-            "--concurrency",
-            "90",
-        ],
+        &input,
+        &mapping,
+        &["--concurrency", "90"],
     );
     let hold = sb.hold(&["POST /contacts/upsert"]);
     let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
