@@ -33,4 +33,4 @@ pub use outcomes::{location_reports, print_location_reports, LocationReport, LOC
 pub use output::{part_number, Layout, OutputDir, PartFolder, MANIFEST};
 pub use progress::{Progress, Ui};
 pub use store::{staging_dir, OutTarget, Store, UPLOAD_CHUNK, WRITABLE};
-pub use summary::{peak_rss_mb, Cost};
+pub use summary::{peak_rss_mb, planned_requests_line, row_job_tail, Cost};

@@ -54,6 +54,29 @@ impl Cost {
     }
 }
 
+/// A dry run's write requests and the time they take at the rate limit:
+/// `  requests          120 writes, about 12 s at 100/10s`.
+pub fn planned_requests_line(planned: u64, rate: Option<RateSpec>) -> String {
+    let secs = rate.map_or(0.0, |r| planned as f64 / r.per_second());
+    format!(
+        "  requests      {planned:>9} writes, about {secs:.0} s at {}",
+        rate.map_or("no limit".to_string(), |r| r.to_string())
+    )
+}
+
+/// The lines every row job (load, tag, bulk) ends its summary with: the rows an earlier run
+/// settled, then what this run cost per row it worked on.
+pub fn row_job_tail(resumed: u64, rows: u64, cost: &Cost, rate: Option<RateSpec>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if resumed > 0 {
+        lines.push(format!(
+            "  resumed       {resumed:>9} rows settled by an earlier run"
+        ));
+    }
+    lines.extend(cost.lines("row", rows.saturating_sub(resumed), rate));
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +94,25 @@ mod tests {
         assert!(lines[0].contains("1.030 per contact"), "{lines:?}");
         assert!(lines[1].contains("103.0/s (budget 10.0/s"), "{lines:?}");
         assert!(lines[2].contains("12 MiB"), "{lines:?}");
+    }
+
+    #[test]
+    fn row_job_tails_count_only_the_rows_this_run_worked_on() {
+        let c = Cost {
+            requests: 30,
+            ..Cost::default()
+        };
+        let lines = row_job_tail(40, 100, &c, None);
+        assert!(
+            lines[0].contains("40 rows settled by an earlier run"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("0.500 per row"), "{lines:?}");
+        assert_eq!(row_job_tail(0, 10, &c, None).len(), 2);
+        let planned = planned_requests_line(50, Some(RateSpec::GHL_BURST));
+        assert!(
+            planned.contains("50 writes, about 5 s at 100/10s"),
+            "{planned}"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub use plan::{LoadPlan, Mode, TagsMode};
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::input::Chunked;
-use crate::job::{Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::job::{
+    planned_requests_line, row_job_tail, Connection, ConnectionPlan, Cost, Progress, Ui,
+};
 use crate::report::{write_row_reports, RowReports};
 use crate::state::{JobStatus, RowRecord, RowStatus, StateDb};
 use crate::table::TableKind;
@@ -343,12 +345,7 @@ fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
         );
         eprintln!("  would delete  {:>9}", s.deleted);
         eprintln!("  would fail    {:>9}", s.failed);
-        let secs = rate.map_or(0.0, |r| s.planned_requests as f64 / r.per_second());
-        eprintln!(
-            "  requests      {:>9} for the writes, about {secs:.0} s at {}",
-            s.planned_requests,
-            rate.map_or("no limit".to_string(), |r| r.to_string())
-        );
+        eprintln!("{}", planned_requests_line(s.planned_requests, rate));
         return;
     }
     eprintln!("Load finished in {:.1} s.", s.elapsed_s);
@@ -356,12 +353,6 @@ fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
         "  rows          {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed",
         s.rows, s.created, s.updated, s.deleted, s.unchanged, s.failed
     );
-    if s.resumed > 0 {
-        eprintln!(
-            "  resumed       {:>9} rows settled by an earlier run",
-            s.resumed
-        );
-    }
     if !s.fields_created.is_empty() {
         eprintln!("  custom fields created: {}", s.fields_created.join(", "));
     }
@@ -372,7 +363,7 @@ fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
         elapsed_s: s.elapsed_s,
         peak_rss_mb: crate::job::peak_rss_mb(),
     };
-    for line in cost.lines("row", s.rows - s.resumed, rate) {
+    for line in row_job_tail(s.resumed, s.rows, &cost, rate) {
         eprintln!("{line}");
     }
     if let Some(r) = &s.reports {

@@ -35,7 +35,9 @@ pub use plan::{Action, Contacts, KeyColumns, Lookup, TagPlan};
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::input::{Chunked, InputFormat};
-use crate::job::{Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::job::{
+    planned_requests_line, row_job_tail, Connection, ConnectionPlan, Cost, Progress, Ui,
+};
 use crate::report::{write_row_reports, RowReports};
 use crate::state::{RowRecord, RowStatus, StateDb};
 
@@ -248,11 +250,9 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
             eprintln!("    {what:>11}  {tag}");
         }
         eprintln!("  would fail    {:>9}", s.failed);
-        let secs = rate.map_or(0.0, |r| s.planned_requests as f64 / r.per_second());
         eprintln!(
-            "  requests      {:>9} writes, about {secs:.0} s at {} (reads already spent: {})",
-            s.planned_requests,
-            rate.map_or("no limit".to_string(), |r| r.to_string()),
+            "{} (reads already spent: {})",
+            planned_requests_line(s.planned_requests, rate),
             s.requests
         );
         if !s.lookup.is_empty() {
@@ -272,12 +272,6 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
     if !s.lookup.is_empty() {
         eprintln!("  look-ups      {}", s.lookup);
     }
-    if s.resumed > 0 {
-        eprintln!(
-            "  resumed       {:>9} rows settled by an earlier run",
-            s.resumed
-        );
-    }
     let cost = Cost {
         requests: s.requests,
         retries: s.retries,
@@ -285,7 +279,7 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
         elapsed_s: s.elapsed_s,
         peak_rss_mb: crate::job::peak_rss_mb(),
     };
-    for line in cost.lines("row", s.rows.saturating_sub(s.resumed), rate) {
+    for line in row_job_tail(s.resumed, s.rows, &cost, rate) {
         eprintln!("{line}");
     }
     if let Some(r) = &s.reports {
