@@ -354,10 +354,18 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
             .or_default()
             .push(r[3].clone());
     }
-    assert_eq!(
-        b.store().contact_ids(&lb).len(),
-        sources_of.len(),
-        "one target contact per distinct target id in the report: none made twice"
+    let in_b: BTreeSet<String> = b.store().contact_ids(&lb).into_iter().collect();
+    let stray: Vec<Value> = in_b
+        .iter()
+        .filter(|id| !sources_of.contains_key(*id))
+        .filter_map(|id| b.store().contact(id))
+        .collect();
+    let lost: Vec<&String> = sources_of.keys().filter(|id| !in_b.contains(*id)).collect();
+    assert!(
+        stray.is_empty() && lost.is_empty(),
+        "one target contact per distinct target id in the report, none made twice: \
+         in B but in no report line {stray:#?}; in the report but not in B {lost:?}\n{:?}",
+        b.stats().faults
     );
     assert!(
         sources_of.len() > 1_800,

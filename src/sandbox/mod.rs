@@ -736,24 +736,43 @@ async fn admin_reset(State(st): State<Arc<SandboxState>>) -> Json<Stats> {
     Json(st.stats())
 }
 
-/// Body of `POST /_sandbox/faults`; absent fields keep their value.
+/// Body of `POST /_sandbox/faults`; absent fields keep their value. `hostile` is a mode as
+/// `ghl-etl sandbox --hostile` takes it, or `"off"`; `hostile_answers` how many answers it
+/// spoils (default: all).
 #[derive(Debug, Deserialize)]
 struct FaultSettings {
     fault_rate: Option<f64>,
     latency_ms: Option<u64>,
+    hostile: Option<String>,
+    hostile_answers: Option<u64>,
 }
 
 async fn admin_faults(
     State(st): State<Arc<SandboxState>>,
     Json(f): Json<FaultSettings>,
-) -> Json<Value> {
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let hostile = match f.hostile.as_deref().map(str::trim) {
+        None => None,
+        Some("off") => Some(None),
+        Some(mode) => Some(Some(mode.parse::<Hostile>().map_err(|e| {
+            (StatusCode::BAD_REQUEST, Json(json!({"message": e})))
+        })?)),
+    };
     if let Some(p) = f.fault_rate {
         st.set_fault_rate(p);
     }
     if let Some(ms) = f.latency_ms {
         st.set_latency(Duration::from_millis(ms));
     }
-    Json(json!({"fault_rate": st.fault_rate(), "latency_ms": st.latency().as_millis() as u64}))
+    if let Some(h) = hostile {
+        st.set_hostile(h, f.hostile_answers.unwrap_or(u64::MAX));
+    }
+    let armed = lock(&st.hostile).as_ref().map(|(h, n)| json!({"mode": h.name(), "answers_left": n}));
+    Ok(Json(json!({
+        "fault_rate": st.fault_rate(),
+        "latency_ms": st.latency().as_millis() as u64,
+        "hostile": armed,
+    })))
 }
 
 async fn admin_locations(State(st): State<Arc<SandboxState>>) -> Json<Vec<String>> {
