@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
+use ghl_etl::sandbox::{Hostile, Sandbox, DEFAULT_TOKEN};
 use serde_json::Value;
 
 use crate::util::{describe, kill_when, quiet_config, run_bin, sandbox};
@@ -915,4 +915,66 @@ async fn upserts_that_could_match_one_contact_take_turns() {
     let ok = read_csv(&dir.path().join("report/succeeded.csv")).1;
     let targets: BTreeSet<&String> = ok.iter().map(|r| &r[4]).collect();
     assert_eq!((ok.len(), targets.len()), (3 * PEOPLE, PEOPLE), "{d}");
+}
+
+/// A create whose answer is lost is looked for among the newest contacts of its name, so it is
+/// found however many older contacts share that name, and not sent twice. The target already
+/// holds 150 contacts named Ana; the load's create of another Ana (no email, no phone) is
+/// answered with an HTML page after it was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_is_found_among_many_namesakes() {
+    const NAMESAKES: usize = 150;
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let http = reqwest::Client::new();
+    for i in 0..NAMESAKES {
+        let resp = http
+            .post(format!("{}/contacts/", sb.url()))
+            .bearer_auth(DEFAULT_TOKEN)
+            .header("Version", ghl_etl::api::API_VERSION)
+            .json(&serde_json::json!({"locationId": location, "firstName": "Ana", "lastName": format!("Older{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ana.csv");
+    std::fs::write(&input, "email,phone,name\n,,Ana\n").unwrap();
+    let mapping = dir.path().join("people.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n\n[contacts]\n\
+         [[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n\
+         [[contacts.columns]]\nname = \"phone\"\nfrom = \"phone\"\n\n\
+         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"name\"\n",
+    )
+    .unwrap();
+    let args = load_file_args(&location, dir.path(), &input, &mapping, &[]);
+    let hold = sb.hold(&["POST /contacts/"]);
+    let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
+        hold.arrived(1).await;
+        // The create is applied, then its answer is an HTML page: the outcome is unknown.
+        sb.set_hostile(Some(Hostile::Html200), 1);
+        hold.release();
+    });
+    assert_eq!(code, Some(0), "{d}\n{stderr}");
+    let stats = sb.stats();
+    assert_eq!(stats.written("contact_create"), NAMESAKES as u64 + 1, "{d}");
+    assert_eq!(
+        sb.store().contact_ids(&location).len(),
+        NAMESAKES + 1,
+        "{d}"
+    );
+    let ok = read_csv(&dir.path().join("report/succeeded.csv")).1;
+    assert_eq!(ok.len(), 1, "{d}");
+    let target = sb
+        .store()
+        .contact(&ok[0][4])
+        .expect("the reported contact exists");
+    assert_eq!(target["firstName"], "Ana");
+    assert!(
+        target.get("lastName").is_none_or(Value::is_null),
+        "{target}"
+    );
 }

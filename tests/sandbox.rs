@@ -792,7 +792,10 @@ async fn injected_faults_are_counted_and_lost_answers_still_write() {
         .await
         .unwrap();
     let armed: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(armed["hostile"], json!({"mode": "html_200", "answers_left": 1}));
+    assert_eq!(
+        armed["hostile"],
+        json!({"mode": "html_200", "answers_left": 1})
+    );
     let page = admin
         .get(format!("{}/contacts/{contact}", api.sb.url()))
         .bearer_auth(ghl_etl::sandbox::DEFAULT_TOKEN)
@@ -800,11 +803,21 @@ async fn injected_faults_are_counted_and_lost_answers_still_write() {
         .send()
         .await
         .unwrap();
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert_eq!(api.get(&format!("/contacts/{contact}")).await.0, StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(
+        api.get(&format!("/contacts/{contact}")).await.0,
+        StatusCode::OK
+    );
     let bad = faults(json!({"hostile": "sometimes"})).await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    assert!(bad.text().await.unwrap().contains("unknown hostile mode `sometimes`"));
+    assert!(bad
+        .text()
+        .await
+        .unwrap()
+        .contains("unknown hostile mode `sometimes`"));
     admin
         .post(format!("{}/_sandbox/stats/reset", api.sb.url()))
         .send()

@@ -108,20 +108,30 @@ impl Client {
         Ok(self.call::<MaybeContact>(&call).await?.contact)
     }
 
-    /// `POST /contacts/search` with a free-text `query` (name, email, phone, company), first
-    /// page only.
-    pub async fn search_contacts_by_query(
+    /// `POST /contacts/search` with a free-text `query` (name, email, phone, company), newest
+    /// first, only contacts added at or after `since_ms` (epoch ms) when given: where a create
+    /// whose answer was lost shows, however many older contacts share its name.
+    pub async fn search_recent_by_query(
         &self,
         location: &str,
         query: &str,
+        since_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Contact>> {
-        let body = json!({
+        let mut body = json!({
             "locationId": location,
             "pageLimit": limit,
             "page": 1,
             "query": query,
+            "sort": [{"field": "dateAdded", "direction": "desc"}],
         });
+        if let Some(ms) = since_ms {
+            body["filters"] = json!([{
+                "field": "dateAdded",
+                "operator": "range",
+                "value": {"gte": super::filter::iso_millis(ms)},
+            }]);
+        }
         let call = Call::with_body(location, Method::POST, "/contacts/search", body);
         Ok(self.call::<SearchAnswer>(&call).await?.contacts)
     }

@@ -6,7 +6,8 @@
 //! created exactly once instead: the intent is recorded before the request, and a row found
 //! with an unknown outcome (a lost answer, a kill) is looked for in the target before it is
 //! sent again — by `--external-id` (the source id in a custom field, searched before every
-//! create), else by its name and company among the contacts of that name.
+//! create), else by its name and company among the newest contacts of that name that no
+//! other row of the load has settled with. Rows with the same name and company take turns.
 
 use serde_json::Value as Json;
 use sha2::Digest;
@@ -112,7 +113,8 @@ async fn upsert(load: &Load, cx: &RowCtx, key: &str, request: Json) -> Result<Ro
     }
 }
 
-/// What names a created contact in the target if its answer is lost.
+/// What a created contact looks like in the target: its names and company. Rows alike in
+/// this take turns, and a contact another row settled with it is never taken for a lost one.
 fn fingerprint(body: &Body) -> String {
     let field = |k: &str| body.fields.get(k).and_then(Json::as_str).unwrap_or("");
     let text = [
@@ -120,7 +122,6 @@ fn fingerprint(body: &Body) -> String {
         field("lastName"),
         field("name"),
         field("companyName"),
-        body.keys.id.as_deref().unwrap_or(""),
     ]
     .join("\u{1f}");
     sha2::Sha256::digest(text.as_bytes())
@@ -129,6 +130,14 @@ fn fingerprint(body: &Body) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// After a create whose answer was lost, the target is searched at these delays (ms) before
+/// the create is sent again: the search index can take seconds to show a new contact.
+const LOOK_AGAIN_MS: [u64; 4] = [0, 1_000, 2_000, 4_000];
+
+/// How far before sending a lost create the search for it starts: the API's clock may be
+/// behind this machine's.
+const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Create a contact exactly once (see the module comment).
 async fn create_once(
@@ -139,22 +148,33 @@ async fn create_once(
     request: Json,
 ) -> Result<RowRecord> {
     let fp = fingerprint(body);
+    // Rows that look alike in the target take turns, and each settles before the next looks.
+    let turn = load.contact_turn(&format!("name:{fp}"));
+    let _turn = turn.lock().await;
+    let created = |id: &str| -> Result<RowRecord> {
+        let r = RowRecord {
+            fingerprint: Some(fp.clone()),
+            ..cx.done(RowStatus::Created, key, id)
+        };
+        load.record(&r)?;
+        Ok(r)
+    };
     let was_sending = cx
         .prior
         .as_ref()
         .is_some_and(|p| p.status == RowStatus::Sending);
     if was_sending || load.plan.external_id.is_some() {
-        if let Some(found) = find_created(load, body).await? {
+        if let Some(found) = find_created(load, body, &fp, None).await? {
             // Our own lost create, or a contact an earlier load (maybe with another state
             // database) made from the same source row.
-            return Ok(if was_sending {
-                cx.done(RowStatus::Created, key, &found.id)
+            return if was_sending {
+                created(&found.id)
             } else {
-                RowRecord {
+                Ok(RowRecord {
                     detail: Some("already in the target (found by --external-id)".into()),
                     ..cx.done(RowStatus::Unchanged, key, &found.id)
-                }
-            });
+                })
+            };
         }
     }
     let mut last = String::new();
@@ -167,17 +187,22 @@ async fn create_once(
             ..cx.record(RowStatus::Sending, key)
         };
         load.db().record_row(&load.key, &intent)?;
+        let sent_at = chrono::Utc::now().timestamp_millis();
         match load
             .client
             .create_contact(&load.plan.location, request.clone())
             .await
         {
-            Ok(c) => return Ok(cx.done(RowStatus::Created, key, &c.id)),
+            Ok(c) => return created(&c.id),
             Err(e) if !outcome_unknown(&e) => return Ok(cx.failed(key, api_failure(e)?)),
             Err(e) => {
                 last = api_failure(e)?;
-                if let Some(found) = find_created(load, body).await? {
-                    return Ok(cx.done(RowStatus::Created, key, &found.id));
+                for wait in LOOK_AGAIN_MS {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    let since = Some(sent_at - CLOCK_SKEW_MS);
+                    if let Some(found) = find_created(load, body, &fp, since).await? {
+                        return created(&found.id);
+                    }
                 }
             }
         }
@@ -201,8 +226,14 @@ pub fn outcome_unknown(e: &crate::api::Error) -> bool {
 }
 
 /// A contact this load may already have created for `body`: by the external id when there is
-/// one, else by name and company.
-async fn find_created(load: &Load, body: &Body) -> Result<Option<Contact>> {
+/// one, else by name and company, newest first among those added since `since_ms`, and never
+/// one that another row of this load settled with the same fingerprint.
+async fn find_created(
+    load: &Load,
+    body: &Body,
+    fp: &str,
+    since_ms: Option<i64>,
+) -> Result<Option<Contact>> {
     let field = |k: &str| {
         body.fields
             .get(k)
@@ -226,9 +257,10 @@ async fn find_created(load: &Load, body: &Body) -> Result<Option<Contact>> {
     }
     let found = load
         .client
-        .search_contacts_by_query(&load.plan.location, &query, 100)
+        .search_recent_by_query(&load.plan.location, &query, since_ms, 100)
         .await
         .map_err(crate::exit::JobError::from)?;
+    let taken = load.db().claimed(&load.key, "contacts", fp)?;
     let external = load
         .plan
         .external_id
@@ -247,7 +279,7 @@ async fn find_created(load: &Load, body: &Body) -> Result<Option<Contact>> {
                 .custom_fields
                 .iter()
                 .any(|v| v.id == fid && v.value.as_str() == Some(source)),
-            None => named,
+            None => named && !taken.contains(&c.id),
         }
     }))
 }

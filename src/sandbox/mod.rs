@@ -754,9 +754,11 @@ async fn admin_faults(
     let hostile = match f.hostile.as_deref().map(str::trim) {
         None => None,
         Some("off") => Some(None),
-        Some(mode) => Some(Some(mode.parse::<Hostile>().map_err(|e| {
-            (StatusCode::BAD_REQUEST, Json(json!({"message": e})))
-        })?)),
+        Some(mode) => {
+            Some(Some(mode.parse::<Hostile>().map_err(|e| {
+                (StatusCode::BAD_REQUEST, Json(json!({"message": e})))
+            })?))
+        }
     };
     if let Some(p) = f.fault_rate {
         st.set_fault_rate(p);
@@ -767,7 +769,9 @@ async fn admin_faults(
     if let Some(h) = hostile {
         st.set_hostile(h, f.hostile_answers.unwrap_or(u64::MAX));
     }
-    let armed = lock(&st.hostile).as_ref().map(|(h, n)| json!({"mode": h.name(), "answers_left": n}));
+    let armed = lock(&st.hostile)
+        .as_ref()
+        .map(|(h, n)| json!({"mode": h.name(), "answers_left": n}));
     Ok(Json(json!({
         "fault_rate": st.fault_rate(),
         "latency_ms": st.latency().as_millis() as u64,
