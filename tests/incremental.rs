@@ -506,3 +506,105 @@ async fn a_delta_after_one_percent_changed_costs_under_five_percent_of_a_full_ru
     );
     sb.shutdown().await;
 }
+
+/// `export --incremental` of every location of `sb` with `token`; answers the exit code, the
+/// latest manifest and a description for failures.
+async fn export_all(sb: &Sandbox, out: &Path, token: &str) -> (Option<i32>, Value, String) {
+    let (out, url, token) = (out.to_path_buf(), sb.url(), token.to_string());
+    let locations = sb.location_ids();
+    tokio::task::spawn_blocking(move || {
+        let out_s = out.display().to_string();
+        let state = format!("{out_s}.state.sqlite");
+        let mut args = vec![
+            "export",
+            "--incremental",
+            "--out",
+            &out_s,
+            "--state",
+            &state,
+        ];
+        for l in &locations {
+            args.extend(["--location", l.as_str()]);
+        }
+        args.extend(["--with", "tasks,notes", "--rate", "off"]);
+        let env = [
+            ("GHL_BASE_URL", url.as_str()),
+            ("GHL_TOKEN", token.as_str()),
+        ];
+        let cwd = out.parent().unwrap();
+        let o = run_bin(&args, &env, cwd);
+        let manifest = std::fs::read(out.join("_manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        (o.status.code(), manifest, describe(&args, cwd, &o))
+    })
+    .await
+    .unwrap()
+}
+
+/// A location refused access does not hold the others back: the run finishes without it
+/// (exit 3, named in the manifest's `left_out`, none of its files kept), the next run gives
+/// the others their delta, and once its access is back it picks up from its last finished
+/// run (here none: a full snapshot), each contact once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_refused_access_is_left_out_and_the_others_go_on() {
+    const PARTIAL: &str = "tok-partial";
+    let cfg = ghl_etl::sandbox::SandboxConfig {
+        locations: 3,
+        tokens: vec![format!(
+            "{PARTIAL}=contacts.readonly,contacts.write,locations/tasks.readonly,locations/customFields.readonly@0+1"
+        )
+        .parse()
+        .unwrap()],
+        ..quiet_config(60)
+    };
+    let sb = sandbox(cfg).await;
+    let ids = sb.location_ids();
+    let (l0, l2) = (ids[0].clone(), ids[2].clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("lake");
+
+    // Run 1: the third location answers 403.
+    let (code, m1, d) = export_all(&sb, &out, PARTIAL).await;
+    assert_eq!(code, Some(3), "{d}");
+    assert!(d.contains("left out 1 refused access"), "{d}");
+    let r1 = run_name(&m1);
+    assert_eq!(m1["left_out"][0]["location"], l2.as_str(), "{m1}");
+    assert_eq!(m1["locations"].as_object().unwrap().len(), 2, "{m1}");
+    let c = |l: &str, run: &str| column(&partition(&out, "contacts", l, run), "id");
+    assert_eq!(once(c(&l0, &r1), "run 1").len(), 60, "{d}");
+    assert!(
+        c(&l2, &r1).is_empty(),
+        "no file of the refused location is kept"
+    );
+
+    // Run 2: a change in the first location shows; the third is still refused.
+    let api = client(&sb, None);
+    let changed = sb.store().contact_ids(&l0)[7].clone();
+    update(&api, &l0, &changed, "Changed").await;
+    let (code, m2, d) = export_all(&sb, &out, PARTIAL).await;
+    assert_eq!(code, Some(3), "{d}");
+    let r2 = run_name(&m2);
+    assert_ne!(
+        r1, r2,
+        "a new run: the refused location did not keep the last one open"
+    );
+    assert_eq!(m2["locations"][l0.as_str()], "delta", "{m2}");
+    assert_eq!(
+        set(&c(&l0, &r2)),
+        set(std::slice::from_ref(&changed)),
+        "{d}"
+    );
+
+    // Run 3: access is back; the third location gets its full snapshot, the others nothing new.
+    let (code, m3, d) = export_all(&sb, &out, DEFAULT_TOKEN).await;
+    assert_eq!(code, Some(0), "{d}");
+    let r3 = run_name(&m3);
+    assert_eq!(m3["locations"][l2.as_str()], "full", "{m3}");
+    assert_eq!(m3["mode"], "mixed", "{m3}");
+    assert!(m3.get("left_out").is_none(), "{m3}");
+    assert_eq!(once(c(&l2, &r3), "run 3").len(), 60, "{d}");
+    assert!(c(&l0, &r3).is_empty(), "{d}");
+    sb.shutdown().await;
+}

@@ -29,8 +29,8 @@ use serde_json::Value;
 
 use super::plan::ExportPlan;
 use crate::api::pages::epoch_ms;
-use crate::exit::Result;
-use crate::job::{OutputDir, Store};
+use crate::exit::{self, Result};
+use crate::job::{FanOut, Outcome, OutputDir, Store};
 use crate::state::{Baseline, IdSet, IncrRun, JobStatus, StateDb};
 
 /// How an incremental export runs, from its flags.
@@ -230,23 +230,54 @@ pub(crate) struct Finished {
     pub unchanged: u64,
 }
 
-/// Finish a run whose locations all completed: the manifests (the run's own under
-/// `_manifests/`, and `_manifest.json` for the latest run), then, in one transaction, the
-/// new baselines and watermarks and the run marked finished.
+/// The locations to leave out so that the run can finish for the others: those refused
+/// access (their token, or the app uninstalled there: exit 3), which no rerun fixes. `None`
+/// keeps the run open for the next invocation to resume: when something else failed or
+/// stopped the run, or when no location finished.
+pub(crate) fn refused_locations(fan: &FanOut) -> Option<Vec<(String, String)>> {
+    if fan.stop.is_some() {
+        return None;
+    }
+    let (mut refused, mut finished) = (Vec::new(), 0);
+    for (location, outcome) in &fan.outcomes {
+        match outcome {
+            Outcome::Finished => finished += 1,
+            Outcome::Failed(e) if e.exit_code() == exit::AUTH => {
+                refused.push((location.clone(), e.root().to_string()));
+            }
+            _ => return None,
+        }
+    }
+    (finished > 0 && !refused.is_empty()).then_some(refused)
+}
+
+/// Finish a run for `locations` (all of the run's, or those left when some were refused
+/// access, named in `left_out`): the manifests (the run's own under `_manifests/`, and
+/// `_manifest.json` for the latest run), then, in one transaction, the new baselines and
+/// watermarks of `locations` and the run marked finished. A location left out keeps its
+/// baseline, so its next run picks up from its last finished one.
 pub(crate) async fn finish(
     db: &mut StateDb,
     incr: &RunIncr,
     plan: &ExportPlan,
+    (locations, left_out): (&[String], &[(String, String)]),
     out: &OutputDir,
     manifest: &mut Value,
     server: &str,
 ) -> Result<Finished> {
     let mut modes = Vec::new();
-    for l in &plan.locations {
+    for l in locations {
         let baseline = db.baseline(&incr.dataset, l)?;
         modes.push((l.clone(), is_full(incr, baseline.as_ref())));
     }
-    let fields = manifest_fields(incr, plan, &modes);
+    let mut fields = manifest_fields(incr, plan, &modes);
+    if !left_out.is_empty() {
+        let left: Vec<Value> = left_out
+            .iter()
+            .map(|(l, why)| serde_json::json!({"location": l, "error": why}))
+            .collect();
+        fields.insert("left_out".into(), Value::Array(left));
+    }
     let mode = fields["mode"].as_str().unwrap_or("delta").to_string();
     if let Some(m) = manifest.as_object_mut() {
         m.extend(fields);

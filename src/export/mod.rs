@@ -22,7 +22,7 @@ mod phases;
 mod plan;
 mod write;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,8 +35,8 @@ use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{
     for_each_location, location_reports, peak_rss_mb, print_location_reports, staging_dir,
-    Connection, ConnectionPlan, Cost, Layout, LocationReport, OutputDir, PartFolder, Progress,
-    Store, Ui, LOCATIONS_FILE,
+    Connection, ConnectionPlan, Cost, FanOut, Layout, LocationReport, OutputDir, PartFolder,
+    Progress, Store, Ui, LOCATIONS_FILE,
 };
 use crate::report::REJECT_FORMAT;
 use crate::state::{CommittedPart, JobStatus, StateDb};
@@ -243,56 +243,124 @@ pub async fn run(client: &Client, server: &str, mut plan: ExportPlan, ui: Ui) ->
         .incr
         .as_ref()
         .map_or(status == JobStatus::Resuming, |i| i.resumed);
-    let mut summary = run_summary(&run, started, resumed);
-    let db = run.db.into_inner().unwrap_or_else(|e| e.into_inner());
-    let parts = db.parts(&key)?;
+    let summary = run_summary(&run, started, resumed);
+    conclude(run, fan, summary, &done_before, server, ui, client).await
+}
+
+/// After every location has ended: their outcomes, then the job (or the incremental run)
+/// marked finished, or the error that keeps it open for a rerun.
+async fn conclude(
+    run: Run,
+    fan: FanOut,
+    mut summary: Summary,
+    done_before: &HashSet<String>,
+    server: &str,
+    ui: Ui,
+    client: &Client,
+) -> Result<Summary> {
+    let Run {
+        key,
+        db,
+        out,
+        plan,
+        incr,
+        ..
+    } = run;
+    let mut db = db.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut parts = db.parts(&key)?;
+    // An incremental run finishes without the locations refused access; their files of
+    // this run go, so that their next run, from their last baseline, repeats nothing.
+    let left_out = incr
+        .as_ref()
+        .and_then(|_| incremental::refused_locations(&fan))
+        .unwrap_or_default();
+    if !left_out.is_empty() {
+        parts.retain(|p| !left_out.iter().any(|(l, _)| *l == p.location));
+        out.sweep_uncommitted(&parts, &plan.locations).await?;
+    }
     summary.add_parts(&parts);
-    summary.locations = location_reports(&fan, &done_before, &run.plan.select.names, |l| {
+    summary.locations = location_reports(&fan, done_before, &plan.select.names, |l| {
         db.location(&key, l)
             .ok()
             .flatten()
             .map_or(0, |s| s.contacts)
     });
     print_location_reports(&summary.locations, ui);
-    run.out
-        .write_manifest_as(LOCATIONS_FILE, &serde_json::json!(summary.locations))
+    out.write_manifest_as(LOCATIONS_FILE, &serde_json::json!(summary.locations))
         .await?;
-    if let Err(e) = fan.into_result() {
-        if ui.for_people() && (summary.contacts > 0 || !parts.is_empty()) {
-            let next = if e.rerun_resumes() {
-                "Rerun the same command to resume."
-            } else {
-                "Fix the cause below; the same command then resumes from there."
-            };
-            eprintln!(
-                "Stopped after {} contacts; {} part files are committed. {next}",
-                summary.contacts,
-                parts.len()
-            );
-        }
-        return Err(e);
-    }
+    let refused = match fan.into_result() {
+        Err(e) if !left_out.is_empty() => Some(e),
+        Ok(()) => None,
+        Err(e) => return Err(stopped(e, &summary, &parts, ui)),
+    };
+    let finished: Vec<String> = plan
+        .locations
+        .iter()
+        .filter(|l| !left_out.iter().any(|(r, _)| r == *l))
+        .cloned()
+        .collect();
     summary.peak_rss_mb = peak_rss_mb();
-    let mut db = db;
-    // Manifest first: an export marked finished always has one.
-    let total = contacts_total(&db, &key, &run.plan.locations)?;
-    let mut manifest = manifest(&summary, &parts, total);
-    match &run.incr {
+    let of = (finished.as_slice(), left_out.as_slice());
+    let job = (key.as_str(), incr.as_ref(), &plan);
+    mark_finished(&out, job, &mut db, &mut summary, &parts, of, server).await?;
+    report(&summary, &plan, ui, client);
+    let Some(e) = refused else {
+        return Ok(summary);
+    };
+    if ui.for_people() {
+        eprintln!(
+            "The run finished for the other {} locations and left out {} refused access; each picks up from its last finished run once its access is back.",
+            finished.len(),
+            left_out.len()
+        );
+    }
+    Err(e)
+}
+
+/// Manifest first (an export marked finished always has one), then the job marked finished,
+/// or for an incremental run the baselines of `finished` advanced and the run closed.
+async fn mark_finished(
+    out: &OutputDir,
+    (key, incr, plan): (&str, Option<&incremental::RunIncr>, &ExportPlan),
+    db: &mut StateDb,
+    summary: &mut Summary,
+    parts: &[CommittedPart],
+    (finished, left_out): (&[String], &[(String, String)]),
+    server: &str,
+) -> Result<()> {
+    let total = contacts_total(db, key, finished)?;
+    let mut manifest = manifest(summary, parts, total);
+    match incr {
         None => {
-            run.out.write_manifest(&manifest).await?;
-            db.finish_job(&key)?;
+            out.write_manifest(&manifest).await?;
+            db.finish_job(key)?;
         }
         Some(incr) => {
-            let done =
-                incremental::finish(&mut db, incr, &run.plan, &run.out, &mut manifest, server)
-                    .await?;
+            let of = (finished, left_out);
+            let done = incremental::finish(db, incr, plan, of, out, &mut manifest, server).await?;
             summary.run = Some(incr.run.run.clone());
             summary.mode = Some(done.mode);
             summary.unchanged = done.unchanged;
         }
     }
-    report(&summary, &run.plan, ui, client);
-    Ok(summary)
+    Ok(())
+}
+
+/// A run that stopped: say what is committed and what to do, and hand the error on.
+fn stopped(e: JobError, summary: &Summary, parts: &[CommittedPart], ui: Ui) -> JobError {
+    if ui.for_people() && (summary.contacts > 0 || !parts.is_empty()) {
+        let next = if e.rerun_resumes() {
+            "Rerun the same command to resume."
+        } else {
+            "Fix the cause below; the same command then resumes from there."
+        };
+        eprintln!(
+            "Stopped after {} contacts; {} part files are committed. {next}",
+            summary.contacts,
+            parts.len()
+        );
+    }
+    e
 }
 
 /// A job opened in the state database, with its output folder.
