@@ -65,16 +65,26 @@ async fn export_as(
         if let Some(f) = failpoint.as_deref() {
             env.push(("GHL_ETL_FAILPOINT", f));
         }
-        let cwd = out.parent().unwrap();
-        let o = run_bin(&args, &env, cwd);
-        let manifest = std::fs::read(out.join("_manifest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        (o.status.code(), manifest, describe(&args, cwd, &o))
+        run_and_read_manifest(&args, &env, &out)
     })
     .await
     .unwrap()
+}
+
+/// Run the binary beside `out`; answers the exit code, the latest manifest in `out` (null
+/// when there is none) and a description for failures.
+fn run_and_read_manifest(
+    args: &[&str],
+    env: &[(&str, &str)],
+    out: &Path,
+) -> (Option<i32>, Value, String) {
+    let cwd = out.parent().unwrap();
+    let o = run_bin(args, env, cwd);
+    let manifest = std::fs::read(out.join("_manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    (o.status.code(), manifest, describe(args, cwd, &o))
 }
 
 /// A run that must succeed; answers its manifest.
@@ -531,13 +541,7 @@ async fn export_all(sb: &Sandbox, out: &Path, token: &str) -> (Option<i32>, Valu
             ("GHL_BASE_URL", url.as_str()),
             ("GHL_TOKEN", token.as_str()),
         ];
-        let cwd = out.parent().unwrap();
-        let o = run_bin(&args, &env, cwd);
-        let manifest = std::fs::read(out.join("_manifest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        (o.status.code(), manifest, describe(&args, cwd, &o))
+        run_and_read_manifest(&args, &env, &out)
     })
     .await
     .unwrap()

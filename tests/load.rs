@@ -854,6 +854,20 @@ async fn file_upload_fields_are_not_carried_and_the_report_says_so() {
     sb.shutdown().await;
 }
 
+/// A load mapping of `email`, `phone` and `name` (the first name) columns, written in `dir`.
+fn people_mapping(dir: &Path) -> PathBuf {
+    let mapping = dir.join("people.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n\n[contacts]\n\
+         [[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n\
+         [[contacts.columns]]\nname = \"phone\"\nfrom = \"phone\"\n\n\
+         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"name\"\n",
+    )
+    .unwrap();
+    mapping
+}
+
 /// Upserts that could match the same contact (a shared email or phone) take turns: the API
 /// looks for the duplicate and then creates, so two at once can both create, and a retried
 /// one would then pick either. All upserts are held at the gate until as many have arrived as
@@ -865,15 +879,7 @@ async fn upserts_that_could_match_one_contact_take_turns() {
     let sb = sandbox(quiet_config(0)).await;
     let location = sb.location_ids()[0].clone();
     let dir = tempfile::tempdir().unwrap();
-    let mapping = dir.path().join("people.toml");
-    std::fs::write(
-        &mapping,
-        "version = 1\ndirection = \"load\"\n\n[contacts]\n\
-         [[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n\
-         [[contacts.columns]]\nname = \"phone\"\nfrom = \"phone\"\n\n\
-         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"name\"\n",
-    )
-    .unwrap();
+    let mapping = people_mapping(dir.path());
     // Each person three times, a wave apart: email and phone, email only, phone only.
     let mut csv = String::from("email,phone,name\n");
     let person = |i: usize| {
@@ -941,15 +947,7 @@ async fn a_lost_create_is_found_among_many_namesakes() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ana.csv");
     std::fs::write(&input, "email,phone,name\n,,Ana\n").unwrap();
-    let mapping = dir.path().join("people.toml");
-    std::fs::write(
-        &mapping,
-        "version = 1\ndirection = \"load\"\n\n[contacts]\n\
-         [[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n\
-         [[contacts.columns]]\nname = \"phone\"\nfrom = \"phone\"\n\n\
-         [[contacts.columns]]\nname = \"firstName\"\nfrom = \"name\"\n",
-    )
-    .unwrap();
+    let mapping = people_mapping(dir.path());
     let args = load_file_args(&location, dir.path(), &input, &mapping, &[]);
     let hold = sb.hold(&["POST /contacts/"]);
     let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
