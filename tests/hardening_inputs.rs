@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, Time64MicrosecondArray};
-use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 
-use crate::util::{describe, quiet_config, run_bin, sandbox};
+use crate::util::{ghl_stderr, quiet_config, sandbox};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inputs")
@@ -76,24 +75,6 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (h, rows)
 }
 
-async fn run(sb: &Sandbox, args: Vec<String>, cwd: &Path) -> (Option<i32>, String, String) {
-    let url = sb.url();
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
-        let out = run_bin(&a, &env, &cwd);
-        let d = describe(&a, &cwd, &out);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            d,
-        )
-    })
-    .await
-    .unwrap()
-}
-
 /// The rows of a report (empty when the report was not written).
 fn report_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     if path.exists() {
@@ -101,6 +82,14 @@ fn report_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     } else {
         (Vec::new(), Vec::new())
     }
+}
+
+/// A load or tag command with its state database and reports in `work`, unpaced.
+fn job_args(command: &[&str], work: &Path) -> Vec<String> {
+    let state = work.join("state.sqlite").display().to_string();
+    let report = work.join("report").display().to_string();
+    let tail = ["--state", &state, "--report", &report, "--rate", "off"];
+    command.iter().chain(&tail).map(|s| s.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,26 +107,21 @@ async fn every_bad_input_file_gives_its_exact_error_and_the_other_rows_land() {
         let work = tmp.path().join(format!("case-{i}"));
         std::fs::create_dir_all(&work).unwrap();
         let report = work.join("report");
-        let args: Vec<String> = [
-            "load",
-            "--location",
-            &location,
-            "--contacts",
-            &input.display().to_string(),
-            "--mapping",
-            &mapping.display().to_string(),
-            "--state",
-            &work.join("state.sqlite").display().to_string(),
-            "--report",
-            &report.display().to_string(),
-            "--rate",
-            "off",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let (input_s, mapping_s) = (input.display().to_string(), mapping.display().to_string());
+        let args = job_args(
+            &[
+                "load",
+                "--location",
+                &location,
+                "--contacts",
+                &input_s,
+                "--mapping",
+                &mapping_s,
+            ],
+            &work,
+        );
         let requests_before = sb.stats().requests;
-        let (code, stderr, d) = run(&sb, args, &work).await;
+        let (code, stderr, d) = ghl_stderr(&sb, args, &work).await;
         let (_, ok) = report_rows(&report.join("succeeded.csv"));
         let (h, failed) = report_rows(&report.join("failed.csv"));
         if let Some(want) = case.fatal {
@@ -210,7 +194,7 @@ async fn a_custom_field_the_location_lacks_is_named_with_its_place() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (code, stderr, d) = run(&sb, args, tmp.path()).await;
+    let (code, stderr, d) = ghl_stderr(&sb, args, tmp.path()).await;
     assert_eq!(code, Some(2), "{d}");
     let want = format!("{}:7:9: unknown custom field `Lead Scroe`", file.display());
     assert!(stderr.contains(&want), "stderr lacks {want}\n{d}");
@@ -283,24 +267,13 @@ async fn bad_tag_lists_fail_row_by_row_or_before_any_request() {
         let input = work.join(name);
         std::fs::write(&input, text).unwrap();
         let report = work.join("report");
-        let args: Vec<String> = [
-            "tag",
-            "--location",
-            &location,
-            "--input",
-            &input.display().to_string(),
-            "--state",
-            &work.join("state.sqlite").display().to_string(),
-            "--report",
-            &report.display().to_string(),
-            "--rate",
-            "off",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let input_s = input.display().to_string();
+        let args = job_args(
+            &["tag", "--location", &location, "--input", &input_s],
+            &work,
+        );
         let before = sb.stats().requests;
-        let (code, stderr, d) = run(&sb, args, &work).await;
+        let (code, stderr, d) = ghl_stderr(&sb, args, &work).await;
         if let Some(want) = fatal {
             assert_eq!(code, Some(2), "{name}\n{d}");
             let line = format!("error: {}: {want}", input.display());

@@ -7,31 +7,13 @@ use std::path::{Path, PathBuf};
 use ghl_etl::sandbox::{Hostile, Sandbox, DEFAULT_TOKEN};
 use serde_json::Value;
 
-use crate::util::{describe, kill_when, quiet_config, run_bin, sandbox};
+use crate::util::{ghl_stderr, kill_when, quiet_config, run_bin, sandbox};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Run the binary against `sb` (its first location unless the args name one).
-async fn ghl(sb: &Sandbox, args: Vec<String>, cwd: &Path) -> (Option<i32>, String, String) {
-    let url = sb.url();
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
-        let out = run_bin(&a, &env, &cwd);
-        let d = describe(&a, &cwd, &out);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            d,
-        )
-    })
-    .await
-    .unwrap()
-}
-
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -132,7 +114,7 @@ async fn ecosend_sample_loads_good_rows_once_and_reports_the_bad_ones() {
     let sample = manifest_dir().join("samples/ecosend-contacts.csv");
     let mapping = manifest_dir().join("mappings/from-ecosend.toml");
     let args = load_file_args(&location, dir.path(), &sample, &mapping, &[]);
-    let (code, _, d) = ghl(&sb, args.clone(), dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, args.clone(), dir.path()).await;
     assert_eq!(code, Some(1), "rows failed, so exit 1:\n{d}");
     let check = |sb: &Sandbox| {
         let by_email = contacts_by_email(sb, &location);
@@ -172,7 +154,7 @@ async fn ecosend_sample_loads_good_rows_once_and_reports_the_bad_ones() {
 
     // The rerun settles nothing new, writes nothing, and the reports stay one line a row.
     let writes_before = sb.stats().requests;
-    let (code, stderr, d) = ghl(&sb, args, dir.path()).await;
+    let (code, stderr, d) = ghl_stderr(&sb, args, dir.path()).await;
     assert_eq!(code, Some(1), "{d}");
     assert!(stderr.contains("resumed"), "{d}");
     check(&sb);
@@ -202,7 +184,7 @@ async fn export_csv(sb: &Sandbox, location: &str, out: &Path) {
         "off",
         "--quiet",
     ]);
-    let (code, _, d) = ghl(sb, args, out.parent().unwrap()).await;
+    let (code, _, d) = ghl_stderr(sb, args, out.parent().unwrap()).await;
     assert_eq!(code, Some(0), "{d}");
 }
 
@@ -282,7 +264,7 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     );
     args.retain(|x| x != "--rate" && x != "off");
     args.extend(strings(&["--rate", "1500/1s", "--concurrency", "32"]));
-    let (code, stderr, d) = ghl(&b, args, dir.path()).await;
+    let (code, stderr, d) = ghl_stderr(&b, args, dir.path()).await;
     assert!(code == Some(0) || code == Some(1), "{d}");
     b.set_fault_rate(0.0);
 
@@ -494,7 +476,7 @@ async fn a_load_killed_three_times_creates_nothing_twice() {
     ] {
         kill_when(&b, args.clone(), dir.path(), move |s| s.written(kind) >= at).await;
     }
-    let (code, _, d) = ghl(&b, args, dir.path()).await;
+    let (code, _, d) = ghl_stderr(&b, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     let stats = b.stats();
     for (kind, table) in [("task_create", "tasks"), ("note_create", "notes")] {
@@ -564,7 +546,7 @@ async fn missing_custom_fields_fail_rows_or_are_created_once() {
         a.extend(strings(extra));
         a
     };
-    let (code, _, d) = ghl(&sb, base("one", &[]), dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, base("one", &[]), dir.path()).await;
     assert_eq!(code, Some(1), "{d}");
     let (_, failed) = read_csv(&dir.path().join("one/report/failed.csv"));
     assert_eq!(failed.len(), 2, "the rows with a value fail: {failed:?}");
@@ -576,7 +558,8 @@ async fn missing_custom_fields_fail_rows_or_are_created_once() {
         "{failed:?}"
     );
 
-    let (code, stderr, d) = ghl(&sb, base("two", &["--create-missing-fields"]), dir.path()).await;
+    let (code, stderr, d) =
+        ghl_stderr(&sb, base("two", &["--create-missing-fields"]), dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     assert!(
         stderr.contains("Partner Ref"),
@@ -618,7 +601,7 @@ async fn verify_reports_fields_that_did_not_stick() {
     .unwrap();
     let mut args = load_file_args(&location, dir.path(), &input, &mapping, &["--verify"]);
     args.extend(strings(&["--concurrency", "1"]));
-    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     let (h, ok) = read_csv(&dir.path().join("report/succeeded.csv"));
     let (action, note) = (
@@ -646,7 +629,7 @@ async fn dry_run_writes_nothing_and_delete_needs_yes() {
     let base = load_file_args(&location, dir.path(), &sample, &mapping, &[]);
     let mut dry = base.clone();
     dry.push("--dry-run".into());
-    let (code, stderr, d) = ghl(&sb, dry, dir.path()).await;
+    let (code, stderr, d) = ghl_stderr(&sb, dry, dir.path()).await;
     assert_eq!(code, Some(1), "three rows would fail: {d}");
     assert!(
         stderr.contains("Dry run: nothing was written. 8 input rows"),
@@ -659,7 +642,7 @@ async fn dry_run_writes_nothing_and_delete_needs_yes() {
 
     let mut delete = base.clone();
     delete.extend(strings(&["--mode", "delete"]));
-    let (code, stderr, d) = ghl(&sb, delete, dir.path()).await;
+    let (code, stderr, d) = ghl_stderr(&sb, delete, dir.path()).await;
     assert_eq!(code, Some(2), "{d}");
     assert!(stderr.contains("--yes"), "{d}");
     sb.shutdown().await;
@@ -713,7 +696,7 @@ async fn tasks_on_their_own_update_existing_tasks_by_id() {
             "update",
         ],
     );
-    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     let after = sb.store().tasks(&contact);
     assert_eq!(after.len(), tasks.len(), "no task added");
@@ -756,7 +739,7 @@ async fn external_id_keeps_contacts_without_email_or_phone_single() {
             &mapping,
             &["--external-id", "Source ID", "--create-missing-fields"],
         );
-        let (code, _, d) = ghl(&sb, args, dir.path()).await;
+        let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
         assert_eq!(code, Some(0), "{run}: {d}");
         assert_eq!(
             sb.store().contact_ids(&location).len(),
@@ -800,7 +783,7 @@ async fn a_refused_token_stops_the_load_at_once() {
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
     assert!(stderr.contains("GHL_TOKEN"), "{stderr}");
     assert_eq!(sb.stats().requests, 1, "one request, no retries");
-    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
     assert_eq!(
         code,
         Some(1),
@@ -840,7 +823,7 @@ async fn file_upload_fields_are_not_carried_and_the_report_says_so() {
     )
     .unwrap();
     let args = load_file_args(&location, dir.path(), &input, &mapping, &[]);
-    let (code, _, d) = ghl(&sb, args, dir.path()).await;
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
     let c = &contacts_by_email(&sb, &location)["f@x.example"];
     assert_eq!(
@@ -909,7 +892,7 @@ async fn upserts_that_could_match_one_contact_take_turns() {
         &["--concurrency", "90"],
     );
     let hold = sb.hold(&["POST /contacts/upsert"]);
-    let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
+    let ((code, stderr, d), ()) = tokio::join!(ghl_stderr(&sb, args, dir.path()), async {
         hold.arrived(PEOPLE as u64).await;
         hold.release();
     });
@@ -950,7 +933,7 @@ async fn a_lost_create_is_found_among_many_namesakes() {
     let mapping = people_mapping(dir.path());
     let args = load_file_args(&location, dir.path(), &input, &mapping, &[]);
     let hold = sb.hold(&["POST /contacts/"]);
-    let ((code, stderr, d), ()) = tokio::join!(ghl(&sb, args, dir.path()), async {
+    let ((code, stderr, d), ()) = tokio::join!(ghl_stderr(&sb, args, dir.path()), async {
         hold.arrived(1).await;
         // The create is applied, then its answer is an HTML page: the outcome is unknown.
         sb.set_hostile(Some(Hostile::Html200), 1);

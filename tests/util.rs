@@ -83,13 +83,24 @@ pub async fn ghl_on(
     args: Vec<String>,
     cwd: &std::path::Path,
 ) -> (Option<i32>, String) {
+    let (code, _, described) = ghl_stderr(sb, args, cwd).await;
+    (code, described)
+}
+
+/// [`ghl_on`], answering stderr too: (exit code, stderr, everything needed to see why).
+pub async fn ghl_stderr(
+    sb: &Sandbox,
+    args: Vec<String>,
+    cwd: &std::path::Path,
+) -> (Option<i32>, String, String) {
     let url = sb.url();
     let cwd = cwd.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let envs = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
         let out = run_bin(&a, &envs, &cwd);
-        (out.status.code(), describe(&a, &cwd, &out))
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr, describe(&a, &cwd, &out))
     })
     .await
     .unwrap()
