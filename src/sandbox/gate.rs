@@ -1,9 +1,11 @@
 //! The gate every API request passes before its handler, in GHL's order: bearer token (401),
 //! `Version` header (400), the route's scope (401), access to the location (403), burst and
 //! daily limits (429), then injected faults and added latency, and last a
-//! [hold](super::hold) if a test asked for one. It also records requests for spec tests,
-//! counts answers in [`Stats`](super::Stats) and stamps the rate-limit headers. Error bodies
-//! come from [`super::answers`].
+//! [hold](super::hold) if a test asked for one. An armed [hostile answer](super::hostile)
+//! spoils the handler's answer, or for the paging modes tells the listing handler to step back
+//! (a [`Rewind`](super::hostile::Rewind) extension). It also records requests for spec tests,
+//! counts answers in [`Stats`](super::Stats) (upserts in flight together included) and stamps
+//! the rate-limit headers. Error bodies come from [`super::answers`].
 //!
 //! Which scope a route needs comes from the specs' `security` lists; where the location of a
 //! request comes from (query, path, body or the contact's own location), and whether a write

@@ -352,14 +352,13 @@ pub async fn list_contacts(
     let (page, more, total, position): (Vec<PageItem>, bool, u64, usize) = match query.clone() {
         None => {
             let position = st.store.position(li, cursor);
-            let (page, more) = match &rewind {
+            let (page, more) = match rewound(&rewind, limit) {
+                0 => st.store.list_page(li, cursor, 0, limit),
                 // Hostile: start before the cursor (deleted contacts count in `position`,
                 // so the step back is approximate where there are any).
-                Some(Extension(r)) => {
-                    let from = position.saturating_sub(r.records(limit));
-                    st.store.list_page(li, None, from, limit)
-                }
-                None => st.store.list_page(li, cursor, 0, limit),
+                back => st
+                    .store
+                    .list_page(li, None, position.saturating_sub(back), limit),
             };
             (page, more, st.store.live_count(li), position)
         }
