@@ -18,7 +18,9 @@
 //! index + write overlay), [`catalog`] (created custom fields, workflows, campaigns,
 //! duplicate rules), [`query`] (search filters), [`auth`] (tokens, OAuth), [`agency`] (installed
 //! locations and location tokens of agency tokens), [`limits`] (rate
-//! limits), [`faults`], [`hold`] (requests held for a test), [`gate`] (the per-request
+//! limits), [`faults`] (flaky answers), [`hostile`] (wrong answers: bad types, endless or
+//! huge bodies, HTML, redirects, pages that repeat or go back, a lying total), [`hold`]
+//! (requests held for a test), [`gate`] (the per-request
 //! middleware), [`answers`] (error bodies), [`validate`] (request bodies), [`handlers`]
 //! (contact, task, note and read routes), [`fields`] (custom fields), [`actions`] (bulk
 //! actions, workflows, campaigns, followers), [`stats`], [`foreground`]. The client side of
