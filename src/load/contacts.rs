@@ -164,7 +164,16 @@ async fn create_once(
         .as_ref()
         .is_some_and(|p| p.status == RowStatus::Sending);
     if was_sending || load.plan.external_id.is_some() {
-        if let Some(found) = find_created(load, body, &fp, None).await? {
+        // A row left `sending` by a killed run: its create went out at about the time the
+        // intent was recorded, so only contacts added since then can be it.
+        let since = match was_sending {
+            true => load
+                .db()
+                .row_recorded_ms(&load.key, cx.table.name(), &cx.file, cx.row)?
+                .map(|ms| ms - CLOCK_SKEW_MS),
+            false => None,
+        };
+        if let Some(found) = find_created(load, body, &fp, since).await? {
             // Our own lost create, or a contact an earlier load (maybe with another state
             // database) made from the same source row.
             return if was_sending {

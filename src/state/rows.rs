@@ -126,6 +126,30 @@ impl StateDb {
         self.sql(r)
     }
 
+    /// When a row's outcome was last recorded, in epoch ms: for a row left `sending`, when
+    /// its request went out (or just before).
+    pub fn row_recorded_ms(
+        &self,
+        job: &str,
+        table: &str,
+        file: &str,
+        row: u64,
+    ) -> Result<Option<i64>> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT updated_at FROM row_outcomes
+                 WHERE job = ?1 AND tbl = ?2 AND file = ?3 AND row = ?4",
+                params![job, table, file, row],
+                |r| r.get::<_, String>(0),
+            )
+            .optional();
+        let at = self.sql(r)?;
+        Ok(at
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.timestamp_millis()))
+    }
+
     /// Every recorded row of a job, in table, file and row order (for the reports).
     pub fn rows(&self, job: &str) -> Result<Vec<RowRecord>> {
         let mut stmt = {
@@ -225,6 +249,16 @@ mod tests {
         let mut db = StateDb::open(&path).unwrap();
         let got = db.row("j", "notes", "notes.csv", 7).unwrap().unwrap();
         assert_eq!(got, o);
+        let at = db
+            .row_recorded_ms("j", "notes", "notes.csv", 7)
+            .unwrap()
+            .unwrap();
+        let age = chrono::Utc::now().timestamp_millis() - at;
+        assert!((0..60_000).contains(&age), "recorded {age} ms ago");
+        assert_eq!(
+            db.row_recorded_ms("j", "notes", "notes.csv", 8).unwrap(),
+            None
+        );
         assert!(!got.status.is_final());
         o.status = RowStatus::Created;
         o.target_id = Some("t9".into());
