@@ -33,6 +33,10 @@
 //! - [`cli`]: the flags of every command, resolved into the plans the jobs take; only
 //!   `main.rs` uses it.
 
+// Module docs are maps for readers of the code and name private modules and items on
+// purpose; `cargo doc --document-private-items` renders those links.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod api;
 pub mod check;
 pub mod cli;

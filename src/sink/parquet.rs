@@ -3,7 +3,7 @@
 //!
 //! Column types: timestamp -> `Timestamp(Millisecond, "UTC")`, date -> `Date32`,
 //! bool -> `Boolean`, int -> `Int64`, float -> `Float64`, decimal(p,s) -> `Decimal128(p,s)`,
-//! list<string> -> `List<Utf8>` (nullable items), string and json -> `Utf8` (json as compact
+//! `list<string>` -> `List<Utf8>` (nullable items), string and json -> `Utf8` (json as compact
 //! JSON text). Every column is nullable and columns keep schema order. Pages are zstd
 //! compressed.
 //!
