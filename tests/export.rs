@@ -17,7 +17,7 @@ use ghl_etl::secret::Secret;
 use ghl_etl::sink::Format;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{describe, quiet_config, run_bin, sandbox};
+use crate::util::{describe, quiet_config, read_csv, run_bin, sandbox};
 
 /// The export flags, as a user would type them.
 #[derive(Parser)]
@@ -306,16 +306,6 @@ fn is_formula(s: &str) -> bool {
         Some('+' | '-') => !(s.len() > 1 && s[1..].chars().all(|c| c.is_ascii_digit() || c == '.')),
         _ => false,
     }
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r
-        .records()
-        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
-        .collect();
-    (header, rows)
 }
 
 fn col(header: &[String], name: &str) -> usize {

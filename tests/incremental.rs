@@ -33,10 +33,22 @@ async fn export_as(
     failpoint: Option<&str>,
     token: &str,
 ) -> (Option<i32>, Value, String) {
-    let token = token.to_string();
-    let out = out.to_path_buf();
-    let url = sb.url();
-    let location = sb.location_ids()[0].clone();
+    let first = sb.location_ids()[0].clone();
+    let quiet = [&["--quiet"], extra].concat();
+    export_of(sb, out, vec![first], &quiet, failpoint, token).await
+}
+
+/// `export --incremental` of `locations` into `out` (state beside it) with `token`, unpaced,
+/// tasks and notes included; answers as [`export`] does.
+async fn export_of(
+    sb: &Sandbox,
+    out: &Path,
+    locations: Vec<String>,
+    extra: &[&str],
+    failpoint: Option<&str>,
+    token: &str,
+) -> (Option<i32>, Value, String) {
+    let (out, url, token) = (out.to_path_buf(), sb.url(), token.to_string());
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let failpoint = failpoint.map(str::to_string);
     tokio::task::spawn_blocking(move || {
@@ -45,18 +57,15 @@ async fn export_as(
         let mut args = vec![
             "export",
             "--incremental",
-            "--location",
-            &location,
             "--out",
             &out_s,
             "--state",
             &state,
-            "--with",
-            "tasks,notes",
-            "--rate",
-            "off",
-            "--quiet",
         ];
+        for l in &locations {
+            args.extend(["--location", l.as_str()]);
+        }
+        args.extend(["--with", "tasks,notes", "--rate", "off"]);
         args.extend(extra.iter().map(String::as_str));
         let mut env = vec![
             ("GHL_BASE_URL", url.as_str()),
@@ -517,34 +526,9 @@ async fn a_delta_after_one_percent_changed_costs_under_five_percent_of_a_full_ru
     sb.shutdown().await;
 }
 
-/// `export --incremental` of every location of `sb` with `token`; answers the exit code, the
-/// latest manifest and a description for failures.
+/// `export --incremental` of every location of `sb` with `token`, not quiet.
 async fn export_all(sb: &Sandbox, out: &Path, token: &str) -> (Option<i32>, Value, String) {
-    let (out, url, token) = (out.to_path_buf(), sb.url(), token.to_string());
-    let locations = sb.location_ids();
-    tokio::task::spawn_blocking(move || {
-        let out_s = out.display().to_string();
-        let state = format!("{out_s}.state.sqlite");
-        let mut args = vec![
-            "export",
-            "--incremental",
-            "--out",
-            &out_s,
-            "--state",
-            &state,
-        ];
-        for l in &locations {
-            args.extend(["--location", l.as_str()]);
-        }
-        args.extend(["--with", "tasks,notes", "--rate", "off"]);
-        let env = [
-            ("GHL_BASE_URL", url.as_str()),
-            ("GHL_TOKEN", token.as_str()),
-        ];
-        run_and_read_manifest(&args, &env, &out)
-    })
-    .await
-    .unwrap()
+    export_of(sb, out, sb.location_ids(), &[], None, token).await
 }
 
 /// A location refused access does not hold the others back: the run finishes without it

@@ -7,25 +7,14 @@ use std::path::{Path, PathBuf};
 use ghl_etl::sandbox::{Hostile, Sandbox, DEFAULT_TOKEN};
 use serde_json::Value;
 
-use crate::util::{ghl_stderr, kill_when, quiet_config, run_bin, sandbox};
+use crate::util::{ghl_stderr, kill_when, quiet_config, read_csv, run_bin, sandbox};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Run the binary against `sb` (its first location unless the args name one).
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h = r.headers().unwrap().iter().map(str::to_string).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(str::to_string).collect())
-        .collect();
-    (h, rows)
 }
 
 /// Live contacts of a location, by lower-cased email.

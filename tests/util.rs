@@ -148,3 +148,14 @@ pub fn report_rows(dir: &std::path::Path, file: &str) -> Vec<csv::StringRecord> 
         Err(_) => Vec::new(),
     }
 }
+
+/// A CSV file's header and rows, as text.
+pub fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}

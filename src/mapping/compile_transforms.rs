@@ -464,25 +464,10 @@ impl Cx<'_, '_> {
                 at,
                 format!(
                     "type `{}` cannot hold the list `split` makes",
-                    type_name(ty)
+                    ty.spelling()
                 ),
                 Some("use type = \"list<string>\", or add \"join\" after `split`".into()),
             );
         }
-    }
-}
-
-/// A column type as the file spells it, for messages.
-fn type_name(ty: &ColumnType) -> String {
-    match ty {
-        ColumnType::String => "string".into(),
-        ColumnType::Int => "int".into(),
-        ColumnType::Float => "float".into(),
-        ColumnType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
-        ColumnType::Bool => "bool".into(),
-        ColumnType::Date => "date".into(),
-        ColumnType::Timestamp => "timestamp".into(),
-        ColumnType::ListString => "list<string>".into(),
-        ColumnType::Json => "json".into(),
     }
 }
