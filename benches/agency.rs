@@ -15,47 +15,19 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
+use common::{arg, serve_stamped, steady_rate, Stamped};
 use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{SandboxConfig, SandboxState, DEFAULT_AGENCY_TOKEN};
+
+mod common;
 
 /// The allocator the `ghl-etl` binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
-
-/// (arrival, bearer token, status) of every request. With an agency token each location's
-/// requests carry that location's own minted token, so the token tells the location.
-type Log = Arc<Mutex<Vec<(Instant, String, u16)>>>;
-
-async fn stamp(State(log): State<Log>, req: Request, next: Next) -> Response {
-    let arrived = Instant::now();
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    log.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((arrived, token, status));
-    resp
-}
 
 /// CPU seconds (user + system) of this process and of its waited-for children, from
 /// `/proc/self/stat` and `getrusage`-like fields (Linux).
@@ -77,15 +49,13 @@ fn cpu_seconds() -> (f64, f64) {
     (f(11) + f(12), f(13) + f(14))
 }
 
-fn steady_rate(stamps: &mut [Instant], rate: RateSpec) -> Option<f64> {
-    stamps.sort();
-    let max = rate.max as usize;
-    if stamps.len() <= max + 1 {
-        return None;
-    }
-    let n = stamps.len();
-    let span = (stamps[n - 1] - stamps[max]).as_secs_f64();
-    Some((n - 1 - max) as f64 / span)
+/// A request's `Authorization` header.
+fn bearer(req: &Request) -> String {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn case(locations: usize, contacts: usize, rate: RateSpec) {
@@ -97,14 +67,9 @@ async fn case(locations: usize, contacts: usize, rate: RateSpec) {
         ..SandboxConfig::default()
     };
     let state = Arc::new(SandboxState::new(cfg).expect("sandbox"));
-    let log: Log = Arc::default();
-    let app = ghl_etl::sandbox::app(state.clone())
-        .layer(axum::middleware::from_fn_with_state(log.clone(), stamp));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // With an agency token each location's requests carry that location's own minted token,
+    // so the token tells the location.
+    let Stamped { url, log, server } = serve_stamped(state.clone(), bearer).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let company = state.company_id();
@@ -186,9 +151,9 @@ async fn case(locations: usize, contacts: usize, rate: RateSpec) {
 
 #[tokio::main]
 async fn main() {
-    let contacts: usize = arg("--contacts", "500").parse().expect("--contacts N");
+    let contacts: usize = arg("--contacts", 500);
     let rate: RateSpec = "100/1s".parse().expect("rate");
-    for n in arg("--locations", "1,5,20,100").split(',') {
+    for n in arg("--locations", "1,5,20,100".to_string()).split(',') {
         let n: usize = n.trim().parse().expect("--locations 1,5,20");
         case(n, contacts, rate).await;
     }

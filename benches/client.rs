@@ -17,29 +17,21 @@
 //! of 10 s twice, 30 windows of 1 s twice).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
+use common::{arg, serve_stamped, steady_rate, Stamped};
 use futures::{StreamExt, TryStreamExt};
 use ghl_etl::api::{AuthConfig, Client, ClientConfig, Cursor, RateSpec, Source};
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, SandboxState, DEFAULT_TOKEN};
 use ghl_etl::secret::Secret;
 
+mod common;
+
 /// The allocator the `ghl-etl` binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn client(url: String, rate: Option<RateSpec>) -> Client {
     let mut cfg = ClientConfig::new(url, AuthConfig::Static(Secret::new(DEFAULT_TOKEN)));
@@ -67,18 +59,9 @@ async fn listing(sb: &Sandbox, source: Source, page: usize) {
     );
 }
 
-/// (arrival, path, status) of every request the sandbox served.
-type Log = Arc<Mutex<Vec<(Instant, String, u16)>>>;
-
-async fn stamp(State(log): State<Log>, req: Request, next: Next) -> Response {
-    let arrived = Instant::now();
-    let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    log.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((arrived, path, status));
-    resp
+/// A request's path: the notes route names the contact, and so the location.
+fn path(req: &Request) -> String {
+    req.uri().path().to_string()
 }
 
 /// What one location achieved, read from the sandbox's arrival stamps.
@@ -91,11 +74,8 @@ struct Achieved {
 }
 
 fn achieved(stamps: &mut [Instant], rate: RateSpec) -> Achieved {
-    stamps.sort();
-    let max = rate.max as usize;
-    let n = stamps.len();
-    let span = stamps[n - 1] - stamps[max];
-    let ratio = (n - 1 - max) as f64 / span.as_secs_f64() / rate.per_second();
+    let steady = steady_rate(stamps, rate).expect("more than one window of requests");
+    let ratio = steady / rate.per_second();
     let mut busiest = 0;
     for (i, t) in stamps.iter().enumerate() {
         let in_window = stamps[i..]
@@ -107,7 +87,7 @@ fn achieved(stamps: &mut [Instant], rate: RateSpec) -> Achieved {
     Achieved {
         ratio,
         busiest,
-        admitted: n,
+        admitted: stamps.len(),
     }
 }
 
@@ -120,14 +100,7 @@ async fn adherence(rate: RateSpec, locations: usize, windows: usize) {
         ..SandboxConfig::default()
     };
     let state = Arc::new(SandboxState::new(cfg).expect("sandbox"));
-    let log: Log = Arc::default();
-    let app = ghl_etl::sandbox::app(state.clone())
-        .layer(axum::middleware::from_fn_with_state(log.clone(), stamp));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let Stamped { url, log, server } = serve_stamped(state.clone(), path).await;
 
     let ids: Vec<(String, Vec<String>)> = state
         .store()

@@ -409,7 +409,7 @@ async fn admit_and_run(
     }
     let hostile = info
         .bearer
-        .then(|| st.take_hostile(listing(method, template, &parts.uri, json.as_ref())))
+        .then(|| st.take_hostile(|| listing(method, template, &parts.uri, json.as_ref())))
         .flatten();
     if let Some(rewind) = hostile.as_ref().and_then(Hostile::rewind) {
         parts.extensions.insert(rewind);

@@ -302,10 +302,10 @@ impl SandboxState {
 
     /// The hostile answer for this API answer, if one is armed and applies to it (counting
     /// it down).
-    fn take_hostile(&self, listing: hostile::Listing) -> Option<Hostile> {
+    fn take_hostile(&self, listing: impl FnOnce() -> hostile::Listing) -> Option<Hostile> {
         let mut h = lock(&self.hostile);
         let (kind, left) = h.as_mut()?;
-        if !kind.applies_to(listing) {
+        if !kind.applies_to(listing()) {
             return None;
         }
         let kind = kind.clone();
