@@ -12,6 +12,8 @@
 use std::path::PathBuf;
 
 use crate::api::{self, ErrorKind};
+use crate::input::InputError;
+use crate::mapping::MappingErrors;
 use crate::sink::SinkError;
 use crate::state::StateError;
 
@@ -36,6 +38,15 @@ pub enum JobError {
     State(#[from] StateError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// An input file that cannot be read (it names the path): exit 2.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A mapping file that cannot work (each error names file:line:col and the fix): exit 2.
+    #[error(transparent)]
+    Mapping(#[from] MappingErrors),
+    /// A task of the job panicked or was lost: a fault of this program, not of its input.
+    #[error("internal error: {0}; please report it with the command that gave it")]
+    Internal(String),
     #[error("cannot {what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -139,7 +150,9 @@ impl JobError {
             JobError::Api(e) => match e.kind {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => AUTH,
                 ErrorKind::DailyBudgetExhausted { .. } => BUDGET,
-                ErrorKind::Config | ErrorKind::RedirectedOffHost => USAGE,
+                ErrorKind::Config | ErrorKind::RedirectedOffHost | ErrorKind::UnknownId { .. } => {
+                    USAGE
+                }
                 ErrorKind::CursorLoop => PAGING,
                 ErrorKind::Cancelled => INTERRUPTED,
                 _ => API,

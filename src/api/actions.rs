@@ -49,7 +49,14 @@ impl Client {
         let path = format!("/contacts/{contact_id}/{}/{program_id}", program.path());
         let call = Call::with_body(location, method, path, json!({}));
         let call = if remove { call } else { call.not_idempotent() };
-        self.call::<Value>(&call).await.map(drop)
+        let what = match program {
+            Program::Workflow => "workflow",
+            Program::Campaign => "campaign",
+        };
+        self.call::<Value>(&call)
+            .await
+            .map(drop)
+            .map_err(|e| e.naming_run_wide_id(what))
     }
 
     /// `POST|DELETE /contacts/{id}/followers` with these user ids.
@@ -63,7 +70,10 @@ impl Client {
         let method = if remove { Method::DELETE } else { Method::POST };
         let path = format!("/contacts/{contact_id}/followers");
         let call = Call::with_body(location, method, path, json!({ "followers": users }));
-        self.call::<Value>(&call).await.map(drop)
+        self.call::<Value>(&call)
+            .await
+            .map(drop)
+            .map_err(|e| e.naming_run_wide_id("user"))
     }
 
     /// `POST /contacts/bulk/business`: set (or with `None`, clear) the business of many
@@ -76,6 +86,8 @@ impl Client {
     ) -> Result<BulkBusinessAnswer> {
         let body = json!({ "locationId": location, "ids": contact_ids, "businessId": business });
         let call = Call::with_body(location, Method::POST, "/contacts/bulk/business", body);
-        self.call(&call).await
+        self.call(&call)
+            .await
+            .map_err(|e| e.naming_run_wide_id("business"))
     }
 }

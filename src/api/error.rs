@@ -41,6 +41,10 @@ pub enum ErrorKind {
     CursorLoop,
     /// The run is stopping (Ctrl-C): the request was not sent.
     Cancelled,
+    /// A record the whole run names (a workflow, campaign, business or user id given on the
+    /// command line) does not exist in the location: every other contact would fail the same
+    /// way. Set by the endpoints that take such an id ([`Error::naming_run_wide_id`]).
+    UnknownId { what: &'static str },
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,51 @@ impl Error {
         self.is_auth() || self.kind == ErrorKind::RedirectedOffHost
     }
 
+    /// The one stop policy of the row jobs (load, tag, bulk): whether this error ends the job
+    /// rather than failing one row. What no other row can escape either ([`Error::stops_the_run`],
+    /// an id the whole run names, a client that cannot work), and what must wait for a rerun:
+    /// a spent daily budget (exit 4, the rerun resumes the rows not yet settled) or a run that
+    /// is stopping. Every other error fails only its row.
+    pub fn stops_the_job(&self) -> bool {
+        self.stops_the_run()
+            || matches!(
+                self.kind,
+                ErrorKind::DailyBudgetExhausted { .. }
+                    | ErrorKind::Cancelled
+                    | ErrorKind::Config
+                    | ErrorKind::UnknownId { .. }
+                    | ErrorKind::CursorLoop
+            )
+    }
+
+    /// Whether a failed write may have acted: no answer, a 5xx, an answer that was not the
+    /// JSON promised. A 4xx is the API refusing, and a 429 the limiter in front of it: nothing
+    /// happened (`../shared/ghl-api/NOTES.md`, "A 429 never acted").
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Server | ErrorKind::Transport | ErrorKind::Decode { .. }
+        )
+    }
+
+    /// For an endpoint that takes an id the whole run names (`what`: "workflow", "campaign",
+    /// "business", "user"): a 400, 404 or 422 saying that such a record is not found becomes
+    /// [`ErrorKind::UnknownId`], which stops the job instead of failing every contact.
+    pub fn naming_run_wide_id(mut self, what: &'static str) -> Error {
+        let refused = matches!(
+            self.kind,
+            ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::Unprocessable
+        );
+        let says = self.messages.iter().any(|m| {
+            let m = m.to_lowercase();
+            m.contains(&format!("{what} not found")) || m.contains(&format!("{what} id not found"))
+        });
+        if refused && says {
+            self.kind = ErrorKind::UnknownId { what };
+        }
+        self
+    }
+
     /// A 401 that names a missing scope (the token itself is fine).
     pub fn is_scope_error(&self) -> bool {
         self.kind == ErrorKind::Unauthorized
@@ -147,6 +196,7 @@ impl Error {
             )),
             ErrorKind::CursorLoop => Some("the API answered a page it had already answered; this is a server-side pagination fault".into()),
             ErrorKind::RedirectedOffHost => Some("check --base-url (GHL_BASE_URL) and any proxy in between: the API is not answering at that address".into()),
+            ErrorKind::UnknownId { what } => Some(format!("check the {what} id given on the command line: it must exist in the location")),
             _ => None,
         }
     }
@@ -202,6 +252,7 @@ impl fmt::Display for Error {
             ErrorKind::RedirectedOffHost => "redirected off the base host".to_string(),
             ErrorKind::CursorLoop => "pagination cursor repeated".to_string(),
             ErrorKind::Cancelled => "not sent: the run is stopping".to_string(),
+            ErrorKind::UnknownId { what } => format!("no such {what}"),
         };
         write!(f, "{} {}: {}", self.method, self.path, what)?;
         if let Some(status) = self.status {
@@ -218,5 +269,69 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: ErrorKind, message: &str) -> Error {
+        Error::new(kind, "POST", "/contacts/c1/workflow/w1").with_message(message)
+    }
+
+    #[test]
+    fn one_stop_policy_for_the_row_jobs() {
+        let budget = ErrorKind::DailyBudgetExhausted {
+            resets_in: Duration::from_secs(60),
+        };
+        for kind in [
+            ErrorKind::Unauthorized,
+            ErrorKind::Forbidden,
+            ErrorKind::RedirectedOffHost,
+            budget,
+            ErrorKind::Cancelled,
+            ErrorKind::Config,
+            ErrorKind::UnknownId { what: "workflow" },
+        ] {
+            assert!(err(kind.clone(), "x").stops_the_job(), "{kind:?}");
+        }
+        for kind in [
+            ErrorKind::BadRequest,
+            ErrorKind::NotFound,
+            ErrorKind::Unprocessable,
+            ErrorKind::Server,
+            ErrorKind::Transport,
+        ] {
+            assert!(!err(kind.clone(), "x").stops_the_job(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_run_wide_id_is_told_from_a_missing_contact() {
+        let wf = err(ErrorKind::BadRequest, "Workflow not found").naming_run_wide_id("workflow");
+        assert_eq!(wf.kind, ErrorKind::UnknownId { what: "workflow" });
+        assert!(wf.to_string().contains("check the workflow id"), "{wf}");
+        let contact =
+            err(ErrorKind::BadRequest, "Contact not found").naming_run_wide_id("workflow");
+        assert_eq!(contact.kind, ErrorKind::BadRequest);
+        assert!(contact.is_contact_not_found());
+        let server = err(ErrorKind::Server, "workflow not found").naming_run_wide_id("workflow");
+        assert_eq!(server.kind, ErrorKind::Server);
+    }
+
+    #[test]
+    fn only_answers_that_may_have_acted_are_unknown_outcomes() {
+        assert!(err(ErrorKind::Server, "").outcome_unknown());
+        assert!(err(ErrorKind::Transport, "").outcome_unknown());
+        assert!(err(
+            ErrorKind::Decode {
+                json_path: String::new()
+            },
+            ""
+        )
+        .outcome_unknown());
+        let limited = ErrorKind::RateLimited { retry_after: None };
+        assert!(!err(limited, "").outcome_unknown());
+        assert!(!err(ErrorKind::Unprocessable, "").outcome_unknown());
+    }
+}

@@ -170,7 +170,7 @@ impl ExportArgs {
         let mapping = self
             .mapping
             .as_deref()
-            .map(|p| MappingFile::read(p).map_err(|e| JobError::usage(e.to_string())))
+            .map(|p| MappingFile::read(p).map_err(JobError::from))
             .transpose()?;
         let from_mapping = mapping.as_ref().map(|m| &m.mapping);
         let csv_safe = if self.csv_safe {

@@ -100,8 +100,7 @@ pub struct LoadArgs {
 impl LoadArgs {
     pub fn resolve(&self) -> Result<(ConnectionPlan, LoadPlan)> {
         let conn = self.conn.resolve()?;
-        let mapping =
-            MappingFile::read(&self.mapping).map_err(|e| JobError::usage(e.to_string()))?;
+        let mapping = MappingFile::read(&self.mapping)?;
         if mapping.mapping.direction() != Direction::Load {
             return Err(JobError::usage(format!(
                 "{} is an export mapping; a load needs `direction = \"load\"` at its top (column names are then request fields)",
@@ -166,7 +165,7 @@ impl LoadArgs {
             .as_ref()
             .filter(|p| p.join(crate::job::MANIFEST).is_file())
         {
-            let tables = export_tables(root).map_err(|e| JobError::usage(e.to_string()))?;
+            let tables = export_tables(root)?;
             let of = |t: TableKind| tables.iter().find(|(k, _)| *k == t).map(|(_, p)| p.clone());
             contacts = of(TableKind::Contacts);
             tasks = tasks.or_else(|| of(TableKind::Tasks));

@@ -142,7 +142,7 @@ impl Writer {
 
 /// The outcome of a writer thread.
 fn joined(r: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    r.map_err(|e| JobError::usage(format!("the writer task failed: {e}")))?
+    r.map_err(|e| JobError::Internal(format!("the writer task failed: {e}")))?
 }
 
 /// Page the listing from `cursor`, fetch each page's children, and hand the pages on in order.
@@ -239,8 +239,7 @@ async fn mapping_for(run: &Run, location: &str) -> Result<Mapping> {
     match base {
         Some(mut m) => {
             if needs_fields {
-                m.resolve_custom_fields(&fields)
-                    .map_err(|e| JobError::usage(e.to_string()))?;
+                m.resolve_custom_fields(&fields)?;
             }
             Ok(m)
         }

@@ -12,6 +12,10 @@
 //! - `progress`: counters and the progress bar; [`Ui`], how a command talks to people.
 //! - `summary`: the cost lines of the end-of-run summary, peak memory.
 //! - `output`: the output folder: owner marker, part numbering, sweep, manifest.
+//! - `rows`: the row-job runner load, tag and bulk plug into: the state database's ledger of
+//!   rows, inputs in chunks, settled rows skipped, bad rows failed, one transaction a chunk,
+//!   signals, reports, and the one stop policy.
+//! - `once`: the one exactly-once primitive for writes whose answer may be lost.
 //! - `store`: where the output goes: `--out` parsed, a local folder or an object store
 //!   (`s3://`, `gs://`, `az://`) behind put/get/list/delete.
 
@@ -19,9 +23,11 @@ mod connect;
 mod fanout;
 mod identity;
 mod locations;
+pub mod once;
 mod outcomes;
 mod output;
 mod progress;
+pub mod rows;
 mod store;
 mod summary;
 

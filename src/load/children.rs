@@ -15,19 +15,20 @@ use serde_json::Value as Json;
 use sha2::Digest;
 
 use super::body::Body;
-use super::contacts::outcome_unknown;
+use super::done::RowDone;
 use super::plan::Mode;
-use super::rows::{api_failure, RowCtx, RowDone};
 use super::Load;
 use crate::exit::Result;
+use crate::job::once::{self, exactly_once, Write};
+use crate::job::rows::{row_failure as api_failure, Row};
 use crate::state::{RowRecord, RowStatus};
 use crate::table::TableKind;
 
-/// Attempts at a create whose outcome stays unknown before the row is reported failed; they
-/// wait 100 ms, 200 ms, 400 ms, ... between them (the client retries creates only on 429).
-const CREATE_ATTEMPTS: u32 = 6;
-
-pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone> {
+pub async fn load_child(load: &Load, cx: &Row, body: Body) -> Result<RowDone> {
+    let table = match cx.table {
+        "tasks" => TableKind::Tasks,
+        _ => TableKind::Notes,
+    };
     let key = body
         .keys
         .id
@@ -40,14 +41,14 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
         return Ok(RowDone::new(cx.failed(&key, why)));
     };
     let mut request = body.request(&[], false);
-    if cx.table == TableKind::Tasks && load.plan.mode != Mode::Update {
+    if table == TableKind::Tasks && load.plan.mode != Mode::Update {
         // GHL requires `completed`; a task without the column is an open one.
         request
             .as_object_mut()
             .map(|o| o.entry("completed").or_insert(Json::Bool(false)));
     }
     if load.plan.mode != Mode::Update {
-        if let Some(missing) = missing_required(cx.table, &request) {
+        if let Some(missing) = missing_required(table, &request) {
             return Ok(RowDone::new(cx.failed(&key, missing)));
         }
     }
@@ -62,10 +63,10 @@ pub async fn load_child(load: &Load, cx: &RowCtx, body: Body) -> Result<RowDone>
             &key,
             format!(
                 "--mode update needs the {} id in an `id` column",
-                singular(cx.table)
+                singular(table)
             ),
         ),
-        _ => create_once(load, cx, &key, &contact, request).await?,
+        _ => create_once(load, cx, table, &key, &contact, request).await?,
     };
     Ok(RowDone::new(record))
 }
@@ -102,7 +103,7 @@ fn singular(table: TableKind) -> &'static str {
 /// `--mode update`: the row's task or note, by its id in the target, rewritten.
 async fn update(
     load: &Load,
-    cx: &RowCtx,
+    cx: &Row,
     key: &str,
     contact: &str,
     id: &str,
@@ -110,7 +111,7 @@ async fn update(
 ) -> Result<RowRecord> {
     let answer = load
         .client
-        .update_child(&load.plan.location, contact, cx.table.name(), id, request)
+        .update_child(&load.plan.location, contact, cx.table, id, request)
         .await;
     match answer {
         Ok(_) => Ok(cx.done(RowStatus::Updated, key, id)),
@@ -121,7 +122,7 @@ async fn update(
 /// The target contact of a task or note row.
 async fn contact_of(load: &Load, body: &Body) -> Result<Option<String>> {
     if let Some(source) = &body.keys.contact_id {
-        let mapped = load.db().mapped_id(&load.plan.location, source)?;
+        let mapped = load.ledger.db().mapped_id(&load.plan.location, source)?;
         return Ok(Some(mapped.unwrap_or_else(|| source.clone())));
     }
     lookup(
@@ -203,7 +204,10 @@ async fn find_unclaimed(
         TableKind::Tasks => load.client.contact_tasks(location, contact).await?,
         _ => load.client.contact_notes(location, contact).await?,
     };
-    let claimed = load.db().claimed(&load.key, table.name(), fp)?;
+    let claimed = load
+        .ledger
+        .db()
+        .claimed(load.ledger.key(), table.name(), fp)?;
     let ours = |r: &Json| format!("{contact}:{}", fingerprint(table, r)) == fp;
     Ok(existing
         .into_iter()
@@ -213,79 +217,70 @@ async fn find_unclaimed(
         .find(|id| !claimed.contains(id)))
 }
 
+/// A task or note create, made exactly once ([`crate::job::once`]): a lost one is looked
+/// for among its contact's own tasks or notes, which show it at once.
+struct ChildCreate<'a> {
+    load: &'a Load,
+    table: TableKind,
+    contact: &'a str,
+    fingerprint: &'a str,
+    request: Json,
+}
+
+impl Write for ChildCreate<'_> {
+    async fn send(&self) -> std::result::Result<String, crate::api::Error> {
+        let (client, location) = (&self.load.client, &self.load.plan.location);
+        let request = self.request.clone();
+        let answer = match self.table {
+            TableKind::Tasks => client.create_task(location, self.contact, request).await?,
+            _ => client.create_note(location, self.contact, request).await?,
+        };
+        // A 2xx without an id: the record was made, but which one cannot be told from the
+        // answer. As an answer that was not the JSON promised, it is looked for.
+        created_id(&answer).ok_or_else(|| {
+            let path = format!("/contacts/{}/{}", self.contact, self.table.name());
+            let id_path = format!("{}.id", singular(self.table));
+            crate::api::Error::new(
+                crate::api::ErrorKind::Decode { json_path: id_path },
+                "POST",
+                &path,
+            )
+        })
+    }
+
+    async fn look(&self, _since_ms: i64) -> Result<Option<String>> {
+        find_unclaimed(self.load, self.table, self.contact, self.fingerprint).await
+    }
+
+    fn look_again_ms(&self) -> &'static [u64] {
+        once::DIRECT_MS
+    }
+}
+
 /// Create the row's task or note exactly once. Rows of one contact take turns (a lock per
 /// contact), and each settles in the state database before the next looks, so claims are
 /// always current.
 async fn create_once(
     load: &Load,
-    cx: &RowCtx,
+    cx: &Row,
+    table: TableKind,
     key: &str,
     contact: &str,
     request: Json,
 ) -> Result<RowRecord> {
     let turn = load.contact_turn(contact);
     let _turn = turn.lock().await;
-    let fp = format!("{contact}:{}", fingerprint(cx.table, &request));
-    let created = |id: &str| RowRecord {
-        fingerprint: Some(fp.clone()),
-        ..cx.done(RowStatus::Created, key, id)
+    let fp = format!("{contact}:{}", fingerprint(table, &request));
+    let write = ChildCreate {
+        load,
+        table,
+        contact,
+        fingerprint: &fp,
+        request,
     };
-    let location = &load.plan.location;
-    if cx
-        .prior
-        .as_ref()
-        .is_some_and(|p| p.status == RowStatus::Sending)
-    {
-        if let Some(id) = find_unclaimed(load, cx.table, contact, &fp).await? {
-            return settle(load, created(&id));
-        }
-    }
-    let mut last = String::new();
-    for attempt in 0..CREATE_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(5))).await;
-        }
-        let intent = RowRecord {
-            fingerprint: Some(fp.clone()),
-            ..cx.record(RowStatus::Sending, key)
-        };
-        load.db().record_row(&load.key, &intent)?;
-        let sent = match cx.table {
-            TableKind::Tasks => {
-                load.client
-                    .create_task(location, contact, request.clone())
-                    .await
-            }
-            _ => {
-                load.client
-                    .create_note(location, contact, request.clone())
-                    .await
-            }
-        };
-        match sent {
-            Ok(answer) => return settle(load, created(&created_id(&answer).unwrap_or_default())),
-            Err(e) if !outcome_unknown(&e) => return Ok(cx.failed(key, api_failure(e)?)),
-            Err(e) => {
-                last = api_failure(e)?;
-                if let Some(id) = find_unclaimed(load, cx.table, contact, &fp).await? {
-                    return settle(load, created(&id));
-                }
-            }
-        }
-    }
-    Ok(cx.failed(
-        key,
-        format!(
-            "not created after {CREATE_ATTEMPTS} attempts whose answers were lost (last: {last})"
-        ),
-    ))
-}
-
-/// Record a created row at once (not at the end of its chunk): the next row of the same
-/// contact must see the claim.
-fn settle(load: &Load, record: RowRecord) -> Result<RowRecord> {
-    load.db().record_row(&load.key, &record)?;
-    Ok(record)
+    let made = |r: &Row, id: &str| r.done(RowStatus::Created, key, id);
+    let mut records = exactly_once(&load.ledger, &[cx], key, Some(&fp), &write, made).await?;
+    Ok(records.pop().expect("one record for the one row"))
 }
 
 /// The id in a create answer: `{task: {id}}`, `{note: {id}}` or `{id}`.

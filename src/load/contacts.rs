@@ -13,18 +13,16 @@ use serde_json::Value as Json;
 use sha2::Digest;
 
 use super::body::Body;
+use super::done::RowDone;
 use super::plan::{Mode, TagsMode};
-use super::rows::{api_failure, RowCtx, RowDone};
 use super::Load;
 use crate::api::model::Contact;
 use crate::exit::Result;
+use crate::job::once::{self, exactly_once, Write};
+use crate::job::rows::{row_failure as api_failure, Row};
 use crate::state::{RowRecord, RowStatus};
 
-/// Attempts at a create whose outcome stays unknown before the row is reported failed; they
-/// wait 100 ms, 200 ms, 400 ms, ... between them (the client retries creates only on 429).
-const CREATE_ATTEMPTS: u32 = 6;
-
-pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<RowDone> {
+pub async fn load_contact(load: &Load, cx: &Row, mut body: Body) -> Result<RowDone> {
     let key = body
         .keys
         .id
@@ -71,22 +69,20 @@ pub async fn load_contact(load: &Load, cx: &RowCtx, mut body: Body) -> Result<Ro
     }
     if let (Some(source), Some(target)) = (&body.keys.id, &record.target_id) {
         if matches!(load.plan.mode, Mode::Upsert | Mode::Create) {
-            load.db().map_id(&load.plan.location, source, target)?;
+            load.ledger
+                .db()
+                .map_id(&load.plan.location, source, target)?;
         }
     }
     let tags = match (&record.target_id, tags) {
         (Some(t), Some(tags)) if record.status != RowStatus::Failed => Some((t.clone(), tags)),
         _ => None,
     };
-    Ok(RowDone {
-        record,
-        resumed: false,
-        tags,
-    })
+    Ok(RowDone { record, tags })
 }
 
 /// What a dry run says of the row: it would be written (or deleted), or why it would fail.
-fn dry_run(load: &Load, cx: &RowCtx, key: &str) -> RowRecord {
+fn dry_run(load: &Load, cx: &Row, key: &str) -> RowRecord {
     load.planned
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match load.plan.mode {
@@ -95,7 +91,7 @@ fn dry_run(load: &Load, cx: &RowCtx, key: &str) -> RowRecord {
     }
 }
 
-async fn upsert(load: &Load, cx: &RowCtx, key: &str, request: Json) -> Result<RowRecord> {
+async fn upsert(load: &Load, cx: &Row, key: &str, request: Json) -> Result<RowRecord> {
     match load
         .client
         .upsert_contact(&load.plan.location, request)
@@ -131,18 +127,39 @@ fn fingerprint(body: &Body) -> String {
         .collect()
 }
 
-/// After a create whose answer was lost, the target is searched at these delays (ms) before
-/// the create is sent again: the search index can take seconds to show a new contact.
-const LOOK_AGAIN_MS: [u64; 4] = [0, 1_000, 2_000, 4_000];
+/// A contact create, made exactly once ([`crate::job::once`]): a lost one is looked for in
+/// the search index, which can lag.
+struct ContactCreate<'a> {
+    load: &'a Load,
+    body: &'a Body,
+    fingerprint: &'a str,
+    request: Json,
+}
 
-/// How far before sending a lost create the search for it starts: the API's clock may be
-/// behind this machine's.
-const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+impl Write for ContactCreate<'_> {
+    async fn send(&self) -> std::result::Result<String, crate::api::Error> {
+        let location = &self.load.plan.location;
+        let made = self
+            .load
+            .client
+            .create_contact(location, self.request.clone());
+        made.await.map(|c| c.id)
+    }
+
+    async fn look(&self, since_ms: i64) -> Result<Option<String>> {
+        let found = find_created(self.load, self.body, self.fingerprint, Some(since_ms)).await?;
+        Ok(found.map(|c| c.id))
+    }
+
+    fn look_again_ms(&self) -> &'static [u64] {
+        once::INDEX_LAG_MS
+    }
+}
 
 /// Create a contact exactly once (see the module comment).
 async fn create_once(
     load: &Load,
-    cx: &RowCtx,
+    cx: &Row,
     key: &str,
     body: &Body,
     request: Json,
@@ -151,87 +168,25 @@ async fn create_once(
     // Rows that look alike in the target take turns, and each settles before the next looks.
     let turn = load.contact_turn(&format!("name:{fp}"));
     let _turn = turn.lock().await;
-    let created = |id: &str| -> Result<RowRecord> {
-        let r = RowRecord {
-            fingerprint: Some(fp.clone()),
-            ..cx.done(RowStatus::Created, key, id)
-        };
-        load.record(&r)?;
-        Ok(r)
+    if load.plan.external_id.is_some() && !cx.was_sending() {
+        // A contact an earlier load (maybe with another state database) made from the same
+        // source row.
+        if let Some(found) = find_created(load, body, &fp, None).await? {
+            return Ok(RowRecord {
+                detail: Some("already in the target (found by --external-id)".into()),
+                ..cx.done(RowStatus::Unchanged, key, &found.id)
+            });
+        }
+    }
+    let write = ContactCreate {
+        load,
+        body,
+        fingerprint: &fp,
+        request,
     };
-    let was_sending = cx
-        .prior
-        .as_ref()
-        .is_some_and(|p| p.status == RowStatus::Sending);
-    if was_sending || load.plan.external_id.is_some() {
-        // A row left `sending` by a killed run: its create went out at about the time the
-        // intent was recorded, so only contacts added since then can be it.
-        let since = match was_sending {
-            true => load
-                .db()
-                .row_recorded_ms(&load.key, cx.table.name(), &cx.file, cx.row)?
-                .map(|ms| ms - CLOCK_SKEW_MS),
-            false => None,
-        };
-        if let Some(found) = find_created(load, body, &fp, since).await? {
-            // Our own lost create, or a contact an earlier load (maybe with another state
-            // database) made from the same source row.
-            return if was_sending {
-                created(&found.id)
-            } else {
-                Ok(RowRecord {
-                    detail: Some("already in the target (found by --external-id)".into()),
-                    ..cx.done(RowStatus::Unchanged, key, &found.id)
-                })
-            };
-        }
-    }
-    let mut last = String::new();
-    for attempt in 0..CREATE_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(5))).await;
-        }
-        let intent = RowRecord {
-            fingerprint: Some(fp.clone()),
-            ..cx.record(RowStatus::Sending, key)
-        };
-        load.db().record_row(&load.key, &intent)?;
-        let sent_at = chrono::Utc::now().timestamp_millis();
-        match load
-            .client
-            .create_contact(&load.plan.location, request.clone())
-            .await
-        {
-            Ok(c) => return created(&c.id),
-            Err(e) if !outcome_unknown(&e) => return Ok(cx.failed(key, api_failure(e)?)),
-            Err(e) => {
-                last = api_failure(e)?;
-                for wait in LOOK_AGAIN_MS {
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                    let since = Some(sent_at - CLOCK_SKEW_MS);
-                    if let Some(found) = find_created(load, body, &fp, since).await? {
-                        return created(&found.id);
-                    }
-                }
-            }
-        }
-    }
-    Ok(cx.failed(
-        key,
-        format!(
-            "not created after {CREATE_ATTEMPTS} attempts whose answers were lost (last: {last})"
-        ),
-    ))
-}
-
-/// Whether a failed write may have acted: no answer, a 5xx, an answer that was not the JSON
-/// promised. A 4xx is the API refusing: nothing happened.
-pub fn outcome_unknown(e: &crate::api::Error) -> bool {
-    use crate::api::ErrorKind;
-    matches!(
-        e.kind,
-        ErrorKind::Server | ErrorKind::Transport | ErrorKind::Decode { .. }
-    )
+    let made = |r: &Row, id: &str| r.done(RowStatus::Created, key, id);
+    let mut records = exactly_once(&load.ledger, &[cx], key, Some(&fp), &write, made).await?;
+    Ok(records.pop().expect("one record for the one row"))
 }
 
 /// A contact this load may already have created for `body`: by the external id when there is
@@ -269,7 +224,10 @@ async fn find_created(
         .search_recent_by_query(&load.plan.location, &query, since_ms, 100)
         .await
         .map_err(crate::exit::JobError::from)?;
-    let taken = load.db().claimed(&load.key, "contacts", fp)?;
+    let taken = load
+        .ledger
+        .db()
+        .claimed(load.ledger.key(), "contacts", fp)?;
     let external = load
         .plan
         .external_id
@@ -301,13 +259,7 @@ async fn target_of(load: &Load, body: &Body) -> Result<Option<String>> {
     super::children::lookup(load, body.email(), body.phone()).await
 }
 
-async fn update(
-    load: &Load,
-    cx: &RowCtx,
-    key: &str,
-    body: &Body,
-    request: Json,
-) -> Result<RowRecord> {
+async fn update(load: &Load, cx: &Row, key: &str, body: &Body, request: Json) -> Result<RowRecord> {
     let Some(id) = target_of(load, body).await? else {
         return Ok(cx.failed(
             key,
@@ -324,7 +276,7 @@ async fn update(
     }
 }
 
-async fn delete(load: &Load, cx: &RowCtx, key: &str, body: &Body) -> Result<RowRecord> {
+async fn delete(load: &Load, cx: &Row, key: &str, body: &Body) -> Result<RowRecord> {
     let Some(id) = target_of(load, body).await? else {
         return Ok(cx.failed(
             key,

@@ -17,32 +17,26 @@
 mod body;
 mod children;
 mod contacts;
+mod done;
 mod fields;
 mod plan;
 mod rows;
 mod tags;
 mod verify;
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use futures::StreamExt;
 
 pub use plan::{LoadPlan, Mode, TagsMode};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
-use crate::input::Chunked;
-use crate::job::{
-    planned_requests_line, row_job_tail, Connection, ConnectionPlan, Cost, Progress, Ui,
-};
-use crate::report::{write_row_reports, RowReports};
-use crate::state::{JobStatus, RowRecord, RowStatus, StateDb};
+use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
+use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::mapping::TableMapping;
 use crate::table::TableKind;
 use fields::TargetFields;
-use rows::RowDone;
 
 /// Input rows handed to the writers at a time: the unit of concurrency and of tag batching.
 const CHUNK_ROWS: usize = 500;
@@ -50,14 +44,9 @@ const CHUNK_ROWS: usize = 500;
 /// What a load did.
 #[derive(Debug, Default)]
 pub struct LoadSummary {
-    pub rows: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub deleted: u64,
-    pub unchanged: u64,
+    /// Every row accounted for (this run's and earlier runs'), by outcome.
+    pub totals: Totals,
     pub failed: u64,
-    /// Rows settled by an earlier run of the same load.
-    pub resumed: u64,
     pub requests: u64,
     pub retries: u64,
     pub throttled: u64,
@@ -66,18 +55,16 @@ pub struct LoadSummary {
     /// Requests the writes would cost (dry run).
     pub planned_requests: u64,
     pub fields_created: Vec<String>,
-    pub reports: Option<RowReports>,
 }
 
 /// Everything the row writers share, fixed for the run.
 pub(crate) struct Load {
-    key: String,
+    ledger: Ledger,
     client: Client,
     plan: LoadPlan,
     fields: TargetFields,
-    db: Mutex<StateDb>,
-    progress: Progress,
-    cancelled: Arc<AtomicBool>,
+    /// The mapping of each input table.
+    mappings: Vec<(TableKind, Arc<TableMapping>)>,
     /// Contacts looked up by email or phone (`email:x`, `phone:y`) → target id.
     lookups: Mutex<std::collections::HashMap<String, Option<String>>>,
     /// Requests a dry run would send.
@@ -88,10 +75,6 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    fn db(&self) -> MutexGuard<'_, StateDb> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The lock a contact's creates take turns with.
     fn contact_turn(&self, contact: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,12 +107,37 @@ impl Load {
         held
     }
 
-    /// Record a row's outcome (not in a dry run, which writes nothing).
-    fn record(&self, r: &RowRecord) -> Result<()> {
-        if self.plan.dry_run {
-            return Ok(());
+    fn mapping(&self, table: &str) -> Arc<TableMapping> {
+        self.mappings
+            .iter()
+            .find(|(t, _)| t.name() == table)
+            .map(|(_, m)| m.clone())
+            .expect("rows come only from the inputs whose mapping was checked at the start")
+    }
+}
+
+impl RowJob for Load {
+    async fn rows(&self, rows: Vec<Row>) -> Settled {
+        let Some(table) = rows.first().map(|r| r.table) else {
+            return Settled::default();
+        };
+        let mapping = self.mapping(table);
+        let (mut done, stop) =
+            runner::each_concurrently(&self.ledger, rows, self.plan.concurrency, |row| {
+                rows::load_row(self, &mapping, row)
+            })
+            .await;
+        // Every row of the chunk is done: no create holds a contact's turn any more.
+        self.turns.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if stop.is_none() && table == "contacts" && self.plan.tags == TagsMode::Add {
+            if let Err(e) = tags::add_chunk_tags(self, &mut done).await {
+                return Settled::stopped(done.into_iter().map(|d| d.record).collect(), e);
+            }
         }
-        Ok(self.db().record_row(&self.key, r)?)
+        Settled {
+            records: done.into_iter().map(|d| d.record).collect(),
+            stop,
+        }
     }
 }
 
@@ -147,8 +155,9 @@ pub async fn load(conn: &ConnectionPlan, plan: &LoadPlan, ui: Ui) -> Result<Load
 pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Result<LoadSummary> {
     let started = Instant::now();
     let key = plan.job_key(server);
-    let mut db = StateDb::open(&plan.state)?;
-    let status = db.begin_job(&key, &format!("load -> {}", plan.location))?;
+    let description = format!("load -> {}", plan.location);
+    let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
+    let inputs = inputs(&plan)?;
     let fields = TargetFields::resolve(
         client,
         &plan.location,
@@ -158,177 +167,91 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         plan.dry_run,
     )
     .await?;
-    let load = Arc::new(Load {
-        key: key.clone(),
+    let load = Load {
+        ledger,
         client: client.clone(),
         fields,
-        db: Mutex::new(db),
-        progress: Progress::new(ui, "rows"),
-        cancelled: Arc::new(AtomicBool::new(false)),
+        mappings: inputs.iter().map(|(t, m, _)| (*t, m.clone())).collect(),
         lookups: Mutex::new(Default::default()),
         planned: AtomicU64::new(0),
         turns: Mutex::new(Default::default()),
         plan,
-    });
-    let mut summary = LoadSummary {
-        dry_run: load.plan.dry_run,
-        fields_created: load.fields.created.clone(),
-        ..Default::default()
     };
-    let inputs = [
-        (TableKind::Contacts, load.plan.contacts.clone()),
-        (TableKind::Tasks, load.plan.tasks.clone()),
-        (TableKind::Notes, load.plan.notes.clone()),
-    ];
-    let mut outcome = Ok(());
-    for (table, path) in inputs {
-        let Some(path) = path else { continue };
-        outcome = with_ctrl_c(&load, ui, load_table(&load, table, &path, &mut summary)).await;
-        if outcome.is_err() {
-            break;
-        }
-    }
-    load.progress.bar.finish_and_clear();
-    if !load.plan.dry_run {
-        let records = load.db().rows(&key)?;
-        tally(&mut summary, &records);
-        let reports = write_row_reports(&load.plan.report_dir, &records)
-            .map_err(|e| JobError::io("write the reports in", &load.plan.report_dir, e))?;
-        summary.reports = Some(reports);
-        if outcome.is_ok() {
-            load.db().finish_job(&key)?;
-        }
-    }
+    let progress = Progress::new(ui, "rows");
+    let source = Source::Files(inputs.into_iter().map(|(_, _, i)| i).collect());
+    let report_dir = load.plan.report_dir.clone();
+    let ran = runner::run(
+        &load.ledger,
+        &load,
+        source,
+        &progress,
+        &report_dir,
+        ui,
+        client,
+    )
+    .await?;
     let stats = client.stats();
-    summary.requests = stats.requests;
-    summary.retries = stats.retries;
-    summary.throttled = stats.throttled;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.planned_requests = load.planned.load(Ordering::Relaxed);
-    outcome?;
-    if status == JobStatus::Finished && summary.resumed == summary.rows && !ui.quiet {
+    let summary = LoadSummary {
+        failed: ran.totals.failed,
+        totals: ran.totals.clone(),
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        dry_run: load.plan.dry_run,
+        planned_requests: load.planned.load(Ordering::Relaxed),
+        fields_created: load.fields.created.clone(),
+    };
+    if ran.was_finished && ran.totals.resumed == ran.totals.rows && !ui.quiet {
         eprintln!("This load had finished: every row was settled by an earlier run.");
     }
-    print_summary(&summary, &load.plan, ui, client);
+    print_summary(&summary, &ran, &load.plan, ui, client);
     Ok(summary)
 }
 
-/// Run `work`, stopping new work on Ctrl-C (in-flight requests finish and are recorded).
-async fn with_ctrl_c(
-    load: &Load,
-    ui: Ui,
-    work: impl std::future::Future<Output = Result<()>>,
-) -> Result<()> {
-    let mut work = std::pin::pin!(work);
-    tokio::select! {
-        r = &mut work => r,
-        _ = tokio::signal::ctrl_c() => {
-            load.cancelled.store(true, Ordering::Relaxed);
-            if !ui.quiet {
-                eprintln!("Stopping after the rows in flight; a rerun resumes.");
-            }
-            work.await?;
-            Err(JobError::Interrupted)
-        }
+/// The load's inputs, contacts first, each with its table's mapping: a file without a section
+/// in the mapping is refused before any request.
+fn inputs(plan: &LoadPlan) -> Result<Vec<(TableKind, Arc<TableMapping>, Input)>> {
+    let files = [
+        (TableKind::Contacts, &plan.contacts),
+        (TableKind::Tasks, &plan.tasks),
+        (TableKind::Notes, &plan.notes),
+    ];
+    let mut inputs = Vec::new();
+    for (table, path) in files {
+        let Some(path) = path else { continue };
+        let Some(mapping) = plan.mapping.mapping.table(table) else {
+            return Err(JobError::usage(format!(
+                "the mapping {} has no [{table}] section for --{table}",
+                plan.mapping.path.display()
+            )));
+        };
+        let input = Input {
+            table: table.name(),
+            path: path.clone(),
+            format: plan.input_format,
+            wanted: mapping
+                .source_columns()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            chunk_rows: CHUNK_ROWS,
+        };
+        inputs.push((table, Arc::new(mapping.clone()), input));
     }
+    Ok(inputs)
 }
 
-/// Load one input file (or folder) into `table`.
-async fn load_table(
-    load: &Arc<Load>,
-    table: TableKind,
-    path: &Path,
-    summary: &mut LoadSummary,
-) -> Result<()> {
-    let Some(mapping) = load.plan.mapping.mapping.table(table) else {
-        return Err(JobError::usage(format!(
-            "the mapping {} has no [{table}] section for --{table}",
-            load.plan.mapping.path.display()
-        )));
-    };
-    let mapping = Arc::new(mapping.clone());
-    let mut chunks = Chunked::open(path, load.plan.input_format, CHUNK_ROWS)
-        .map_err(|e| JobError::usage(e.to_string()))?;
-    let mut first = true;
-    while let Some(chunk) = chunks.next().await {
-        if load.cancelled.load(Ordering::Relaxed) {
-            break;
-        }
-        if std::mem::take(&mut first) {
-            // The mapping's columns, before any write: a missing header row is refused.
-            crate::input::check_wanted_columns(&chunk, &mapping.source_columns())
-                .map_err(JobError::usage)?;
-        }
-        // After Ctrl-C no new row starts; the rows in flight finish and are recorded.
-        let cancelled = load.cancelled.clone();
-        let done: Vec<Result<RowDone>> = futures::stream::iter(chunk)
-            .take_while(move |_| futures::future::ready(!cancelled.load(Ordering::Relaxed)))
-            .map(|row| rows::load_row(load.clone(), mapping.clone(), row))
-            .buffer_unordered(load.plan.concurrency)
-            .collect()
-            .await;
-        // Every row of the chunk is done: no create holds a contact's turn any more.
-        load.turns.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        let mut settled = Vec::with_capacity(done.len());
-        for d in done {
-            settled.push(d?);
-        }
-        if table == TableKind::Contacts && load.plan.tags == TagsMode::Add {
-            tags::add_chunk_tags(load, &mut settled).await?;
-        }
-        let n = settled.len() as u64;
-        for d in &settled {
-            if d.resumed {
-                summary.resumed += 1;
-            } else {
-                load.record(&d.record)?;
-            }
-            if load.plan.dry_run {
-                count(summary, d.record.status);
-            }
-        }
-        load.progress.advance(n, &load.client.stats());
-    }
-    chunks
-        .finish()
-        .await
-        .map_err(|e| JobError::usage(e.to_string()))
-}
-
-fn count(s: &mut LoadSummary, status: RowStatus) {
-    s.rows += 1;
-    match status {
-        RowStatus::Created => s.created += 1,
-        RowStatus::Updated => s.updated += 1,
-        RowStatus::Deleted => s.deleted += 1,
-        RowStatus::Unchanged => s.unchanged += 1,
-        RowStatus::Failed | RowStatus::Sending => s.failed += 1,
-    }
-}
-
-/// Counts over every recorded row (this run's and earlier runs').
-fn tally(s: &mut LoadSummary, records: &[RowRecord]) {
-    let resumed = s.resumed;
-    *s = LoadSummary {
-        resumed,
-        dry_run: s.dry_run,
-        fields_created: std::mem::take(&mut s.fields_created),
-        ..Default::default()
-    };
-    for r in records {
-        count(s, r.status);
-    }
-}
-
-fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
+fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &Client) {
+    let t = &s.totals;
     if ui.json_logs && !ui.quiet {
         tracing::info!(
-            rows = s.rows,
-            created = s.created,
-            updated = s.updated,
-            deleted = s.deleted,
-            unchanged = s.unchanged,
-            failed = s.failed,
+            rows = t.rows,
+            created = t.created,
+            updated = t.updated,
+            deleted = t.deleted,
+            unchanged = t.unchanged,
+            failed = t.failed,
             requests = s.requests,
             "Load finished."
         );
@@ -338,20 +261,20 @@ fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
     }
     let rate = client.rate(&plan.location);
     if s.dry_run {
-        eprintln!("Dry run: nothing was written. {} input rows:", s.rows);
+        eprintln!("Dry run: nothing was written. {} input rows:", t.rows);
         eprintln!(
             "  would write   {:>9} (created or updated)",
-            s.created + s.updated
+            t.created + t.updated
         );
-        eprintln!("  would delete  {:>9}", s.deleted);
-        eprintln!("  would fail    {:>9}", s.failed);
+        eprintln!("  would delete  {:>9}", t.deleted);
+        eprintln!("  would fail    {:>9}", t.failed);
         eprintln!("{}", planned_requests_line(s.planned_requests, rate));
         return;
     }
     eprintln!("Load finished in {:.1} s.", s.elapsed_s);
     eprintln!(
         "  rows          {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed",
-        s.rows, s.created, s.updated, s.deleted, s.unchanged, s.failed
+        t.rows, t.created, t.updated, t.deleted, t.unchanged, t.failed
     );
     if !s.fields_created.is_empty() {
         eprintln!("  custom fields created: {}", s.fields_created.join(", "));
@@ -363,10 +286,5 @@ fn print_summary(s: &LoadSummary, plan: &LoadPlan, ui: Ui, client: &Client) {
         elapsed_s: s.elapsed_s,
         peak_rss_mb: crate::job::peak_rss_mb(),
     };
-    for line in row_job_tail(s.resumed, s.rows, &cost, rate) {
-        eprintln!("{line}");
-    }
-    if let Some(r) = &s.reports {
-        r.print();
-    }
+    runner::print_tail(ran, &cost, rate);
 }

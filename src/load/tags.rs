@@ -12,10 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
-use super::rows::{api_failure, RowDone};
+use super::done::RowDone;
 use super::Load;
 use crate::api::endpoints::TagAction;
 use crate::exit::Result;
+use crate::job::rows::row_failure as api_failure;
 use crate::state::RowStatus;
 
 /// Contacts per bulk tags request (GHL does not document its limit; 100 is the safe size).

@@ -112,6 +112,16 @@ impl StateDb {
         self.sql(r)
     }
 
+    /// Forget a row's outcome: an intent recorded before a request that was refused before it
+    /// could act (a 429, a spent budget), so that a rerun sends it as new.
+    pub fn forget_row(&mut self, job: &str, table: &str, file: &str, row: u64) -> Result<()> {
+        let r = self.conn.execute(
+            "DELETE FROM row_outcomes WHERE job = ?1 AND tbl = ?2 AND file = ?3 AND row = ?4",
+            params![job, table, file, row],
+        );
+        self.sql(r).map(|_| ())
+    }
+
     /// A row's recorded outcome, if any.
     pub fn row(&self, job: &str, table: &str, file: &str, row: u64) -> Result<Option<RowRecord>> {
         let r = self

@@ -1,97 +1,122 @@
 //! Actions with no bulk endpoint (workflows, campaigns, followers, delete): one request per
 //! distinct contact of the chunk, [`super::TagPlan::concurrency`] at a time.
 //!
-//! Enrolments are sent at most once: each row is recorded `sending` before its request, so a
-//! killed run's rerun reports it instead of enrolling the contact a second time.
+//! Enrolments are made through the exactly-once primitive ([`crate::job::once`]): the rows are
+//! recorded `sending` before the request, and since GHL cannot be asked whether a contact is
+//! enrolled, a lost answer (or a row a killed run left `sending`) is reported, never resent.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
-
-use super::apply::{distinct_contacts, settle};
-use super::rows::Resolved;
-use super::{Action, TagSummary, Tagging};
+use super::work::{settle, Resolved};
+use super::{Action, Tagging};
 use crate::api::actions::Program;
 use crate::api::Error as ApiError;
-use crate::exit::{JobError, Result};
+use crate::exit::Result;
+use crate::job::once::{exactly_once, Write};
+use crate::job::rows::{each_concurrently, row_failure, Row, Settled};
 use crate::state::{RowRecord, RowStatus};
 
-/// An error that no other contact can escape either: the token, or an id given on the command
-/// line that the location does not have. Anything else fails only its contact.
-pub fn stops(e: &ApiError) -> Option<JobError> {
-    if e.stops_the_run() {
-        return Some(JobError::from(e.clone()));
+/// Apply the action to the chunk's contacts; the rows without work settle as they are.
+pub async fn apply_each(t: &Tagging, rows: Vec<Resolved>) -> Settled {
+    let (mut records, by_contact) = by_contact(rows);
+    if t.ledger.dry_run() {
+        t.planned
+            .fetch_add(by_contact.len() as u64, Ordering::Relaxed);
+        let none = HashMap::new();
+        records.extend(
+            (by_contact.into_iter().flat_map(|(_, rows)| rows))
+                .map(|r| settle(&t.plan.action, r, &none, true)),
+        );
+        return Settled {
+            records,
+            stop: None,
+        };
     }
-    let text = e.to_string().to_lowercase();
-    let missing = ["workflow", "campaign", "business", "user"]
-        .iter()
-        .any(|what| text.contains(&format!("{what} not found")));
-    (e.is_bad_request() && missing).then(|| {
-        JobError::usage(format!(
-            "{e}; check the id given on the command line (it must exist in the location)"
-        ))
+    let (done, stop) = each_concurrently(&t.ledger, by_contact, t.plan.concurrency, |(c, rows)| {
+        contact_rows(t, c, rows)
     })
+    .await;
+    records.extend(done.into_iter().flatten());
+    Settled { records, stop }
 }
 
-pub async fn apply_each(
-    t: &Tagging,
-    rows: Vec<Resolved>,
-    summary: &mut TagSummary,
-) -> Result<Vec<RowRecord>> {
-    let contacts = distinct_contacts(&rows);
-    if t.plan.dry_run {
-        t.planned
-            .fetch_add(contacts.len() as u64, Ordering::Relaxed);
-        summary.would_change += contacts.len() as u64;
-        let none = HashMap::new();
-        return Ok(rows
-            .into_iter()
-            .map(|r| settle(t, r, &none, true))
-            .collect());
-    }
-    if t.plan.action.at_most_once() {
-        let sending: Vec<RowRecord> = rows
-            .iter()
-            .filter(|r| r.work.is_some())
-            .map(|r| RowRecord {
-                status: RowStatus::Sending,
-                ..r.record.clone()
-            })
-            .collect();
-        t.db().record_rows(&t.key, &sending)?;
-    }
-    let answers: Vec<(String, std::result::Result<(), ApiError>)> = futures::stream::iter(contacts)
-        .map(|c| async move {
-            let answer = act(t, &c).await;
-            (c, answer)
-        })
-        .buffer_unordered(t.plan.concurrency)
-        .collect()
-        .await;
-    let mut failed = HashMap::new();
-    for (contact, answer) in answers {
-        let Err(e) = answer else { continue };
-        if let Some(stop) = stops(&e) {
-            return Err(stop);
-        }
-        let why = if e.is_contact_not_found() && t.plan.action == Action::Delete {
+/// The rows without work, and the others by contact, in row order.
+fn by_contact(rows: Vec<Resolved>) -> (Vec<RowRecord>, Vec<(String, Vec<Resolved>)>) {
+    let mut settled = Vec::new();
+    let mut order: Vec<(String, Vec<Resolved>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for r in rows {
+        let Some(work) = &r.work else {
+            settled.push(r.record);
             continue;
-        } else if e.is_contact_not_found() {
-            format!("no contact with id {contact}")
-        } else {
-            e.to_string()
         };
-        failed.insert(contact, why);
+        let i = *index.entry(work.contact.clone()).or_insert_with(|| {
+            order.push((work.contact.clone(), Vec::new()));
+            order.len() - 1
+        });
+        order[i].1.push(r);
+    }
+    (settled, order)
+}
+
+/// One contact's request, and the records of the rows that named it.
+async fn contact_rows(t: &Tagging, contact: String, rows: Vec<Resolved>) -> Result<Vec<RowRecord>> {
+    if t.plan.action.at_most_once() {
+        let write = Enrol {
+            t,
+            contact: &contact,
+        };
+        let refs: Vec<&Row> = rows.iter().map(|r| &r.row).collect();
+        let verb = t.plan.action.verb();
+        let made = |r: &Row, id: &str| RowRecord {
+            detail: Some(verb.to_string()),
+            ..r.done(RowStatus::Updated, &contact, id)
+        };
+        return exactly_once(&t.ledger, &refs, &contact, None, &write, made).await;
+    }
+    let mut failed = HashMap::new();
+    match act(t, &contact).await {
+        Ok(()) => {}
+        // A delete of a contact already gone counts as done: a rerun after a kill finds the
+        // contacts it deleted gone.
+        Err(e) if e.is_contact_not_found() && t.plan.action == Action::Delete => {}
+        Err(e) if e.is_contact_not_found() => {
+            failed.insert(contact.clone(), format!("no contact with id {contact}"));
+        }
+        Err(e) => {
+            failed.insert(contact.clone(), row_failure(e)?);
+        }
     }
     Ok(rows
         .into_iter()
-        .map(|r| settle(t, r, &failed, false))
+        .map(|r| settle(&t.plan.action, r, &failed, false))
         .collect())
 }
 
-/// One contact's request. A delete of a contact already gone counts as done: a rerun after a
-/// kill finds the contacts it deleted gone.
+/// A workflow or campaign enrolment: made at most once, never looked for (GHL cannot be asked).
+struct Enrol<'a> {
+    t: &'a Tagging,
+    contact: &'a str,
+}
+
+impl Write for Enrol<'_> {
+    async fn send(&self) -> std::result::Result<String, ApiError> {
+        act(self.t, self.contact)
+            .await
+            .map(|()| self.contact.to_string())
+    }
+
+    async fn look(&self, _since_ms: i64) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn look_again_ms(&self) -> &'static [u64] {
+        &[]
+    }
+}
+
+/// One contact's request.
 async fn act(t: &Tagging, contact: &str) -> std::result::Result<(), ApiError> {
     let (client, location) = (&t.client, t.plan.location.as_str());
     match &t.plan.action {

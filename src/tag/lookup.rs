@@ -139,7 +139,7 @@ impl Resolver {
         let found = match answer {
             Ok(found) => one_contact(found.into_iter().map(|c| c.id).collect(), &key)
                 .map_err(|none| none.unwrap_or_else(|| not_found(email, phone))),
-            Err(e) if e.stops_the_run() => return Err(e.into()),
+            Err(e) if e.stops_the_job() => return Err(e.into()),
             Err(e) => Err(e.to_string()),
         };
         self.lock().insert(key, found.clone());
@@ -180,8 +180,7 @@ async fn needed_keys(
     input: (&std::path::Path, Option<InputFormat>),
     keys: &KeyColumns,
 ) -> Result<HashSet<String>> {
-    let mut chunks =
-        Chunked::open(input.0, input.1, 1_000).map_err(|e| JobError::usage(e.to_string()))?;
+    let mut chunks = Chunked::open(input.0, input.1, 1_000)?;
     let mut needed = HashSet::new();
     let mut first = true;
     while let Some(chunk) = chunks.next().await {
@@ -200,10 +199,7 @@ async fn needed_keys(
             needed.extend(key.ok());
         }
     }
-    chunks
-        .finish()
-        .await
-        .map_err(|e| JobError::usage(e.to_string()))?;
+    chunks.finish().await?;
     Ok(needed)
 }
 

@@ -7,81 +7,143 @@
 //!   whichever costs fewer requests.
 //! - `rows`: one input row → its contact and its changes, or why it cannot be used.
 //! - `search`: `--where`: the contacts of a search, page by page, instead of a file.
-//! - `apply`: a chunk's contacts grouped by identical (add, remove) sets, sent through
-//!   `POST /contacts/bulk/tags/update/{add|remove}` in batches, every per-contact answer read,
-//!   `POST|DELETE /contacts/{id}/tags` where the bulk call did not confirm; the business of
-//!   many contacts through `POST /contacts/bulk/business`.
+//! - `work`: a resolved row and its work, and how a settled row reads (shared by the steps).
+//! - `batch`: tags in the fewest requests across the whole file: parts of tag sets grouped,
+//!   groups sent through `POST /contacts/bulk/tags/update/{add|remove}` when full, every
+//!   per-contact answer read.
+//! - `business`: the business of many contacts through `POST /contacts/bulk/business`.
 //! - `each`: the actions without a bulk endpoint, one request per contact.
+//!
+//! The run itself (state, chunks, settled rows, reports, signals, the stop policy) is the
+//! row-job runner's, [`crate::job::rows`].
 //!
 //! Adding or removing a tag twice changes nothing, so a rerun is safe; it also skips the rows
 //! the state database says are settled, and the reports keep one line per input row.
 
-mod apply;
+mod batch;
+mod business;
 mod each;
 mod lookup;
 mod plan;
 mod rows;
 mod search;
+mod work;
 
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Instant;
-
-use futures::StreamExt;
 
 pub use plan::{Action, Contacts, KeyColumns, Lookup, TagPlan};
 
 use crate::api::Client;
-use crate::exit::{JobError, Result};
-use crate::input::{Chunked, InputFormat};
-use crate::job::{
-    planned_requests_line, row_job_tail, Connection, ConnectionPlan, Cost, Progress, Ui,
-};
-use crate::report::{write_row_reports, RowReports};
-use crate::state::{RowRecord, RowStatus, StateDb};
+use crate::exit::Result;
+use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
+use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
+use batch::{Batcher, Grouping};
+use work::Resolved;
 
-/// Input rows handed over at a time: the unit of grouping into bulk requests.
+/// Input rows handed over at a time: the unit of look-ups in flight and of recording.
 const CHUNK_ROWS: usize = 1_000;
 
 /// What a tag run did.
 #[derive(Debug, Default)]
 pub struct TagSummary {
-    pub rows: u64,
-    /// Rows whose contact was changed (tagged, enrolled, deleted, ...).
-    pub changed: u64,
-    pub unchanged: u64,
+    /// Every row accounted for (this run's and earlier runs'), by outcome.
+    pub totals: Totals,
     pub failed: u64,
-    pub resumed: u64,
     pub requests: u64,
     pub retries: u64,
     pub throttled: u64,
     pub elapsed_s: f64,
     pub dry_run: bool,
-    /// Dry run: contacts that would gain or lose tags, and the write requests it would take.
+    /// Dry run: rows whose contact would gain or lose tags (or get the action).
     pub would_change: u64,
-    /// Dry run: tag → (contacts that would gain it, contacts that would lose it).
-    pub would_tag: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Dry run: tag → (rows that would add it, rows that would remove it).
+    pub would_tag: BTreeMap<String, (u64, u64)>,
     pub planned_requests: u64,
     /// How emails and phones were looked up, and why (empty when none were).
     pub lookup: String,
-    pub reports: Option<RowReports>,
+    /// How tag sets were grouped into requests, and why.
+    pub grouping: String,
 }
+
+/// Dry run: rows with work, and tag → (rows adding it, rows removing it).
+type Would = (u64, BTreeMap<String, (u64, u64)>);
 
 /// What the row workers share.
 pub(crate) struct Tagging {
-    key: String,
+    ledger: Ledger,
     client: Client,
     plan: TagPlan,
-    db: Mutex<StateDb>,
     resolver: lookup::Resolver,
-    /// Dry run: the write requests the run would send.
+    /// Tags: the groups filled across the whole file (the runner hands chunks one at a time).
+    batcher: tokio::sync::Mutex<Batcher>,
+    /// Dry run: the write requests of the actions other than tags.
     planned: AtomicU64,
+    /// Dry run: rows with work, and tag → (adds, removes).
+    would: Mutex<Would>,
+}
+
+impl RowJob for Tagging {
+    async fn rows(&self, rows: Vec<Row>) -> Settled {
+        let concurrency = self.plan.concurrency;
+        let (mut resolved, stop) =
+            runner::each_concurrently(&self.ledger, rows, concurrency, |r| rows::resolve(self, r))
+                .await;
+        // Look-ups finish in any order; a contact the file names twice changes in file order.
+        resolved.sort_by_key(|r| r.row.row);
+        if let Some(stop) = stop {
+            let settled = resolved.into_iter().filter(|r| r.work.is_none());
+            return Settled::stopped(settled.map(|r| r.record).collect(), stop);
+        }
+        if self.ledger.dry_run() {
+            self.count_would(&resolved);
+        }
+        match &self.plan.action {
+            Action::Tags => {
+                let mut records = Vec::new();
+                let mut batcher = self.batcher.lock().await;
+                let sent = batcher
+                    .add(&self.client, &self.plan.location, resolved, &mut records)
+                    .await;
+                Settled {
+                    records,
+                    stop: sent.err(),
+                }
+            }
+            Action::Business { id } => {
+                business::apply_business(self, resolved, id.as_deref()).await
+            }
+            _ => each::apply_each(self, resolved).await,
+        }
+    }
+
+    async fn flush(&self) -> Settled {
+        let mut records = Vec::new();
+        let mut batcher = self.batcher.lock().await;
+        let sent = batcher
+            .flush(&self.client, &self.plan.location, &mut records)
+            .await;
+        Settled {
+            records,
+            stop: sent.err(),
+        }
+    }
 }
 
 impl Tagging {
-    fn db(&self) -> MutexGuard<'_, StateDb> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    fn count_would(&self, resolved: &[Resolved]) {
+        let mut would = self.would.lock().unwrap_or_else(|e| e.into_inner());
+        for w in resolved.iter().filter_map(|r| r.work.as_ref()) {
+            would.0 += 1;
+            for tag in &w.add {
+                would.1.entry(tag.clone()).or_default().0 += 1;
+            }
+            for tag in &w.remove {
+                would.1.entry(tag.clone()).or_default().1 += 1;
+            }
+        }
     }
 }
 
@@ -98,11 +160,8 @@ pub async fn tag(conn: &ConnectionPlan, plan: &TagPlan, ui: Ui) -> Result<TagSum
 pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result<TagSummary> {
     let started = Instant::now();
     let key = plan.job_key(server);
-    let mut db = StateDb::open(&plan.state)?;
-    db.begin_job(
-        &key,
-        &format!("{} -> {}", plan.action.verb(), plan.location),
-    )?;
+    let description = format!("{} -> {}", plan.action.verb(), plan.location);
+    let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
     let resolver = match &plan.contacts {
         Contacts::File { path, format } => {
             let input = (path.as_path(), *format);
@@ -111,121 +170,89 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
         }
         Contacts::Where(_) => lookup::Resolver::none(),
     };
-    let mut summary = TagSummary {
-        dry_run: plan.dry_run,
-        lookup: resolver.reason.clone(),
-        ..Default::default()
-    };
-    let t = Arc::new(Tagging {
-        key: key.clone(),
+    let (add, remove, grouping) = grouping(&plan).await?;
+    let t = Tagging {
+        ledger,
         client: client.clone(),
-        db: Mutex::new(db),
         resolver,
+        batcher: tokio::sync::Mutex::new(Batcher::new(add, remove, plan.dry_run)),
         planned: AtomicU64::new(0),
+        would: Mutex::default(),
         plan,
-    });
-    let progress = Progress::new(ui, "rows");
-    let outcome = match t.plan.contacts.clone() {
-        Contacts::File { path, format } => {
-            run_rows(&t, &path, format, &progress, &mut summary).await
-        }
-        Contacts::Where(filters) => search::run_search(&t, filters, &progress, &mut summary).await,
     };
-    progress.bar.finish_and_clear();
-    if !t.plan.dry_run {
-        let records = t.db().rows(&key)?;
-        summary.rows = records.len() as u64;
-        summary.changed = count(&records, RowStatus::Updated) + count(&records, RowStatus::Deleted);
-        summary.unchanged = count(&records, RowStatus::Unchanged);
-        summary.failed = count(&records, RowStatus::Failed);
-        let reports = write_row_reports(&t.plan.report_dir, &records)
-            .map_err(|e| JobError::io("write the reports in", &t.plan.report_dir, e))?;
-        summary.reports = Some(reports);
-        if outcome.is_ok() {
-            t.db().finish_job(&key)?;
+    let progress = Progress::new(ui, "rows");
+    let source = match t.plan.contacts.clone() {
+        Contacts::File { path, format } => {
+            let k = &t.plan.keys;
+            Source::Files(vec![Input {
+                table: "tags",
+                path,
+                format,
+                wanted: vec![k.id.clone(), k.email.clone(), k.phone.clone()],
+                chunk_rows: CHUNK_ROWS,
+            }])
         }
-    }
+        Contacts::Where(filters) => Source::Listed(search::listed(&t, filters, &progress)?),
+    };
+    let report_dir = t.plan.report_dir.clone();
+    let ran = runner::run(&t.ledger, &t, source, &progress, &report_dir, ui, client).await?;
     let stats = client.stats();
-    summary.requests = stats.requests;
-    summary.retries = stats.retries;
-    summary.throttled = stats.throttled;
-    summary.elapsed_s = started.elapsed().as_secs_f64();
-    summary.planned_requests = t.planned.load(Ordering::Relaxed);
-    outcome?;
-    print_summary(&summary, &t.plan, ui, client);
+    let (would_change, would_tag) =
+        std::mem::take(&mut *t.would.lock().unwrap_or_else(|e| e.into_inner()));
+    let tag_requests = t.batcher.lock().await.requests;
+    let summary = TagSummary {
+        failed: ran.totals.failed,
+        totals: ran.totals.clone(),
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        dry_run: t.plan.dry_run,
+        would_change,
+        would_tag,
+        planned_requests: t.planned.load(Ordering::Relaxed) + tag_requests,
+        lookup: t.resolver.reason.clone(),
+        grouping: if t.plan.uses_tags() {
+            grouping
+        } else {
+            String::new()
+        },
+    };
+    print_summary(&summary, &ran, &t.plan, ui, client);
     Ok(summary)
 }
 
-fn count(records: &[RowRecord], status: RowStatus) -> u64 {
-    records.iter().filter(|r| r.status == status).count() as u64
-}
-
-async fn run_rows(
-    t: &Arc<Tagging>,
-    input: &Path,
-    format: Option<InputFormat>,
-    progress: &Progress,
-    summary: &mut TagSummary,
-) -> Result<()> {
-    let mut chunks =
-        Chunked::open(input, format, CHUNK_ROWS).map_err(|e| JobError::usage(e.to_string()))?;
-    let mut first = true;
-    while let Some(chunk) = chunks.next().await {
-        if std::mem::take(&mut first) {
-            // The key columns, before any request: a missing header row is refused.
-            let k = &t.plan.keys;
-            crate::input::check_wanted_columns(&chunk, &[&k.id, &k.email, &k.phone])
-                .map_err(JobError::usage)?;
-        }
-        let resolved: Vec<Result<rows::Resolved>> = futures::stream::iter(chunk)
-            .map(|row| rows::resolve(t.clone(), row))
-            .buffered(t.plan.concurrency)
-            .collect()
-            .await;
-        let mut ready = Vec::with_capacity(resolved.len());
-        for r in resolved {
-            ready.push(r?);
-        }
-        apply_and_record(t, ready, progress, summary).await?;
+/// How the run's tag sets are split into requests: from one read of the file's tag sets, the
+/// cheapest of whole sets, per tag or blocks of tags ([`Grouping::plan`]); a search's rows all
+/// carry the flags' sets, sent whole.
+async fn grouping(plan: &TagPlan) -> Result<(Grouping, Grouping, String)> {
+    let Contacts::File { path, format } = &plan.contacts else {
+        let name = Grouping::by_set().name;
+        return Ok((Grouping::by_set(), Grouping::by_set(), name));
+    };
+    if !plan.uses_tags() {
+        return Ok((Grouping::by_set(), Grouping::by_set(), String::new()));
     }
-    chunks
-        .finish()
-        .await
-        .map_err(|e| JobError::usage(e.to_string()))
+    let (adds, removes) = batch::file_sets(plan, path, *format).await?;
+    let (add, add_requests) = Grouping::plan(&adds);
+    let (remove, remove_requests) = Grouping::plan(&removes);
+    let said = format!(
+        "additions {}, removals {}: about {} requests planned",
+        add.name,
+        remove.name,
+        add_requests + remove_requests
+    );
+    Ok((add, remove, said))
 }
 
-/// Apply a chunk and record each row's outcome (or, in a dry run, count it).
-async fn apply_and_record(
-    t: &Tagging,
-    ready: Vec<rows::Resolved>,
-    progress: &Progress,
-    summary: &mut TagSummary,
-) -> Result<()> {
-    let n = ready.len() as u64;
-    let records = apply::apply_chunk(t, ready, summary).await?;
-    if !t.plan.dry_run {
-        t.db().record_rows(&t.key, &records)?;
-    } else {
-        for r in records {
-            summary.rows += 1;
-            match r.status {
-                RowStatus::Failed => summary.failed += 1,
-                RowStatus::Updated | RowStatus::Deleted => summary.changed += 1,
-                _ => summary.unchanged += 1,
-            }
-        }
-    }
-    progress.advance(n, &t.client.stats());
-    Ok(())
-}
-
-fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
+fn print_summary(s: &TagSummary, ran: &Ran, plan: &TagPlan, ui: Ui, client: &Client) {
+    let t = &s.totals;
     if ui.json_logs && !ui.quiet {
         tracing::info!(
-            rows = s.rows,
-            changed = s.changed,
-            unchanged = s.unchanged,
-            failed = s.failed,
+            rows = t.rows,
+            changed = t.changed(),
+            unchanged = t.unchanged,
+            failed = t.failed,
             requests = s.requests,
             "Finished."
         );
@@ -235,9 +262,9 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
     }
     let rate = client.rate(&plan.location);
     if s.dry_run {
-        eprintln!("Dry run: nothing was written. {} input rows:", s.rows);
+        eprintln!("Dry run: nothing was written. {} input rows:", t.rows);
         eprintln!(
-            "  would change  {:>9} contacts ({})",
+            "  would change  {:>9} rows ({})",
             s.would_change,
             plan.action.verb()
         );
@@ -249,29 +276,25 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
             };
             eprintln!("    {what:>11}  {tag}");
         }
-        eprintln!("  would fail    {:>9}", s.failed);
+        eprintln!("  would fail    {:>9}", t.failed);
         eprintln!(
             "{} (reads already spent: {})",
             planned_requests_line(s.planned_requests, rate),
             s.requests
         );
-        if !s.lookup.is_empty() {
-            eprintln!("  look-ups      {}", s.lookup);
-        }
+        print_ways(s);
         return;
     }
     eprintln!("Finished in {:.1} s.", s.elapsed_s);
     eprintln!(
         "  rows          {:>9} = {} {} + {} unchanged + {} failed",
-        s.rows,
-        s.changed,
+        t.rows,
+        t.changed(),
         plan.action.verb(),
-        s.unchanged,
-        s.failed
+        t.unchanged,
+        t.failed
     );
-    if !s.lookup.is_empty() {
-        eprintln!("  look-ups      {}", s.lookup);
-    }
+    print_ways(s);
     let cost = Cost {
         requests: s.requests,
         retries: s.retries,
@@ -279,10 +302,15 @@ fn print_summary(s: &TagSummary, plan: &TagPlan, ui: Ui, client: &Client) {
         elapsed_s: s.elapsed_s,
         peak_rss_mb: crate::job::peak_rss_mb(),
     };
-    for line in row_job_tail(s.resumed, s.rows, &cost, rate) {
-        eprintln!("{line}");
+    runner::print_tail(ran, &cost, rate);
+}
+
+/// How contacts were looked up and tags grouped.
+fn print_ways(s: &TagSummary) {
+    if !s.lookup.is_empty() {
+        eprintln!("  look-ups      {}", s.lookup);
     }
-    if let Some(r) = &s.reports {
-        r.print();
+    if !s.grouping.is_empty() {
+        eprintln!("  tag requests  {}", s.grouping);
     }
 }
