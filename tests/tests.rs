@@ -15,6 +15,7 @@ mod incremental;
 mod load;
 mod mapping;
 mod object_store;
+mod row_jobs;
 mod sandbox;
 mod secrets;
 mod sinks;

@@ -159,3 +159,43 @@ pub fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
         .collect();
     (header, rows)
 }
+
+/// Starts the binary against the sandbox, sends it `signal` (SIGINT, SIGTERM, ...) as soon as
+/// `ready` holds of the sandbox's counters (polled), and waits for it to end; answers (exit
+/// code, stderr).
+#[cfg(unix)]
+pub async fn signal_when(
+    sb: &Sandbox,
+    args: Vec<String>,
+    cwd: &std::path::Path,
+    signal: i32,
+    ready: impl Fn(&ghl_etl::sandbox::Stats) -> bool + Send + 'static,
+) -> (Option<i32>, String) {
+    let (url, state, cwd) = (sb.url(), sb.state().clone(), cwd.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let child = Command::new(bin())
+            .args(&args)
+            .current_dir(&cwd)
+            .env("GHL_BASE_URL", &url)
+            .env("GHL_TOKEN", DEFAULT_TOKEN)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !ready(&state.stats()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2)); // poll interval, not synchronisation
+        }
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "the child was running"
+        );
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    })
+    .await
+    .unwrap()
+}

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::api::endpoints::TagAction;
 use crate::api::Client;
 use crate::exit::Result;
-use crate::job::rows::row_failure;
+use crate::job::rows::{row_failure, Ledger};
 use crate::state::{RowRecord, RowStatus};
 
 use super::plan::{Action, TagPlan};
@@ -222,15 +222,19 @@ impl Batcher {
 
     /// Take a chunk's resolved rows; answers the rows settled now (rows without work, and
     /// the rows of groups that filled up). `Err` for what stops the job: the rows of unsent
-    /// groups stay unrecorded, and the rerun does them.
+    /// groups stay unrecorded, and the rerun does them; so do the rows left when the run is
+    /// stopping (a signal).
     pub async fn add(
         &mut self,
-        client: &Client,
-        location: &str,
+        (client, location): (&Client, &str),
+        ledger: &Ledger,
         rows: Vec<Resolved>,
         out: &mut Vec<RowRecord>,
     ) -> Result<()> {
         for r in rows {
+            if ledger.stopping() {
+                break;
+            }
             let Some(work) = &r.work else {
                 out.push(r.record);
                 continue;

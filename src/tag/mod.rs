@@ -104,9 +104,8 @@ impl RowJob for Tagging {
             Action::Tags => {
                 let mut records = Vec::new();
                 let mut batcher = self.batcher.lock().await;
-                let sent = batcher
-                    .add(&self.client, &self.plan.location, resolved, &mut records)
-                    .await;
+                let to = (&self.client, self.plan.location.as_str());
+                let sent = batcher.add(to, &self.ledger, resolved, &mut records).await;
                 Settled {
                     records,
                     stop: sent.err(),
