@@ -21,3 +21,4 @@ mod secrets;
 mod sinks;
 mod spec;
 mod tag;
+mod tag_cost;
