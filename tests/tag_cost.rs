@@ -50,6 +50,7 @@ async fn tagging_by_id_costs_at_most_two_requests_per_hundred_contacts() {
         assert_eq!(code, Some(0), "{shape:?}: {d}");
         let requests = sb.stats().requests;
         let per = requests as f64 / n as f64;
+        eprintln!("{shape:?}: {requests} requests for {n} contacts = {per:.4} per contact");
         assert!(
             per <= 0.02,
             "{shape:?}: {requests} requests for {n} contacts = {per:.4}"
