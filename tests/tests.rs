@@ -8,6 +8,7 @@ mod bulk;
 mod cli;
 mod client;
 mod deleted;
+mod docs;
 mod export;
 mod hardening_inputs;
 mod hardening_server;
