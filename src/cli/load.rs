@@ -164,7 +164,7 @@ impl LoadArgs {
         if let Some(root) = self
             .contacts
             .as_ref()
-            .filter(|p| p.join(crate::job::MANIFEST).is_file())
+            .filter(|p| p.join(crate::table::MANIFEST).is_file())
         {
             let tables = export_tables(root).map_err(|e| JobError::usage(e.to_string()))?;
             let of = |t: TableKind| tables.iter().find(|(k, _)| *k == t).map(|(_, p)| p.clone());
