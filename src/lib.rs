@@ -10,19 +10,22 @@
 //! - [`private`]: the umask that makes every file a run creates owner-only.
 //! - [`api`]: the typed GHL client: auth (agency tokens and the location tokens minted from
 //!   them included), rate limiting, retries, pagination streams.
-//! - [`table`]: typed rows and the tables, the contract between mapping and sinks.
+//! - [`table`]: typed rows and the tables, the contract between mapping and sinks; the
+//!   names of an export folder's tables and manifest, which `input` reads.
 //! - [`mapping`]: mapping files → validated plan → rows (export) or request bodies (load).
 //! - [`input`]: CSV, NDJSON and Parquet input files or folders, streamed as numbered rows.
-//! - [`sink`]: CSV, Parquet and NDJSON encoders; part files.
+//! - [`sink`]: CSV, Parquet and NDJSON encoders; part files; where output goes (`--out`: a
+//!   local folder or an object store).
 //! - [`state`]: the SQLite state database (jobs, export cursors and committed parts, per-row
 //!   outcomes of writing jobs, source → target contact ids).
 //! - [`report`]: per-record outcome files (export's rejects; `succeeded.csv`, `failed.csv`).
-//! - [`job`]: what every job shares: connection, identity, which locations (a file, an
-//!   agency's installed locations, a shard), per-location fan-out with Ctrl-C and every
-//!   location's outcome, progress, summary, the output folder.
+//! - [`job`]: what every job shares: connection, identity (the key resume goes by),
+//!   progress, summary.
 //!
 //! Jobs and commands:
-//! - [`export`]: the pipelined export job.
+//! - [`export`]: the pipelined export job: which locations (a file, an agency's installed
+//!   locations, a shard), per-location fan-out with Ctrl-C and every location's outcome, the
+//!   output folder.
 //! - [`load`]: the load job: input files into a location, each row exactly once.
 //! - [`tag`]: the tag job: tags added to and removed from a list of contacts (or the contacts a
 //!   search matches), in few requests; `bulk` runs it with another action (workflows,

@@ -43,6 +43,12 @@ impl fmt::Display for TableKind {
     }
 }
 
+/// The manifest of an export folder, written last when the export finishes: tables, row
+/// counts, files, costs. It lives here, beside the table names that are the folder's other
+/// half, because the export job writes it and `input` reads it to recognise an export folder,
+/// and `input` must not import a job; this file imports nothing.
+pub const MANIFEST: &str = "_manifest.json";
+
 /// The type of an output column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use ghl_etl::api::{AuthConfig, Client, ClientConfig, ErrorKind};
-use ghl_etl::job::shard_of;
+use ghl_etl::export::shard_of;
 use ghl_etl::sandbox::{
     Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET,

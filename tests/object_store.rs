@@ -341,7 +341,7 @@ async fn a_part_larger_than_an_upload_chunk_goes_up_in_several_and_never_half() 
     let got = bucket.snapshot("big").await;
     let part = &got["contacts/part-00000.ndjson"];
     assert!(
-        part.len() > 2 * ghl_etl::job::UPLOAD_CHUNK,
+        part.len() > 2 * ghl_etl::sink::UPLOAD_CHUNK,
         "the part ({} bytes) spans several upload chunks",
         part.len()
     );

@@ -1,9 +1,9 @@
 //! `Client`: one HTTP connection pool, one rate limiter per location, the retry policy, auth.
 //!
 //! Every call goes through [`Client::call`]: wait for the location's turn, attach the token,
-//! send, classify the answer (see [`Error::is_retryable`]), and retry with exponential
-//! backoff and jitter. The decision (which errors, why) lives in `api::error`; the mechanics are
-//! backon's.
+//! send, classify the answer (`api::answer`, a pure function), and retry with exponential
+//! backoff and jitter. The decision (which errors, why; see [`Error::is_retryable`]) lives in
+//! `api::error`; the mechanics are backon's.
 //!
 //! Backoff schedule (defaults): 250 ms, 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s, 30 s (each with
 //! jitter, capped at `max_delay`), at most `max_attempts` tries and `max_elapsed` in all; a 429
@@ -17,18 +17,19 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
-use reqwest::{Method, StatusCode};
+use chrono::Utc;
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::agency::{self, LocationTokens};
+use super::answer::{self, Answer, Pause, Tally};
 use super::auth::{Auth, AuthConfig};
 use super::error::{Error, ErrorKind, Result};
-use super::limiter::{LocationLimiter, RateHeaders};
+use super::limiter::{LocationLimiter, Permit, RateHeaders};
 use super::rate::RateSpec;
 use super::transport::{
-    describe_transport, is_html, read_capped, server_message, trace_body, trace_exchange,
-    ReadError, MAX_BODY_BYTES,
+    describe_transport, read_capped, trace_body, trace_exchange, MAX_BODY_BYTES,
 };
 use crate::secret::Secret;
 
@@ -276,54 +277,6 @@ fn same_host_redirects() -> reqwest::redirect::Policy {
     })
 }
 
-/// The host a redirect points to, for the error (never the whole URL: it may carry a query).
-fn redirect_host(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|l| url::Url::parse(l).ok())
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "an unknown host".into())
-}
-
-/// Why a 2xx answer cannot be used, if it cannot: an HTML page, bytes that are not UTF-8
-/// (serde skips unread strings without checking them), JSON cut short or garbled. Each is a
-/// transient fault, so it is checked here, inside the retry loop, before the typed decode.
-fn unusable_body(headers: &reqwest::header::HeaderMap, bytes: &[u8]) -> Option<String> {
-    if is_html(headers) {
-        return Some("an HTML page came instead of JSON".into());
-    }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Some(format!(
-            "the answer is not valid UTF-8 (at byte {})",
-            e.valid_up_to()
-        ));
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .err()
-        .map(|e| format!("invalid JSON ({e})"))
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-fn until_utc_midnight() -> Duration {
-    let now = chrono::Utc::now();
-    let tomorrow = (now.date_naive() + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc();
-    (tomorrow - now)
-        .to_std()
-        .unwrap_or(Duration::from_secs(86_400))
-}
-
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
         let base = check_base_url(&config.base_url)?;
@@ -520,10 +473,10 @@ impl Client {
             .await
     }
 
-    /// One try: pace, authorise, send, classify.
+    /// One try: pace, authorise, send, classify ([`answer::classify`]), then do what the answer
+    /// asks of the client ([`Client::heed`]).
     async fn attempt(&self, call: &Call) -> Result<Bytes> {
         let method = call.method.as_str();
-        let fail = |kind: ErrorKind| Error::new(kind, method, &call.path);
         // The token first: a refresh must not hold one of the location's places in the window.
         let token = self.token_for(&call.location).await?;
         // The secrets test injects a panic with a token in hand: what it prints must not show it.
@@ -536,20 +489,57 @@ impl Client {
         }
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
-            Some(l) => match l.acquire().await {
-                Some(p) => Some(p),
-                None => {
-                    return Err(fail(ErrorKind::DailyBudgetExhausted {
-                        resets_in: until_utc_midnight(),
-                    })
-                    .with_message(format!(
-                        "location {} has at most {} requests left today",
-                        call.location, self.inner.config.daily_reserve
-                    )))
-                }
-            },
+            Some(l) => Some(self.place(l, call).await?),
             None => None,
         };
+        let req = self.request(call, &token);
+        bump(&self.inner.stats.requests);
+        let started = std::time::Instant::now();
+        let response = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                drop(permit);
+                trace_exchange(method, &call.path, None, started.elapsed());
+                bump(&self.inner.stats.transport_errors);
+                return Err(Error::new(ErrorKind::Transport, method, &call.path)
+                    .with_message(describe_transport(&e)));
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        if let Some(p) = permit {
+            p.answered(&RateHeaders::parse(&headers));
+        }
+        let read = read_capped(response, MAX_BODY_BYTES).await;
+        trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
+        if let Ok(bytes) = &read {
+            trace_body("answer", &call.path, bytes, token.expose());
+        }
+        let answer = answer::classify(method, &call.path, status, &headers, read, Utc::now());
+        self.heed(&answer, &call.location, limiter.as_deref(), &token)
+            .await;
+        answer.result
+    }
+
+    /// A place in the location's window, or the error that its daily budget is down to the
+    /// reserve.
+    async fn place<'l>(&self, limiter: &'l LocationLimiter, call: &Call) -> Result<Permit<'l>> {
+        limiter.acquire().await.ok_or_else(|| {
+            let resets_in = answer::until_utc_midnight(Utc::now());
+            Error::new(
+                ErrorKind::DailyBudgetExhausted { resets_in },
+                call.method.as_str(),
+                &call.path,
+            )
+            .with_message(format!(
+                "location {} has at most {} requests left today",
+                call.location, self.inner.config.daily_reserve
+            ))
+        })
+    }
+
+    /// The request of `call`, authorised with `token`; a JSON body is traced (redacted).
+    fn request(&self, call: &Call, token: &Secret) -> reqwest::RequestBuilder {
         let mut req = self
             .inner
             .http
@@ -564,12 +554,8 @@ impl Client {
             req = req.query(&call.query);
         }
         if let Some(body) = &call.body {
-            trace_body(
-                "request",
-                &call.path,
-                body.to_string().as_bytes(),
-                token.expose(),
-            );
+            let text = body.to_string();
+            trace_body("request", &call.path, text.as_bytes(), token.expose());
             req = req.json(body);
         }
         if let Some(form) = &call.form {
@@ -584,118 +570,37 @@ impl Client {
                 )
                 .body(text.finish());
         }
-        bump(&self.inner.stats.requests);
-        let started = std::time::Instant::now();
-        let response = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                drop(permit);
-                trace_exchange(method, &call.path, None, started.elapsed());
-                bump(&self.inner.stats.transport_errors);
-                return Err(fail(ErrorKind::Transport).with_message(describe_transport(&e)));
-            }
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        if let Some(p) = permit {
-            p.answered(&RateHeaders::parse(&headers));
+        req
+    }
+
+    /// What an answer asks of the client besides its result: a counter, a pause of the whole
+    /// location after a 429, a refused token forgotten.
+    async fn heed(
+        &self,
+        answer: &Answer,
+        location: &str,
+        limiter: Option<&LocationLimiter>,
+        token: &Secret,
+    ) {
+        let stats = &self.inner.stats;
+        if let Some(tally) = answer.tally {
+            bump(match tally {
+                Tally::Throttled => &stats.throttled,
+                Tally::NotFound => &stats.not_found,
+                Tally::ServerError => &stats.server_errors,
+                Tally::BadBody => &stats.bad_bodies,
+                Tally::TransportError => &stats.transport_errors,
+            });
         }
-        let read = read_capped(response, MAX_BODY_BYTES).await;
-        trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
-        let bytes = match read {
-            Ok(b) => b,
-            Err(ReadError::Transport(e)) => {
-                bump(&self.inner.stats.transport_errors);
-                return Err(fail(ErrorKind::Transport)
-                    .with_message(describe_transport(&e))
-                    .with_status(status.as_u16()));
-            }
-            Err(ReadError::TooLarge) => {
-                bump(&self.inner.stats.bad_bodies);
-                return Err(fail(ErrorKind::Decode {
-                    json_path: String::new(),
-                })
-                .with_status(status.as_u16())
-                .with_message(format!(
-                    "the answer is larger than {} MiB; stopped reading it",
-                    MAX_BODY_BYTES >> 20
-                )));
-            }
-        };
-        trace_body("answer", &call.path, &bytes, token.expose());
-        if status.is_redirection() {
-            // Only a redirect the policy refused arrives here: one off the base host.
-            return Err(fail(ErrorKind::RedirectedOffHost)
-                .with_status(status.as_u16())
-                .with_message(format!(
-                    "the server redirected to {}, another host; not followed, so the token stays with the base URL",
-                    redirect_host(&headers)
-                )));
+        if let (Some(pause), Some(l)) = (answer.pause, limiter) {
+            l.pause(match pause {
+                Pause::RetryAfter(d) => d,
+                Pause::Window => l.window_interval(),
+            });
         }
-        if status.is_success() {
-            if let Some(why) = unusable_body(&headers, &bytes) {
-                bump(&self.inner.stats.bad_bodies);
-                return Err(fail(ErrorKind::Decode {
-                    json_path: String::new(),
-                })
-                .with_status(status.as_u16())
-                .with_message(why));
-            }
-            return Ok(bytes);
+        if answer.forget_token {
+            self.forget_token(location, token).await;
         }
-        let message = server_message(&bytes);
-        let err = |kind: ErrorKind| {
-            let e = fail(kind).with_status(status.as_u16());
-            match &message {
-                Some(m) => e.with_message(m.clone()),
-                None => e,
-            }
-        };
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => {
-                bump(&self.inner.stats.throttled);
-                let ra = retry_after(&headers);
-                if let Some(l) = &limiter {
-                    l.pause(
-                        ra.filter(|d| !d.is_zero())
-                            .unwrap_or_else(|| l.window_interval()),
-                    );
-                }
-                let text = message.clone().unwrap_or_default().to_lowercase();
-                if text.contains("daily") {
-                    err(ErrorKind::DailyBudgetExhausted {
-                        resets_in: until_utc_midnight(),
-                    })
-                } else {
-                    err(ErrorKind::RateLimited { retry_after: ra })
-                }
-            }
-            StatusCode::UNAUTHORIZED => {
-                let e = err(ErrorKind::Unauthorized);
-                if !e.is_scope_error() {
-                    self.forget_token(&call.location, &token).await;
-                }
-                e
-            }
-            StatusCode::FORBIDDEN => err(ErrorKind::Forbidden),
-            StatusCode::BAD_REQUEST => err(ErrorKind::BadRequest),
-            StatusCode::NOT_FOUND => {
-                bump(&self.inner.stats.not_found);
-                err(ErrorKind::NotFound)
-            }
-            StatusCode::UNPROCESSABLE_ENTITY => err(ErrorKind::Unprocessable),
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                bump(&self.inner.stats.server_errors);
-                if is_html(&headers) {
-                    fail(ErrorKind::Server)
-                        .with_status(status.as_u16())
-                        .with_message("an HTML error page came instead of JSON")
-                } else {
-                    err(ErrorKind::Server)
-                }
-            }
-            _ => err(ErrorKind::OtherStatus),
-        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The typed GHL client: auth, rate limiting, retries and pagination streams.
 //!
 //! - `client`: the HTTP pool, the per-location limiters, the retry loop, counters.
+//! - `answer`: one answer (status, headers, body) classified: the body, or which error, and
+//!   what the client must do about it (count it, pause the location, forget the token). Pure.
 //! - `auth`: static tokens and OAuth refresh-token rotation.
 //! - `agency`: agency (company) tokens: installed locations, per-location tokens minted from it.
 //! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
@@ -15,6 +17,7 @@
 
 pub mod actions;
 pub mod agency;
+mod answer;
 pub mod auth;
 pub mod client;
 pub mod endpoints;

@@ -9,10 +9,10 @@ use clap::Args;
 use super::ConnectionArgs;
 use crate::api::{filter, AuthConfig, Source};
 use crate::exit::{JobError, Result};
-use crate::export::{ExportPlan, IncrementalPlan};
-use crate::job::{ConnectionPlan, Endpoint, LocationSelection, OutTarget, Shard};
+use crate::export::{ExportPlan, IncrementalPlan, LocationSelection, Shard};
+use crate::job::{ConnectionPlan, Endpoint};
 use crate::mapping::{Mapping, MappingFile};
-use crate::sink::{Format, SinkOptions};
+use crate::sink::{Format, OutTarget, SinkOptions};
 use crate::table::TableKind;
 
 /// Locations exported at once by default: enough to reach GHL's per-location budgets on many

@@ -163,7 +163,7 @@ impl LoadArgs {
         if let Some(root) = self
             .contacts
             .as_ref()
-            .filter(|p| p.join(crate::job::MANIFEST).is_file())
+            .filter(|p| p.join(crate::table::MANIFEST).is_file())
         {
             let tables = export_tables(root)?;
             let of = |t: TableKind| tables.iter().find(|(k, _)| *k == t).map(|(_, p)| p.clone());

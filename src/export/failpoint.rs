@@ -5,7 +5,7 @@
 //! cleanup, like `kill -9`. `before-commit:N` dies after finishing the files of the N-th chunk
 //! but before recording them; `after-commit:N` right after the N-th commit; `mid-chunk:N`
 //! after N contacts of a chunk that is not yet complete. (`mid-upload`, in the middle of an
-//! upload to an object store, is `job::store`'s.)
+//! upload to an object store, is `sink::store`'s.)
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Point {

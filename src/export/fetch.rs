@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::incremental::Delta;
 use super::plan::TASK_SEARCH_IDS;
-use super::Run;
+use super::run::Run;
 use crate::api::{self, Client, ContactPage, ErrorKind};
 use crate::table::TableKind;
 

@@ -23,24 +23,16 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::plan::ExportPlan;
+use super::fanout::{FanOut, Outcome};
+use super::output::{Layout, OutputDir};
+use super::plan::{ExportPlan, IncrementalPlan};
 use crate::api::pages::epoch_ms;
 use crate::exit::{self, Result};
-use crate::job::{FanOut, Outcome, OutputDir, Store};
+use crate::sink::Store;
 use crate::state::{Baseline, IdSet, IncrRun, JobStatus, StateDb};
-
-/// How an incremental export runs, from its flags.
-#[derive(Debug, Clone)]
-pub struct IncrementalPlan {
-    /// Contacts updated this long before the watermark are candidates again.
-    pub overlap: Duration,
-    /// Export a location in full when its last full run is this old.
-    pub full_every: Option<Duration>,
-}
 
 /// The table of deletions an incremental export writes beside the data.
 pub const DELETED_TABLE: &str = "deleted";
@@ -199,7 +191,7 @@ pub(crate) async fn open(
         let out = OutputDir {
             root: PathBuf::new(),
             store: store.clone(),
-            layout: crate::job::Layout::Flat,
+            layout: Layout::Flat,
             folders: Vec::new(),
         };
         for job in db.forget_dataset(&dataset)? {
@@ -372,6 +364,7 @@ fn manifest_fields(
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     fn incr(full_every: Option<Duration>) -> RunIncr {
         RunIncr {

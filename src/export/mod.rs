@@ -2,9 +2,17 @@
 //! them to rows, write part files and commit progress, as a pipeline per location.
 //!
 //! - `plan`: what the export does, resolved before any request ([`ExportPlan`]).
+//! - `locations`: which locations it covers: ids, a locations file, an agency's installed
+//!   locations, a shard of them ([`LocationSelection`]).
+//! - `fanout`: one task per location (a bounded number at once), Ctrl-C, and which failures
+//!   stop the others.
+//! - `outcomes`: every location's outcome, printed and written as `_locations.json`.
+//! - `output`: the output folder: owner marker, part numbering, sweep, manifest; it writes
+//!   through `sink`'s [`Store`], a local folder or an object store.
 //! - `location`: one location's pipeline (pager → fetch → writer) and its mapping.
 //! - `fetch`: a page's child records, bulk or per contact.
 //! - `write`: the writer thread: map, encode, commit chunks.
+//! - `run`: [`Run`], what the locations' pipelines share.
 //! - `failpoint`: crash injection for the resume tests (test builds only).
 //! - `incremental`, `phases`: `--incremental` runs (watermarks, deltas, deletions, the
 //!   partitioned layout).
@@ -15,32 +23,40 @@
 //! the stored cursor, so its output equals an uninterrupted run's.
 
 mod failpoint;
+mod fanout;
 mod fetch;
 mod incremental;
 mod location;
+mod locations;
+mod outcomes;
+mod output;
 mod phases;
 mod plan;
+mod run;
 mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use incremental::{run_name, IncrementalPlan, DELETED_TABLE};
-pub use plan::ExportPlan;
+pub use incremental::{run_name, DELETED_TABLE};
+pub use locations::{read_locations_file, shard_of, LocationSelection, Shard};
+pub use outcomes::{LocationReport, LOCATIONS_FILE};
+pub use plan::{ExportPlan, IncrementalPlan};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
-use crate::job::{
-    for_each_location, location_reports, peak_rss_mb, print_location_reports, staging_dir,
-    Connection, ConnectionPlan, Cost, FanOut, Layout, LocationReport, OutputDir, PartFolder,
-    Progress, Store, Ui, LOCATIONS_FILE,
-};
+use crate::job::{peak_rss_mb, Connection, ConnectionPlan, Cost, Progress, Ui};
 use crate::report::REJECT_FORMAT;
+use crate::sink::{staging_dir, Store};
 use crate::state::{CommittedPart, JobStatus, StateDb};
 use crate::table::TableKind;
+use fanout::{for_each_location, FanOut};
+use outcomes::{location_reports, print_location_reports};
+use output::{Layout, OutputDir, PartFolder};
+use run::Run;
 
 /// What a run did, for the summary, the manifest and tests.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -97,30 +113,6 @@ impl Summary {
     }
 }
 
-/// Everything the locations' pipelines share, fixed for the run.
-pub(crate) struct Run {
-    key: String,
-    client: Client,
-    plan: ExportPlan,
-    out: OutputDir,
-    /// Bulk task search until a 401 says the token lacks `locations/tasks.readonly`.
-    bulk_tasks: AtomicBool,
-    progress: Progress,
-    /// Set on Ctrl-C or a fatal error of any location; every stage checks it before new work,
-    /// so a stop does not wait for a page's remaining requests.
-    cancelled: Arc<AtomicBool>,
-    /// Writers commit chunks from their threads; the lock is held for one transaction.
-    db: Mutex<StateDb>,
-    /// `--incremental`: the run and what it counts.
-    incr: Option<incremental::RunIncr>,
-}
-
-impl Run {
-    fn db(&self) -> MutexGuard<'_, StateDb> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// The part folders of an export: one per table, and one per table of rejects; with a
 /// partitioned layout, those of each location (and the deleted table).
 fn part_folders(plan: &ExportPlan, layout: &Layout, root: &Path) -> Vec<PartFolder> {
@@ -135,14 +127,12 @@ fn part_folders(plan: &ExportPlan, layout: &Layout, root: &Path) -> Vec<PartFold
             let rejects = format!("rejects/{}", table.name());
             folders.push(PartFolder {
                 dir: folder(table.name()),
-                table,
                 name: table.name().to_string(),
                 format: plan.sink.format,
                 location: location.map(str::to_string),
             });
             folders.push(PartFolder {
                 dir: folder(&rejects),
-                table,
                 name: rejects,
                 format: REJECT_FORMAT,
                 location: location.map(str::to_string),
@@ -151,7 +141,6 @@ fn part_folders(plan: &ExportPlan, layout: &Layout, root: &Path) -> Vec<PartFold
         if location.is_some() {
             folders.push(PartFolder {
                 dir: folder(DELETED_TABLE),
-                table: TableKind::Contacts,
                 name: DELETED_TABLE.to_string(),
                 format: plan.sink.format,
                 location: location.map(str::to_string),

@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::incremental::{gone, task_hash, Delta, DELETED_TABLE};
+use super::run::Run;
 use super::write::LocationWriter;
-use super::Run;
 use crate::api::endpoints::TASK_SEARCH_PAGE;
 use crate::api::{self, ErrorKind};
 use crate::exit::{JobError, Result};

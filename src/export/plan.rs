@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::incremental::IncrementalPlan;
+use super::locations::LocationSelection;
 use crate::api::Source;
-use crate::job::LocationSelection;
-use crate::job::OutTarget;
 use crate::mapping::MappingFile;
-use crate::sink::SinkOptions;
+use crate::sink::{OutTarget, SinkOptions};
 use crate::table::TableKind;
 
 /// Pages fetched and enriched ahead of the writer, per location.
@@ -49,6 +47,15 @@ pub struct ExportPlan {
     pub bulk_tasks: bool,
     /// `--incremental`: runs that write what changed since the last one.
     pub incremental: Option<IncrementalPlan>,
+}
+
+/// How an incremental export runs, from its flags.
+#[derive(Debug, Clone)]
+pub struct IncrementalPlan {
+    /// Contacts updated this long before the watermark are candidates again.
+    pub overlap: Duration,
+    /// Export a location in full when its last full run is this old.
+    pub full_every: Option<Duration>,
 }
 
 /// What shapes an export's output, and so names it in the state database: a rerun with the

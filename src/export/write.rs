@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::failpoint::{Failpoints, Point};
 use super::fetch::{contact_id, EnrichedPage};
-use super::Run;
+use super::run::Run;
 use crate::api::Cursor;
 use crate::exit::Result;
 use crate::mapping::{Mapping, RecordContext, RowOutcome};

@@ -21,8 +21,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::job::MANIFEST;
-use crate::table::TableKind;
+use crate::table::{TableKind, MANIFEST};
 
 pub use self::chunked::Chunked;
 pub use self::files::format_of;

@@ -5,7 +5,9 @@
 //! benches use a `Vec<u8>`); [`PartWriter`] puts an encoder on a hidden temporary file and only
 //! gives it its visible name once it is complete and durable, so a killed run never leaves a
 //! file that looks finished. [`clean_uncommitted`] sweeps what a crash left behind. Files of
-//! rejected records are `report`'s, written through the same part files.
+//! rejected records are `report`'s, written through the same part files. [`Store`] is where
+//! finished files go: `--out` parsed ([`OutTarget`]), a local folder or an object store
+//! (`s3://`, `gs://`, `az://`) behind put/get/list/delete.
 //!
 //! This module decides nothing about *which* part numbers exist or are committed: the export
 //! job numbers parts, and the state database remembers which ones are committed. Mapping API
@@ -17,6 +19,7 @@ mod csv;
 mod ndjson;
 mod parquet;
 mod part;
+mod store;
 mod text;
 
 use std::io::Write;
@@ -32,6 +35,7 @@ pub use self::part::{
     clean_uncommitted, clean_uncommitted_in, parse_part_name, part_file_name, part_path, table_dir,
     temp_file_name, PartFile, PartWriter,
 };
+pub use self::store::{staging_dir, OutTarget, Store, UPLOAD_CHUNK, WRITABLE};
 
 /// Output file format of an export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::fanout::{FanOut, Outcome};
-use super::progress::Ui;
+use crate::job::Ui;
 
 /// Written in the output folder at the end of every run, finished or not.
 pub const LOCATIONS_FILE: &str = "_locations.json";

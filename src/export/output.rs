@@ -14,16 +14,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::exit::{JobError, Result};
-use crate::sink::{self, Format};
+use crate::sink::{self, Format, Store};
 use crate::state::{CommittedPart, JobStatus};
-use crate::table::TableKind;
-
-use super::store::Store;
+use crate::table::MANIFEST;
 
 /// Names the job (key) that owns an output folder.
 const OWNER_MARKER: &str = ".ghl-etl-export";
-/// Written last, when a job has finished: tables, row counts, files, costs.
-pub const MANIFEST: &str = "_manifest.json";
 
 /// Part files of location number `i` (its place in the location list, which the job key fixes)
 /// are numbered from `i * PARTS_PER_LOCATION`: names stay deterministic and never collide,
@@ -104,7 +100,6 @@ fn partition_value(v: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct PartFolder {
     pub dir: PathBuf,
-    pub table: TableKind,
     pub name: String,
     pub format: Format,
     pub location: Option<String>,
@@ -369,7 +364,6 @@ mod tests {
             layout: Layout::Flat,
             folders: vec![PartFolder {
                 dir: root.join("contacts"),
-                table: TableKind::Contacts,
                 name: "contacts".into(),
                 format: Format::Csv,
                 location: None,
