@@ -903,7 +903,7 @@ impl DupKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::query::parse_search;
+    use crate::query::parse_search;
 
     #[test]
     fn listing_order_is_date_then_id_and_cursor_pages_cover_all() {
@@ -931,7 +931,7 @@ mod tests {
                 assert_eq!(id, s.id_of(*raw));
                 cursor = Some((
                     *date,
-                    crate::sandbox::ids::IdCodec::sort_key_of(&id).unwrap(),
+                    crate::ids::IdCodec::sort_key_of(&id).unwrap(),
                 ));
                 seen.push(id);
             }
