@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
 
 const GROUPS: usize = 5;
@@ -22,7 +23,7 @@ async fn sandbox(contacts: usize, rate: Option<&str>) -> Sandbox {
     Sandbox::start(SandboxConfig {
         contacts,
         seed: 42,
-        rate_limit: rate.map(|r| r.parse().unwrap()),
+        rate_limit: rate.map(|r| r.parse::<RateSpec>().unwrap().into()),
         fault_rate: 0.0,
         ..SandboxConfig::default()
     })

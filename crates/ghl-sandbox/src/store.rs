@@ -929,10 +929,7 @@ mod tests {
                 let c: Value = serde_json::from_slice(text).unwrap();
                 let id = c["id"].as_str().unwrap().to_string();
                 assert_eq!(id, s.id_of(*raw));
-                cursor = Some((
-                    *date,
-                    crate::ids::IdCodec::sort_key_of(&id).unwrap(),
-                ));
+                cursor = Some((*date, crate::ids::IdCodec::sort_key_of(&id).unwrap()));
                 seen.push(id);
             }
             if !more {
