@@ -62,7 +62,7 @@ async fn case(locations: usize, contacts: usize, rate: RateSpec) {
     let cfg = SandboxConfig {
         contacts,
         locations,
-        rate_limit: Some(rate),
+        rate_limit: Some(rate.into()),
         daily_limit: u64::MAX / 2,
         ..SandboxConfig::default()
     };

@@ -95,7 +95,7 @@ async fn adherence(rate: RateSpec, locations: usize, windows: usize) {
     let cfg = SandboxConfig {
         contacts: 2_000,
         locations,
-        rate_limit: Some(rate),
+        rate_limit: Some(rate.into()),
         daily_limit: u64::MAX / 2,
         ..SandboxConfig::default()
     };

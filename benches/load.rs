@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
 
 #[global_allocator]
@@ -56,7 +57,7 @@ async fn sandbox(contacts: usize, seed: u64) -> Sandbox {
 async fn load(export: &Path, work: &Path, rate: Option<&str>) -> (f64, u64, u64) {
     let b = sandbox(0, 7).await;
     if let Some(r) = rate {
-        b.set_rate_limit(Some(r.parse().unwrap()));
+        b.set_rate_limit(Some(r.parse::<RateSpec>().unwrap().into()));
     }
     let location = b.location_ids()[0].clone();
     let _ = std::fs::remove_dir_all(work);

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
 
 #[path = "common/tag_lists.rs"]
@@ -27,7 +28,7 @@ async fn sandbox(contacts: usize, fault_rate: f64, rate: Option<&str>) -> Sandbo
     Sandbox::start(SandboxConfig {
         contacts,
         seed: 42,
-        rate_limit: rate.map(|r| r.parse().unwrap()),
+        rate_limit: rate.map(|r| r.parse::<RateSpec>().unwrap().into()),
         fault_rate,
         ..SandboxConfig::default()
     })

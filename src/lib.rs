@@ -31,7 +31,9 @@
 //!   search matches), in few requests; `bulk` runs it with another action (workflows,
 //!   campaigns, followers, business, delete).
 //! - [`check`]: `auth check` and `mapping check`.
-//! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults.
+//! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults: the
+//!   crate `crates/ghl-sandbox` (`ghl_sandbox`), re-exported here. It imports nothing of this
+//!   crate; `job::connect` converts the tool's [`api::RateSpec`] into its rate type.
 //!
 //! - [`cli`]: the flags of every command, resolved into the plans the jobs take; only
 //!   `main.rs` uses it.
@@ -51,9 +53,10 @@ pub mod load;
 pub mod mapping;
 pub mod private;
 pub mod report;
-pub mod sandbox;
 pub mod secret;
 pub mod sink;
 pub mod state;
 pub mod table;
 pub mod tag;
+
+pub use ghl_sandbox as sandbox;

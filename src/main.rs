@@ -26,11 +26,13 @@ fn use_colour() -> bool {
 fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,ghl_etl=info,ghl_etl::sandbox=warn",
-        (false, 1) => "info,ghl_etl=debug",
+        // The sandbox (crate `ghl_sandbox`) is as quiet as other crates by default, and as
+        // talkative as ours with -v and -vv.
+        (false, 0) => "warn,ghl_etl=info,ghl_sandbox=warn",
+        (false, 1) => "info,ghl_etl=debug,ghl_sandbox=debug",
         // Other crates stay at warn: the HTTP trace is ours (`api::transport`), and it never
         // shows headers or bodies unless --trace-bodies asks for bodies.
-        _ => "warn,ghl_etl=trace",
+        _ => "warn,ghl_etl=trace,ghl_sandbox=trace",
     };
     let filter = EnvFilter::try_from_env("GHL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

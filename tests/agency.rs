@@ -17,7 +17,7 @@ use ghl_etl::secret::Secret;
 use serde_json::{json, Value};
 
 use crate::spec::{validate_request_body, validate_response};
-use crate::util::{bin, describe, fast_retry, quiet_config, sandbox};
+use crate::util::{bin, describe, fast_retry, quiet_config, sandbox, sandbox_rate};
 
 fn agency_sandbox(locations: usize, contacts: usize) -> SandboxConfig {
     SandboxConfig {
@@ -151,7 +151,7 @@ fn check_recorded_oauth_requests(sb: &Sandbox) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_revoked_location_fails_alone_and_a_rerun_finishes_it_alone() {
     let cfg = SandboxConfig {
-        rate_limit: Some("100/1s".parse().unwrap()),
+        rate_limit: Some(sandbox_rate("100/1s")),
         ..agency_sandbox(20, 60)
     };
     let sb = sandbox(cfg).await;

@@ -154,7 +154,7 @@ async fn survives_faults_and_429_storms_without_loss_or_repeats() {
     let limit: RateSpec = "40/500ms".parse().unwrap();
     let cfg = SandboxConfig {
         contacts: 1_500,
-        rate_limit: Some(limit),
+        rate_limit: Some(limit.into()),
         fault_rate: 0.05,
         ..SandboxConfig::default()
     };

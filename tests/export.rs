@@ -17,7 +17,7 @@ use ghl_etl::secret::Secret;
 use ghl_etl::sink::Format;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{describe, quiet_config, read_csv, run_bin, sandbox};
+use crate::util::{describe, quiet_config, read_csv, run_bin, sandbox, sandbox_rate};
 
 /// The export flags, as a user would type them.
 #[derive(Parser)]
@@ -133,7 +133,7 @@ fn counts(ids: &[Option<String>]) -> HashMap<String, usize> {
 async fn parquet_export_under_faults_and_rate_limit_is_complete_and_typed() {
     let sb = sandbox(SandboxConfig {
         contacts: 1_200,
-        rate_limit: Some("300/1s".parse().unwrap()),
+        rate_limit: Some(sandbox_rate("300/1s")),
         fault_rate: 0.05,
         ..SandboxConfig::default()
     })

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ghl_etl::sandbox::{Hostile, Sandbox, DEFAULT_TOKEN};
 use serde_json::Value;
 
-use crate::util::{ghl_stderr, kill_when, quiet_config, read_csv, run_bin, sandbox};
+use crate::util::{ghl_stderr, kill_when, quiet_config, read_csv, run_bin, sandbox, sandbox_rate};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -242,7 +242,7 @@ async fn migrating_a_location_under_faults_lands_everything_exactly_once() {
     export_csv(&a, &la, &export).await;
 
     b.set_fault_rate(0.05);
-    b.set_rate_limit(Some("1500/1s".parse().unwrap()));
+    b.set_rate_limit(Some(sandbox_rate("1500/1s")));
     let mapping = manifest_dir().join("mappings/migrate.toml");
     let mut args = load_file_args(
         &lb,

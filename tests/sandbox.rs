@@ -3,9 +3,8 @@
 //! counters), rate limits, faults and OAuth rotation. Expected data comes from the sandbox's
 //! `Store` (ground truth), never from the code under test's own answers.
 
-use ghl_etl::api::RateSpec;
 use ghl_etl::sandbox::{
-    DuplicateRule, Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
+    DuplicateRule, RateLimit, Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
     OAUTH_CLIENT_SECRET,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -621,7 +620,7 @@ async fn writes_are_visible_to_reads() {
 #[tokio::test]
 async fn over_the_burst_limit_answers_429_with_headers() {
     let cfg = SandboxConfig {
-        rate_limit: Some(RateSpec {
+        rate_limit: Some(RateLimit {
             max: 5,
             interval: Duration::from_secs(600),
         }),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
 
-use crate::util::{ghl_on as ghl, kill_when, quiet_config, report_rows, sandbox};
+use crate::util::{ghl_on as ghl, kill_when, quiet_config, report_rows, sandbox, sandbox_rate};
 
 fn tags_of(sb: &Sandbox, id: &str) -> BTreeSet<String> {
     sb.store().contact(id).unwrap()["tags"]
@@ -25,7 +25,7 @@ fn set(tags: &[&str]) -> BTreeSet<String> {
 async fn the_sample_list_tags_exactly_the_intended_contacts_under_faults() {
     let mut cfg = quiet_config(30);
     cfg.fault_rate = 0.05;
-    cfg.rate_limit = Some("200/1s".parse().unwrap());
+    cfg.rate_limit = Some(sandbox_rate("200/1s"));
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
     // The sample names these contacts of the seeded location (by id, email, email, phone, id).
@@ -268,7 +268,7 @@ fn intended(
 async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill() {
     let mut cfg = quiet_config(900);
     cfg.fault_rate = 0.05;
-    cfg.rate_limit = Some("300/1s".parse().unwrap());
+    cfg.rate_limit = Some(sandbox_rate("300/1s"));
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
     let rows = tag_list(&sb, &location, 450);
@@ -336,7 +336,7 @@ async fn tagging_a_list_by_id_email_and_phone_is_exact_under_faults_and_a_kill()
 async fn tagging_by_search_changes_exactly_the_matching_contacts() {
     let mut cfg = quiet_config(1200);
     cfg.fault_rate = 0.05;
-    cfg.rate_limit = Some("300/1s".parse().unwrap());
+    cfg.rate_limit = Some(sandbox_rate("300/1s"));
     let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
     let all: Vec<serde_json::Value> = sb

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ghl_etl::api::{AuthConfig, Client, ClientConfig, RateSpec, RetryConfig};
-use ghl_etl::sandbox::{Sandbox, SandboxConfig, DEFAULT_TOKEN};
+use ghl_etl::sandbox::{RateLimit, Sandbox, SandboxConfig, DEFAULT_TOKEN};
 use ghl_etl::secret::Secret;
 
 /// A sandbox with no rate limit and no faults unless the test asks for them.
@@ -18,6 +18,11 @@ pub fn quiet_config(contacts: usize) -> SandboxConfig {
         fault_rate: 0.0,
         ..SandboxConfig::default()
     }
+}
+
+/// A sandbox burst limit written as `--rate-limit` takes it, e.g. `300/1s`.
+pub fn sandbox_rate(s: &str) -> RateLimit {
+    s.parse::<RateSpec>().expect("a rate such as 300/1s").into()
 }
 
 pub async fn sandbox(cfg: SandboxConfig) -> Sandbox {

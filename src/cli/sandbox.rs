@@ -93,7 +93,7 @@ impl SandboxArgs {
             contacts: self.contacts,
             locations: self.locations,
             seed: self.seed,
-            rate_limit: self.rate_limit.0,
+            rate_limit: self.rate_limit.0.map(Into::into),
             daily_limit: self.daily_limit,
             fault_rate: self.fault_rate,
             latency: Duration::from_millis(self.latency),
@@ -139,7 +139,10 @@ mod tests {
             "127.0.0.1:8787".parse().unwrap()
         );
         let cli = Cli::try_parse_from(["x"]).unwrap();
-        assert_eq!(cli.args.config().rate_limit, Some(RateSpec::GHL_BURST));
+        assert_eq!(
+            cli.args.config().rate_limit,
+            Some(crate::sandbox::RateLimit::GHL_BURST)
+        );
         assert!(Cli::try_parse_from(["x", "--token", "bad"]).is_err());
         assert!(Cli::try_parse_from(["x", "--rate-limit", "fast"]).is_err());
         let cli = Cli::try_parse_from(["x", "--hostile", "page-back=3", "--hostile-answers", "2"])

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::api::{AuthConfig, Client, ClientConfig, RateSpec, RetryConfig};
 use crate::exit::{JobError, Result};
-use crate::sandbox::{Sandbox, SandboxConfig, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN};
+use crate::sandbox::{RateLimit, Sandbox, SandboxConfig, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN};
 use crate::secret::Secret;
 
 /// The embedded sandbox's request budget, and the pace a client keeps against it.
@@ -16,6 +16,17 @@ const EMBEDDED_SANDBOX_RATE: RateSpec = RateSpec {
     max: 500,
     interval: Duration::from_secs(1),
 };
+
+/// A budget of the tool as the sandbox's burst limit: the sandbox crate has its own rate type,
+/// as it imports nothing of the tool. `ghl-etl sandbox` configures it through this as well.
+impl From<RateSpec> for RateLimit {
+    fn from(r: RateSpec) -> RateLimit {
+        RateLimit {
+            max: r.max,
+            interval: r.interval,
+        }
+    }
+}
 
 /// Where requests go.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +129,7 @@ impl Connection {
                 let cfg = SandboxConfig {
                     contacts: *contacts,
                     locations: (*locations).max(1),
-                    rate_limit: Some(EMBEDDED_SANDBOX_RATE),
+                    rate_limit: Some(EMBEDDED_SANDBOX_RATE.into()),
                     ..Default::default()
                 };
                 let sb = Sandbox::start(cfg).await.map_err(|e| {

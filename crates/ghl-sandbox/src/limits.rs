@@ -6,11 +6,41 @@
 //! Time is `tokio::time::Instant`, so a paused test clock drives it. Turning verdicts into
 //! headers and 429 bodies is left to [`super::gate`].
 
-use crate::api::RateSpec;
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A burst limit: `max` requests per rolling `interval`, e.g. `100/10s`.
+///
+/// The sandbox's own type, so that it needs nothing of a client; a client converts its rate
+/// type into this one where it configures a sandbox. Shown as `100/10s` or `5/500ms` (in 429
+/// bodies and the `ghl-etl sandbox` banner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub interval: Duration,
+}
+
+impl RateLimit {
+    /// GHL's documented burst limit: 100 requests per 10 seconds per location.
+    pub const GHL_BURST: RateLimit = RateLimit {
+        max: 100,
+        interval: Duration::from_secs(10),
+    };
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.interval.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}/{}s", self.max, ms / 1000)
+        } else {
+            write!(f, "{}/{}ms", self.max, ms)
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Window {
@@ -48,7 +78,7 @@ impl Limiter {
         &self,
         token: &str,
         location: &str,
-        spec: Option<RateSpec>,
+        spec: Option<RateLimit>,
         daily_limit: u64,
         now: Instant,
         day: i64,
@@ -109,7 +139,7 @@ mod tests {
     #[test]
     fn rolling_window_refuses_then_frees_up() {
         let l = Limiter::default();
-        let spec = Some(RateSpec {
+        let spec = Some(RateLimit {
             max: 3,
             interval: Duration::from_secs(10),
         });
@@ -136,7 +166,7 @@ mod tests {
         // GHL's burst limit counts the last `interval` before each request, so a budget spent
         // just before a round time is not back just after it.
         let l = Limiter::default();
-        let spec = Some(RateSpec {
+        let spec = Some(RateLimit {
             max: 3,
             interval: Duration::from_secs(10),
         });
@@ -162,6 +192,16 @@ mod tests {
             Some(Refusal::Burst)
         );
         assert_eq!(l.check("t", "L", spec, 100, at(19_000), 1).refused, None);
+    }
+
+    #[test]
+    fn shown_as_requests_per_interval() {
+        assert_eq!(RateLimit::GHL_BURST.to_string(), "100/10s");
+        let half = RateLimit {
+            max: 5,
+            interval: Duration::from_millis(500),
+        };
+        assert_eq!(half.to_string(), "5/500ms");
     }
 
     #[test]

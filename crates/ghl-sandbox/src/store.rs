@@ -903,7 +903,7 @@ impl DupKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::query::parse_search;
+    use crate::query::parse_search;
 
     #[test]
     fn listing_order_is_date_then_id_and_cursor_pages_cover_all() {
@@ -929,10 +929,7 @@ mod tests {
                 let c: Value = serde_json::from_slice(text).unwrap();
                 let id = c["id"].as_str().unwrap().to_string();
                 assert_eq!(id, s.id_of(*raw));
-                cursor = Some((
-                    *date,
-                    crate::sandbox::ids::IdCodec::sort_key_of(&id).unwrap(),
-                ));
+                cursor = Some((*date, crate::ids::IdCodec::sort_key_of(&id).unwrap()));
                 seen.push(id);
             }
             if !more {

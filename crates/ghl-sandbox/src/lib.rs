@@ -23,8 +23,15 @@
 //! (requests held for a test), [`gate`] (the per-request
 //! middleware), [`answers`] (error bodies), [`validate`] (request bodies), [`handlers`]
 //! (contact, task, note and read routes), [`fields`] (custom fields), [`actions`] (bulk
-//! actions, workflows, campaigns, followers), [`stats`], [`foreground`]. The client side of
-//! the API is not here: see [`crate::api`].
+//! actions, workflows, campaigns, followers), [`stats`], [`foreground`].
+//!
+//! This crate imports nothing of the `ghl-etl` tool: the client side of the API lives there
+//! (`ghl_etl::api`), and the tool converts its own rate type into [`RateLimit`] where it
+//! configures a sandbox. The tool re-exports this crate as `ghl_etl::sandbox`.
+
+// The module map above names private modules on purpose; `cargo doc
+// --document-private-items` renders those links.
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod actions;
 mod agency;
@@ -51,10 +58,10 @@ pub use catalog::DuplicateRule;
 pub use foreground::{run_foreground, ForegroundPlan};
 pub use hold::Hold;
 pub use hostile::Hostile;
+pub use limits::RateLimit;
 pub use stats::Stats;
 pub use store::{phone_key, Store};
 
-use crate::api::RateSpec;
 use auth::{Auth, Grant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -100,7 +107,7 @@ pub struct SandboxConfig {
     pub locations: usize,
     pub seed: u64,
     /// Burst limit per (token, location); `None` turns it off.
-    pub rate_limit: Option<RateSpec>,
+    pub rate_limit: Option<RateLimit>,
     /// Requests per (token, location) and UTC day.
     pub daily_limit: u64,
     /// Share (0.0..=1.0) of API requests answered with an injected fault.
@@ -124,7 +131,7 @@ impl Default for SandboxConfig {
             contacts: 1000,
             locations: 1,
             seed: 42,
-            rate_limit: Some(RateSpec::GHL_BURST),
+            rate_limit: Some(RateLimit::GHL_BURST),
             daily_limit: 200_000,
             fault_rate: 0.0,
             latency: Duration::ZERO,
@@ -178,7 +185,7 @@ pub struct SandboxState {
     limiter: Limiter,
     seed: u64,
     /// Changed at run time through [`Sandbox::set_rate_limit`].
-    rate_limit: RwLock<Option<RateSpec>>,
+    rate_limit: RwLock<Option<RateLimit>>,
     daily_limit: u64,
     /// `f64` bits of the fault rate, changed through the admin route or [`Sandbox::set_fault_rate`].
     fault_rate: AtomicU64,
@@ -347,14 +354,14 @@ impl SandboxState {
         Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
     }
 
-    pub fn set_rate_limit(&self, r: Option<RateSpec>) {
+    pub fn set_rate_limit(&self, r: Option<RateLimit>) {
         *self
             .rate_limit
             .write()
             .unwrap_or_else(PoisonError::into_inner) = r;
     }
 
-    pub fn rate_limit(&self) -> Option<RateSpec> {
+    pub fn rate_limit(&self) -> Option<RateLimit> {
         *self
             .rate_limit
             .read()
@@ -562,7 +569,7 @@ impl Sandbox {
         self.state.set_latency(d)
     }
 
-    pub fn set_rate_limit(&self, r: Option<RateSpec>) {
+    pub fn set_rate_limit(&self, r: Option<RateLimit>) {
         self.state.set_rate_limit(r)
     }
 
