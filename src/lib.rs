@@ -20,7 +20,9 @@
 //!   outcomes of writing jobs, source → target contact ids).
 //! - [`report`]: per-record outcome files (export's rejects; `succeeded.csv`, `failed.csv`).
 //! - [`job`]: what every job shares: connection, identity (the key resume goes by),
-//!   progress, summary.
+//!   progress, summary; the row-job runner load, tag and bulk plug into ([`job::rows`]: state,
+//!   chunks, settled rows, bad rows, reports, signals, one stop policy) and the one
+//!   exactly-once primitive for writes whose answer may be lost ([`job::once`]).
 //!
 //! Jobs and commands:
 //! - [`export`]: the pipelined export job: which locations (a file, an agency's installed
@@ -28,8 +30,8 @@
 //!   output folder.
 //! - [`load`]: the load job: input files into a location, each row exactly once.
 //! - [`tag`]: the tag job: tags added to and removed from a list of contacts (or the contacts a
-//!   search matches), in few requests; `bulk` runs it with another action (workflows,
-//!   campaigns, followers, business, delete).
+//!   search matches), batched across the whole file; `bulk` runs it with another action
+//!   (workflows, campaigns, followers, business, delete).
 //! - [`check`]: `auth check` and `mapping check`.
 //! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults: the
 //!   crate `crates/ghl-sandbox` (`ghl_sandbox`), re-exported here. It imports nothing of this

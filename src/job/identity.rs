@@ -7,8 +7,9 @@ use sha2::Digest;
 
 /// The key of a job: the first 8 bytes of SHA-256 over the JSON of `identity`, in hex.
 pub fn job_key<T: Serialize>(identity: &T) -> String {
-    // Serialising plain data (strings, numbers, enums) cannot fail.
-    let bytes = serde_json::to_vec(identity).unwrap_or_default();
+    // An empty key would give every job the same progress: never default it.
+    let bytes = serde_json::to_vec(identity)
+        .expect("a plan's identity is plain data (strings, numbers, enums), which serialises");
     sha2::Sha256::digest(&bytes)
         .iter()
         .take(8)

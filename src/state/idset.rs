@@ -64,8 +64,7 @@ impl IdSet {
             raw.extend_from_slice(id.as_bytes());
             raw.extend_from_slice(&n.to_le_bytes());
         }
-        // Compressing bytes in memory cannot fail.
-        zstd::bulk::compress(&raw, 3).unwrap_or_default()
+        zstd::bulk::compress(&raw, 3).expect("compressing bytes in memory cannot fail")
     }
 
     pub fn decode(blob: &[u8]) -> Result<IdSet, IdSetError> {
@@ -79,7 +78,7 @@ impl IdSet {
                 return Err(IdSetError("truncated".into()));
             };
             let id = std::str::from_utf8(id).map_err(|e| IdSetError(e.to_string()))?;
-            let n = i64::from_le_bytes(n.try_into().unwrap_or_default());
+            let n = i64::from_le_bytes(n.try_into().expect("the slice is 8 bytes long"));
             items.push((id.to_string(), n));
             at = end + 8;
         }
