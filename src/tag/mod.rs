@@ -57,7 +57,7 @@ pub struct TagSummary {
     pub throttled: u64,
     pub elapsed_s: f64,
     pub dry_run: bool,
-    /// Dry run: rows whose contact would gain or lose tags (or get the action).
+    /// Dry run: contacts that would gain or lose tags (or get the action).
     pub would_change: u64,
     /// Dry run: tag → (rows that would add it, rows that would remove it).
     pub would_tag: BTreeMap<String, (u64, u64)>,
@@ -68,8 +68,11 @@ pub struct TagSummary {
     pub grouping: String,
 }
 
-/// Dry run: rows with work, and tag → (rows adding it, rows removing it).
-type Would = (u64, BTreeMap<String, (u64, u64)>);
+/// Dry run: the contacts with work, and tag → (rows adding it, rows removing it).
+type Would = (
+    std::collections::HashSet<String>,
+    BTreeMap<String, (u64, u64)>,
+);
 
 /// What the row workers share.
 pub(crate) struct Tagging {
@@ -81,7 +84,7 @@ pub(crate) struct Tagging {
     batcher: tokio::sync::Mutex<Batcher>,
     /// Dry run: the write requests of the actions other than tags.
     planned: AtomicU64,
-    /// Dry run: rows with work, and tag → (adds, removes).
+    /// Dry run: the contacts with work, and tag → (rows adding it, rows removing it).
     would: Mutex<Would>,
 }
 
@@ -135,7 +138,7 @@ impl Tagging {
     fn count_would(&self, resolved: &[Resolved]) {
         let mut would = self.would.lock().unwrap_or_else(|e| e.into_inner());
         for w in resolved.iter().filter_map(|r| r.work.as_ref()) {
-            would.0 += 1;
+            would.0.insert(w.contact.clone());
             for tag in &w.add {
                 would.1.entry(tag.clone()).or_default().0 += 1;
             }
@@ -196,8 +199,9 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
     let report_dir = t.plan.report_dir.clone();
     let ran = runner::run(&t.ledger, &t, source, &progress, &report_dir, ui, client).await?;
     let stats = client.stats();
-    let (would_change, would_tag) =
+    let (would_contacts, would_tag) =
         std::mem::take(&mut *t.would.lock().unwrap_or_else(|e| e.into_inner()));
+    let would_change = would_contacts.len() as u64;
     let tag_requests = t.batcher.lock().await.requests;
     let summary = TagSummary {
         failed: ran.totals.failed,
@@ -263,7 +267,7 @@ fn print_summary(s: &TagSummary, ran: &Ran, plan: &TagPlan, ui: Ui, client: &Cli
     if s.dry_run {
         eprintln!("Dry run: nothing was written. {} input rows:", t.rows);
         eprintln!(
-            "  would change  {:>9} rows ({})",
+            "  would change  {:>9} contacts ({})",
             s.would_change,
             plan.action.verb()
         );
