@@ -49,6 +49,11 @@ impl fmt::Display for TableKind {
 /// and `input` must not import a job; this file imports nothing.
 pub const MANIFEST: &str = "_manifest.json";
 
+/// The folder of an export that holds each location's custom-field definitions
+/// (`_custom_fields/LOCATION.json`, the answer of `GET /locations/{id}/customFields`): written
+/// by the export, read by a load whose mapping says `custom_fields = "all"`.
+pub const FIELDS_DIR: &str = "_custom_fields";
+
 /// The type of an output column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {

@@ -224,7 +224,10 @@ async fn mapping_for(run: &Run, location: &str) -> Result<Mapping> {
     let needs_fields = base.as_ref().is_none_or(|m| m.uses_custom_fields());
     let fields: Vec<CustomFieldInfo> = if needs_fields {
         match run.client.custom_fields(location).await {
-            Ok(f) => f.into_iter().map(CustomFieldInfo::from).collect(),
+            Ok(f) => {
+                write_field_definitions(run, location, &f).await?;
+                f.into_iter().map(CustomFieldInfo::from).collect()
+            }
             // Without a mapping, a token that may not read field names still exports them,
             // by id. A refused token is not that case: the listing reports it.
             Err(e) if e.is_scope_error() && base.is_none() => {
@@ -245,6 +248,19 @@ async fn mapping_for(run: &Run, location: &str) -> Result<Mapping> {
         }
         None => Ok(Mapping::default_for(&fields)),
     }
+}
+
+/// The location's custom-field definitions as the API answered them, beside the data
+/// (`_custom_fields/LOCATION.json`): a load with `custom_fields = "all"` names, types and
+/// creates the fields from them, and a reader can tell what each column held.
+async fn write_field_definitions(
+    run: &Run,
+    location: &str,
+    fields: &[crate::api::model::CustomField],
+) -> Result<()> {
+    let name = format!("{}/{location}.json", crate::table::FIELDS_DIR);
+    let answer = serde_json::json!({ "customFields": fields });
+    run.out.write_manifest_as(&name, &answer).await
 }
 
 /// Keep a dataset's columns the same across runs: the first run records each table's columns;

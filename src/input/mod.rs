@@ -316,18 +316,12 @@ fn check_cells(fields: &Map<String, Value>, opts: &InputOptions) -> Result<(), S
     Ok(())
 }
 
-/// A NUL or other control character (tab, CR and LF aside) in a cell: no CRM field holds one,
-/// and the API answers them with an unhelpful 400 or stores them invisibly. Catching them here
-/// names the row and column.
+/// A NUL in a cell: nearly always a binary file, or UTF-16 read as UTF-8, and refused by the
+/// API. Every other character, control characters included (GHL stores a bell or a vertical
+/// tab it was given, and a migration must carry them back), is sent as it is, JSON-escaped.
 fn control_char(column: &str, s: &str) -> Option<String> {
-    let c = s
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))?;
-    Some(if c == '\0' {
-        format!("embedded NUL byte in column `{column}`")
-    } else {
-        format!("control character U+{:04X} in column `{column}`", c as u32)
-    })
+    s.contains('\0')
+        .then(|| format!("embedded NUL byte in column `{column}`"))
 }
 
 /// Refuse a file whose first row has none of the `wanted` columns: nearly always a CSV without

@@ -42,8 +42,16 @@ const TOP_KEYS: &[&str] = &[
     "appointments",
 ];
 const TABLE_NAMES: &[&str] = &["contacts", "tasks", "notes", "appointments"];
-const SECTION_KEYS: &[&str] = &["columns", "filter", "on_error"];
-const COLUMN_KEYS: &[&str] = &["name", "from", "type", "transform", "required", "on_error"];
+const SECTION_KEYS: &[&str] = &["columns", "filter", "on_error", "custom_fields"];
+const COLUMN_KEYS: &[&str] = &[
+    "name",
+    "from",
+    "type",
+    "transform",
+    "required",
+    "optional",
+    "on_error",
+];
 const FILTER_KEYS: &[&str] = &["field", "op", "value"];
 const TYPE_NAMES: &[&str] = &[
     "string",
@@ -512,13 +520,34 @@ impl<'s, 't> Cx<'s, 't> {
                 }
             }
         }
-        Some(TableMapping::new(
-            kind,
-            columns,
-            filters,
-            self.sep.clone(),
-            on_error,
-        ))
+        let all_custom = t
+            .get("custom_fields")
+            .is_some_and(|v| self.custom_fields(v, kind));
+        let mut table = TableMapping::new(kind, columns, filters, self.sep.clone(), on_error);
+        table.all_custom_fields = all_custom;
+        Some(table)
+    }
+
+    /// `custom_fields = "all"`: a load of contacts carries every custom field of the input.
+    fn custom_fields(&mut self, node: &Node<'_>, kind: TableKind) -> bool {
+        let Some(value) = self.string(node, "custom_fields") else {
+            return false;
+        };
+        let fits = kind == TableKind::Contacts && self.direction == Direction::Load;
+        if value == "all" && fits {
+            return true;
+        }
+        let help = if fits {
+            "the one value is \"all\"; to carry some fields only, name each as a column: `name = 'customFields.\"Lead Score\"'`"
+        } else {
+            "`custom_fields = \"all\"` belongs in the [contacts] section of a load mapping; an export names custom fields as columns (`from = 'custom.\"Lead Score\"'`), or leaves out --mapping to export them all"
+        };
+        self.diag.error(
+            node.span(),
+            format!("`custom_fields = {value:?}` is not understood here"),
+            Some(help.into()),
+        );
+        false
     }
 
     fn on_error(&mut self, node: &Node<'_>) -> Option<OnError> {
@@ -686,6 +715,10 @@ impl<'s, 't> Cx<'s, 't> {
             Some(v) => self.boolean(v, "required"),
             None => Some(false),
         };
+        let optional = match t.get("optional") {
+            Some(v) => self.boolean(v, "optional"),
+            None => Some(false),
+        };
 
         let name_ok = match (self.direction, name, name_node) {
             (Direction::Load, Some(n), Some(node)) => self.check_load_name(n, kind, node.span()),
@@ -707,6 +740,9 @@ impl<'s, 't> Cx<'s, 't> {
             return None;
         }
         let name_span = name_node.map_or(node.span(), Spanned::span);
+        let at = self
+            .src
+            .position(t.get("from").map_or(name_span.clone(), Spanned::span).start);
         Some((
             ColumnPlan {
                 name: name?.to_string(),
@@ -715,6 +751,8 @@ impl<'s, 't> Cx<'s, 't> {
                 steps,
                 required: required?,
                 on_error: on_error?,
+                optional: optional?,
+                at,
             },
             name_span,
         ))

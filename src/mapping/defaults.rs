@@ -183,7 +183,9 @@ fn custom_type(data_type: Option<&str>) -> ColumnType {
             scale: 2,
         },
         Some("CHECKBOX" | "MULTIPLE_OPTIONS") => ListString,
-        Some("DATE") => ColumnType::Date,
+        // GHL answers a date field in epoch milliseconds, time of day included: a timestamp
+        // keeps it, so a migration writes back the instant it read.
+        Some("DATE") => ColumnType::Timestamp,
         Some("FILE_UPLOAD" | "TEXTBOX_LIST") => Json,
         _ => Str,
     }
@@ -197,6 +199,8 @@ fn column(name: String, ty: ColumnType, source: Path) -> ColumnPlan {
         steps: Vec::new(),
         required: false,
         on_error: OnError::Null,
+        optional: false,
+        at: (0, 0),
     }
 }
 
@@ -319,6 +323,7 @@ mod tests {
             info("cf2", "Interests", "MULTIPLE_OPTIONS"),
             info("cf3", "email", "TEXT"),
             info("cf4", "Contract", "FILE_UPLOAD"),
+            info("cf5", "Signup date", "DATE"),
         ]);
         let t = m
             .table(TableKind::Contacts)
@@ -329,6 +334,7 @@ mod tests {
         assert_eq!(find("Interests"), Some(ListString));
         assert_eq!(find("custom.email"), Some(Str));
         assert_eq!(find("Contract"), Some(Json));
+        assert_eq!(find("Signup date"), Some(ColumnType::Timestamp));
         assert_eq!(find("customFields"), None);
         assert!(!m.uses_custom_fields());
 

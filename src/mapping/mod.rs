@@ -124,6 +124,7 @@ mod compile;
 mod defaults;
 mod error;
 mod file;
+mod input_check;
 mod path;
 mod phone;
 mod plan;
@@ -194,6 +195,8 @@ pub struct TableMapping {
     sep: String,
     /// The section's `on_error`, shown by `describe`.
     on_error: plan::OnError,
+    /// `custom_fields = "all"` (load mappings, contacts): every custom field of the input.
+    all_custom_fields: bool,
 }
 
 impl TableMapping {
@@ -223,6 +226,7 @@ impl TableMapping {
             filters,
             sep,
             on_error,
+            all_custom_fields: false,
         }
     }
 }

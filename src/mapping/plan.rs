@@ -37,6 +37,12 @@ pub(crate) struct ColumnPlan {
     pub steps: Vec<Step>,
     pub required: bool,
     pub on_error: OnError,
+    /// Load mappings: an input that lacks the column it reads is not an error (the value is
+    /// then null for every row).
+    pub optional: bool,
+    /// Where the column reads from in the mapping file (`from`, or `name` when `from` is
+    /// implied), 1-based line and column: for errors found once the input is open.
+    pub at: (usize, usize),
 }
 
 /// Why a column could not produce a value.
