@@ -69,14 +69,21 @@ impl Client {
         }
     }
 
-    /// `POST /locations/{id}/customFields`: a contact custom field. Not idempotent.
+    /// `POST /locations/{id}/customFields`: a contact custom field. Not idempotent. The
+    /// options of a picklist field (`SINGLE_OPTIONS`, `MULTIPLE_OPTIONS`, `RADIO`,
+    /// `CHECKBOX`) go as `options`, as GHL's field form sends them; the answer lists them as
+    /// `picklistOptions`.
     pub async fn create_custom_field(
         &self,
         location: &str,
         name: &str,
         data_type: &str,
+        options: &[String],
     ) -> Result<CustomField> {
-        let body = json!({ "name": name, "dataType": data_type, "model": "contact" });
+        let mut body = json!({ "name": name, "dataType": data_type, "model": "contact" });
+        if !options.is_empty() {
+            body["options"] = json!(options);
+        }
         let call = Call::with_body(
             location,
             Method::POST,

@@ -11,7 +11,7 @@ use super::ConnectionArgs;
 use crate::exit::{JobError, Result};
 use crate::input::export_tables;
 use crate::job::ConnectionPlan;
-use crate::load::{LoadPlan, Mode, TagsMode};
+use crate::load::{EmptyCells, LoadPlan, Mode, TagsMode};
 use crate::mapping::{Direction, MappingFile};
 use crate::table::TableKind;
 
@@ -21,6 +21,12 @@ pub enum ModeArg {
     Create,
     Update,
     Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmptyArg {
+    Keep,
+    Clear,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +99,22 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
 
+    /// The source's custom-field definitions, for a mapping with `custom_fields = "all"`: an
+    /// export's `_custom_fields/` folder, or a JSON file as GET /locations/{id}/customFields
+    /// answers (default: `_custom_fields/` of the export the contacts come from).
+    #[arg(long, value_name = "PATH")]
+    pub custom_fields: Option<PathBuf>,
+
+    /// What an empty input cell does to an existing contact's field: `keep` it (as GHL's own
+    /// CSV import does), or `clear` it. Match keys (email, phone) and tags are never cleared.
+    #[arg(long, value_enum, default_value_t = EmptyArg::Keep)]
+    pub empty: EmptyArg,
+
+    /// Go on although most contacts would carry no email, no phone and no external id (each
+    /// such row creates a new contact, never matching one the location holds).
+    #[arg(long)]
+    pub allow_no_identity: bool,
+
     #[command(flatten)]
     pub input: InputArgs,
 }
@@ -143,6 +165,12 @@ impl LoadArgs {
             concurrency: self.concurrency.max(1),
             state: self.input.state.clone(),
             report_dir,
+            custom_fields: self.custom_fields.clone(),
+            empty: match self.empty {
+                EmptyArg::Keep => EmptyCells::Keep,
+                EmptyArg::Clear => EmptyCells::Clear,
+            },
+            allow_no_identity: self.allow_no_identity,
         };
         if plan.location.is_empty() && !self.conn.sandbox {
             return Err(JobError::usage(

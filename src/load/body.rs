@@ -3,8 +3,10 @@
 //! (resolved against the target later), and tags (sent through the tags endpoints, not the
 //! body, unless `--tags replace`).
 //!
-//! A null or empty value is left out of the body: a migration fills fields, it never blanks
-//! what the target already holds.
+//! A null or empty value is left out of the body, as GHL's own CSV import does by default
+//! ("don't overwrite with empty values"): a migration fills fields, it never blanks what the
+//! target already holds. `--empty clear` sends an empty text field or custom field as `""`
+//! instead, which clears it; the match keys (`email`, `phone`, ids) and tags are never cleared.
 
 use serde_json::{Map, Value as Json};
 
@@ -29,6 +31,8 @@ pub struct Body {
     pub fields: Map<String, Json>,
     /// `customFields."Name"` columns: (name, value).
     pub custom: Vec<(String, Json)>,
+    /// The custom fields `custom_fields = "all"` carries: (name, value as the input holds it).
+    pub carried: Vec<(String, Option<Json>)>,
     pub tags: Option<Vec<String>>,
 }
 
@@ -60,11 +64,15 @@ impl Body {
     }
 }
 
-/// Split a mapped row by column name.
-pub fn body_of(schema: &TableSchema, row: Row) -> Body {
+/// Split a mapped row by column name. `clears`: an empty cell clears its field
+/// (`--empty clear`) instead of leaving it alone.
+pub fn body_of(schema: &TableSchema, row: Row, clears: bool) -> Body {
     let mut body = Body::default();
     for (col, value) in schema.columns.iter().zip(row) {
         let Some(json) = json_of(value, col.ty) else {
+            if clears && clearable(&col.name, col.ty) {
+                body.set(&col.name, Json::String(String::new()));
+            }
             continue;
         };
         let text = || {
@@ -78,17 +86,34 @@ pub fn body_of(schema: &TableSchema, row: Row) -> Body {
             "contact_email" => body.keys.contact_email = Some(text()),
             "contact_phone" => body.keys.contact_phone = Some(text()),
             "tags" => body.tags = Some(tags_of(&json)),
-            name => match name.strip_prefix("customFields.") {
-                Some(field) => body
-                    .custom
-                    .push((field.trim_matches('"').to_string(), json)),
-                None => {
-                    body.fields.insert(name.to_string(), json);
-                }
-            },
+            name => body.set(name, json),
         }
     }
     body
+}
+
+impl Body {
+    /// A body field or, for `customFields."Name"`, a custom value.
+    fn set(&mut self, name: &str, json: Json) {
+        match name.strip_prefix("customFields.") {
+            Some(field) => self
+                .custom
+                .push((field.trim_matches('"').to_string(), json)),
+            None => {
+                self.fields.insert(name.to_string(), json);
+            }
+        }
+    }
+}
+
+/// Whether `--empty clear` sends an empty value for the column: text fields and custom
+/// fields, never a key a row is matched or joined by, nor tags.
+fn clearable(name: &str, ty: ColumnType) -> bool {
+    let key = matches!(
+        name,
+        "id" | "contact_id" | "contact_email" | "contact_phone" | "email" | "phone" | "tags"
+    );
+    !key && (name.starts_with("customFields.") || ty == ColumnType::String)
 }
 
 /// Tags from a list, or from one cell of `;`- or `,`-separated names.
@@ -181,6 +206,7 @@ mod tests {
                 Value::String("vip; lead ;".into()),
                 Value::Date(0),
             ],
+            false,
         );
         assert_eq!(b.keys.id.as_deref(), Some("src-1"));
         assert_eq!(b.email(), Some("a@b.co"));
@@ -198,6 +224,36 @@ mod tests {
             "tags stay out of the body by default"
         );
         assert_eq!(b.request(&[], true)["tags"][1], "lead");
+    }
+
+    #[test]
+    fn empty_cells_clear_text_and_custom_fields_only_when_asked() {
+        let s = schema(&[
+            ("email", ColumnType::String),
+            ("firstName", ColumnType::String),
+            ("customFields.\"Lead Score\"", ColumnType::Int),
+            ("dnd", ColumnType::Bool),
+            ("tags", ColumnType::String),
+        ]);
+        let row = || {
+            vec![
+                Value::Null,
+                Value::String(String::new()),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]
+        };
+        let kept = body_of(&s, row(), false);
+        assert!(kept.fields.is_empty() && kept.custom.is_empty());
+        let cleared = body_of(&s, row(), true);
+        assert_eq!(cleared.fields.len(), 1, "{:?}", cleared.fields);
+        assert_eq!(cleared.fields["firstName"], "");
+        assert_eq!(
+            cleared.custom,
+            vec![("Lead Score".to_string(), Json::from(""))]
+        );
+        assert_eq!(cleared.tags, None);
     }
 
     #[test]

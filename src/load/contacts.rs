@@ -30,7 +30,9 @@ pub async fn load_contact(load: &Load, cx: &Row, mut body: Body) -> Result<RowDo
         .or_else(|| body.email().map(str::to_string))
         .or_else(|| body.phone().map(str::to_string))
         .unwrap_or_default();
-    let custom = load.fields.pairs(&body.custom);
+    let sep = load.mapping("contacts").list_separator().to_string();
+    let clears = load.plan.empty == super::plan::EmptyCells::Clear;
+    let custom = load.fields.pairs(&body.custom, &body.carried, &sep, clears);
     if !custom.errors.is_empty() {
         return Ok(RowDone::new(cx.failed(&key, custom.errors.join("; "))));
     }

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
+use super::carry::{typed, Carried};
+use super::plan::LoadPlan;
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::mapping::{custom_field_id, CustomFieldInfo, Mapping};
@@ -20,6 +22,8 @@ use crate::table::{ColumnType, TableKind};
 pub struct TargetFields {
     /// Name → id, for names the target has.
     ids: HashMap<String, String>,
+    /// Name → the target field's `dataType` (carried values are typed by it).
+    types: HashMap<String, String>,
     /// Name → why it cannot be written.
     missing: HashMap<String, String>,
     /// Names of file-upload fields (never carried).
@@ -49,19 +53,46 @@ fn data_type(ty: ColumnType) -> &'static str {
     }
 }
 
-/// The custom-field names the mapping writes, with their column types.
-fn wanted(mapping: &Mapping) -> Vec<(String, ColumnType)> {
-    let Some(t) = mapping.table(TableKind::Contacts) else {
-        return Vec::new();
-    };
-    t.schema()
-        .columns
-        .iter()
-        .filter_map(|c| {
-            let name = c.name.strip_prefix("customFields.")?;
-            Some((name.trim_matches('"').to_string(), c.ty))
-        })
-        .collect()
+/// A custom field the load writes: its name, and the type and options to create it with.
+struct Wanted {
+    name: String,
+    data_type: String,
+    options: Vec<String>,
+    /// The source field holds files (never carried, never created).
+    files: bool,
+}
+
+/// The custom fields the mapping writes (less the columns the input lacks), then those
+/// `custom_fields = "all"` carries.
+fn wanted(mapping: &Mapping, absent: &[String], carried: Option<&Carried>) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = Vec::new();
+    if let Some(t) = mapping.table(TableKind::Contacts) {
+        for c in t
+            .schema()
+            .columns
+            .iter()
+            .filter(|c| !absent.contains(&c.name))
+        {
+            let Some(name) = c.name.strip_prefix("customFields.") else {
+                continue;
+            };
+            out.push(Wanted {
+                name: name.trim_matches('"').to_string(),
+                data_type: data_type(c.ty).to_string(),
+                options: Vec::new(),
+                files: false,
+            });
+        }
+    }
+    for f in carried.map(|c| c.fields.as_slice()).unwrap_or_default() {
+        out.push(Wanted {
+            name: f.name.clone(),
+            data_type: f.data_type.clone(),
+            options: f.options.clone(),
+            files: f.data_type.eq_ignore_ascii_case("FILE_UPLOAD"),
+        });
+    }
+    out
 }
 
 /// Create a custom field exactly once: a create whose answer was lost (a 5xx, a dropped
@@ -69,13 +100,16 @@ fn wanted(mapping: &Mapping) -> Vec<(String, ColumnType)> {
 async fn create_once(
     client: &Client,
     location: &str,
-    name: &str,
-    data_type: &str,
+    want: &Wanted,
 ) -> Result<crate::api::model::CustomField> {
+    let name = want.name.as_str();
     use crate::api::ErrorKind;
     let mut attempt = 0u32;
     loop {
-        match client.create_custom_field(location, name, data_type).await {
+        let created = client
+            .create_custom_field(location, name, &want.data_type, &want.options)
+            .await;
+        match created {
             Ok(f) => return Ok(f),
             Err(e)
                 if attempt < 5
@@ -100,18 +134,23 @@ async fn create_once(
 }
 
 impl TargetFields {
-    /// Read the target's fields and settle every name: found, created, or missing.
+    /// Read the target's fields and settle every name: found, created, or missing. `absent`:
+    /// the mapping's columns the input lacks (optional ones), which create nothing.
     pub async fn resolve(
         client: &Client,
-        location: &str,
-        mapping: &Mapping,
-        external_id: Option<&str>,
-        create_missing: bool,
-        dry_run: bool,
+        plan: &LoadPlan,
+        absent: &[String],
+        carried: Option<&Carried>,
     ) -> Result<TargetFields> {
-        let mut names = wanted(mapping);
-        if let Some(x) = external_id {
-            names.push((x.to_string(), ColumnType::String));
+        let location = plan.location.as_str();
+        let mut names = wanted(&plan.mapping.mapping, absent, carried);
+        if let Some(x) = &plan.external_id {
+            names.push(Wanted {
+                name: x.clone(),
+                data_type: "TEXT".into(),
+                options: Vec::new(),
+                files: false,
+            });
         }
         let mut out = TargetFields::default();
         if names.is_empty() {
@@ -123,24 +162,30 @@ impl TargetFields {
             .into_iter()
             .map(CustomFieldInfo::from)
             .collect();
-        for (name, ty) in names {
+        let create = plan.create_missing_fields;
+        for want in names {
+            let name = want.name.clone();
             match custom_field_id(&name, &fields) {
+                _ if want.files => out.files.push(name),
                 Ok(id) => {
                     let info = fields.iter().find(|f| f.id == id);
-                    if info.and_then(|f| f.data_type.as_deref()) == Some("FILE_UPLOAD") {
+                    let ty = info.and_then(|f| f.data_type.clone()).unwrap_or_default();
+                    if ty == "FILE_UPLOAD" {
                         out.files.push(name.clone());
                     }
+                    out.types.insert(name.clone(), ty);
                     out.ids.insert(name, id.to_string());
                 }
-                Err(_) if create_missing && !dry_run => {
-                    let f = create_once(client, location, &name, data_type(ty)).await?;
+                Err(_) if create && !plan.dry_run => {
+                    let f = create_once(client, location, &want).await?;
                     tracing::info!(field = %name, id = %f.id, "Created a custom field in the target location.");
                     out.ids.insert(name.clone(), f.id.clone());
+                    out.types.insert(name.clone(), want.data_type.clone());
                     out.created.push(name);
                     fields.push(CustomFieldInfo::from(f));
                 }
                 Err(why) => {
-                    let fix = if dry_run && create_missing {
+                    let fix = if plan.dry_run && create {
                         "it would be created (--create-missing-fields)".to_string()
                     } else {
                         format!("{why}; pass --create-missing-fields to create it")
@@ -149,7 +194,7 @@ impl TargetFields {
                 }
             }
         }
-        if let Some(x) = external_id {
+        if let Some(x) = &plan.external_id {
             if let Some(why) = out.missing.get(x) {
                 return Err(JobError::usage(format!(
                     "--external-id: custom field `{x}` is not in location {location}: {why}"
@@ -164,24 +209,54 @@ impl TargetFields {
         self.ids.get(name).map(String::as_str)
     }
 
-    /// A row's custom values as `(id, value)` pairs.
-    pub fn pairs(&self, custom: &[(String, Json)]) -> Resolved {
+    /// A row's custom values as `(id, value)` pairs: the mapping's columns as they are, the
+    /// carried ones typed by the target field. `clears`: a carried field without a value is
+    /// sent empty (`--empty clear`).
+    pub fn pairs(
+        &self,
+        custom: &[(String, Json)],
+        carried: &[(String, Option<Json>)],
+        sep: &str,
+        clears: bool,
+    ) -> Resolved {
         let mut r = Resolved {
             pairs: Vec::new(),
             errors: Vec::new(),
             notes: Vec::new(),
         };
         for (name, value) in custom {
-            if self.files.contains(name) {
-                r.notes.push(format!(
-                    "file-upload field `{name}` not carried (its files are hosted by the source location)"
-                ));
-            } else if let Some(id) = self.ids.get(name) {
-                r.pairs.push((id.clone(), value.clone()));
-            } else if let Some(why) = self.missing.get(name) {
-                r.errors.push(format!("custom field `{name}`: {why}"));
+            self.pair(&mut r, name, || Ok(value.clone()));
+        }
+        for (name, value) in carried {
+            let ty = self.types.get(name).map_or("TEXT", String::as_str);
+            match value {
+                Some(v) => self.pair(&mut r, name, || typed(v, ty, sep)),
+                None if clears && !self.files.contains(name) => {
+                    self.pair(&mut r, name, || Ok(Json::String(String::new())));
+                }
+                None => {}
             }
         }
         r
+    }
+
+    fn pair(
+        &self,
+        r: &mut Resolved,
+        name: &str,
+        value: impl FnOnce() -> std::result::Result<Json, String>,
+    ) {
+        if self.files.iter().any(|f| f == name) {
+            r.notes.push(format!(
+                "file-upload field `{name}` not carried (its files are hosted by the source location)"
+            ));
+        } else if let Some(id) = self.ids.get(name) {
+            match value() {
+                Ok(v) => r.pairs.push((id.clone(), v)),
+                Err(why) => r.errors.push(format!("custom field `{name}`: {why}")),
+            }
+        } else if let Some(why) = self.missing.get(name) {
+            r.errors.push(format!("custom field `{name}`: {why}"));
+        }
     }
 }

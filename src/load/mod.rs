@@ -15,11 +15,13 @@
 //! line per input row, also across resumed runs.
 
 mod body;
+mod carry;
 mod children;
 mod contacts;
 mod done;
 mod fields;
 mod plan;
+mod precheck;
 mod rows;
 mod tags;
 mod verify;
@@ -28,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use plan::{LoadPlan, Mode, TagsMode};
+pub use plan::{EmptyCells, LoadPlan, Mode, TagsMode};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
@@ -55,6 +57,8 @@ pub struct LoadSummary {
     /// Requests the writes would cost (dry run).
     pub planned_requests: u64,
     pub fields_created: Vec<String>,
+    /// Dry run: rows that carry a value, per target field.
+    pub values: std::collections::BTreeMap<String, u64>,
 }
 
 /// Everything the row writers share, fixed for the run.
@@ -69,6 +73,10 @@ pub(crate) struct Load {
     lookups: Mutex<std::collections::HashMap<String, Option<String>>>,
     /// Requests a dry run would send.
     planned: AtomicU64,
+    /// The custom fields `custom_fields = "all"` carries.
+    carried: Option<carry::Carried>,
+    /// Dry run: rows that carry a value, per target field.
+    values: Mutex<std::collections::BTreeMap<String, u64>>,
     /// One lock per target contact (its task and note creates take turns, see `children`),
     /// and per email and phone key (upserts that could match one contact take turns).
     turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -105,6 +113,28 @@ impl Load {
             held.push(self.contact_turn(&k).lock_owned().await);
         }
         held
+    }
+
+    /// Dry run: count the fields this row carries a value for.
+    fn count_values(&self, table: &str, body: &body::Body) {
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        let custom = body.custom.iter().map(|(n, _)| n.as_str());
+        let carried = body.carried.iter().filter(|(_, v)| v.is_some());
+        let names = body
+            .fields
+            .keys()
+            .map(String::as_str)
+            .chain(body.tags.iter().filter(|t| !t.is_empty()).map(|_| "tags"))
+            .map(str::to_string)
+            .chain(
+                custom
+                    .chain(carried.map(|(n, _)| n.as_str()))
+                    .map(|n| format!("customFields.{n:?}")),
+            );
+        *values.entry(format!("{table}")).or_default() += 1;
+        for name in names {
+            *values.entry(format!("{table}\t{name}")).or_default() += 1;
+        }
     }
 
     fn mapping(&self, table: &str) -> Arc<TableMapping> {
@@ -158,15 +188,9 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
     let description = format!("load -> {}", plan.location);
     let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
     let inputs = inputs(&plan)?;
-    let fields = TargetFields::resolve(
-        client,
-        &plan.location,
-        &plan.mapping.mapping,
-        plan.external_id.as_deref(),
-        plan.create_missing_fields,
-        plan.dry_run,
-    )
-    .await?;
+    let checked = precheck::check_inputs(&plan, &inputs).await?;
+    let fields =
+        TargetFields::resolve(client, &plan, &checked.absent, checked.carried.as_ref()).await?;
     let load = Load {
         ledger,
         client: client.clone(),
@@ -174,6 +198,8 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         mappings: inputs.iter().map(|(t, m, _)| (*t, m.clone())).collect(),
         lookups: Mutex::new(Default::default()),
         planned: AtomicU64::new(0),
+        carried: checked.carried,
+        values: Mutex::new(Default::default()),
         turns: Mutex::new(Default::default()),
         plan,
     };
@@ -201,6 +227,7 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         dry_run: load.plan.dry_run,
         planned_requests: load.planned.load(Ordering::Relaxed),
         fields_created: load.fields.created.clone(),
+        values: std::mem::take(&mut *load.values.lock().unwrap_or_else(|e| e.into_inner())),
     };
     if ran.was_finished && ran.totals.resumed == ran.totals.rows && !ui.quiet {
         eprintln!("This load had finished: every row was settled by an earlier run.");
@@ -242,6 +269,22 @@ fn inputs(plan: &LoadPlan) -> Result<Vec<(TableKind, Arc<TableMapping>, Input)>>
     Ok(inputs)
 }
 
+/// The dry run's count of rows that carry a value, per target field: a field read from a
+/// column that is empty in most rows stands out before anything is written.
+fn print_values(values: &std::collections::BTreeMap<String, u64>) {
+    if values.is_empty() {
+        return;
+    }
+    eprintln!("Rows with a value, per target field:");
+    let width = values.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    for (key, n) in values {
+        match key.split_once('\t') {
+            None => eprintln!("  {key} ({n} rows mapped)"),
+            Some((_, field)) => eprintln!("    {field:<width$}  {n:>9}"),
+        }
+    }
+}
+
 fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &Client) {
     let t = &s.totals;
     if ui.json_logs && !ui.quiet {
@@ -269,6 +312,7 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
         eprintln!("  would delete  {:>9}", t.deleted);
         eprintln!("  would fail    {:>9}", t.failed);
         eprintln!("{}", planned_requests_line(s.planned_requests, rate));
+        print_values(&s.values);
         return;
     }
     eprintln!("Load finished in {:.1} s.", s.elapsed_s);

@@ -30,6 +30,22 @@ pub enum TagsMode {
     Replace,
 }
 
+/// What an empty input cell does to the field it maps to in an existing contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum EmptyCells {
+    /// Leave the field as the target holds it (GHL's own CSV import does the same).
+    #[default]
+    Keep,
+    /// Clear it (send it empty).
+    Clear,
+}
+
+impl EmptyCells {
+    fn is_keep(&self) -> bool {
+        *self == EmptyCells::Keep
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
     pub location: String,
@@ -51,6 +67,12 @@ pub struct LoadPlan {
     pub concurrency: usize,
     pub state: PathBuf,
     pub report_dir: PathBuf,
+    /// `--custom-fields`: the source's custom-field definitions, for `custom_fields = "all"`
+    /// (default: `_custom_fields/` of the export the contacts come from).
+    pub custom_fields: Option<PathBuf>,
+    pub empty: EmptyCells,
+    /// Go on although most contacts would have no email, phone or external id.
+    pub allow_no_identity: bool,
 }
 
 /// What shapes a load's effect: a rerun with the same identity resumes it.
@@ -62,6 +84,9 @@ struct Identity<'a> {
     mode: Mode,
     tags: TagsMode,
     external_id: Option<&'a str>,
+    /// Left out when `Keep`, so that loads begun before the flag existed keep their key.
+    #[serde(skip_serializing_if = "EmptyCells::is_keep")]
+    empty: EmptyCells,
     server: &'a str,
 }
 
@@ -80,6 +105,7 @@ impl LoadPlan {
             mode: self.mode,
             tags: self.tags,
             external_id: self.external_id.as_deref(),
+            empty: self.empty,
             server,
         })
     }

@@ -230,6 +230,24 @@ fn child(kind: TableKind, fields: &[(&str, ColumnType)]) -> TableMapping {
     table(kind, columns)
 }
 
+/// The column each custom field gets in a default export, by field id: its name, or
+/// `custom.NAME` (`custom.NAME.ID`) where that would clash. A load that carries every custom
+/// field of an export finds their values under these names.
+pub fn custom_field_columns(custom_fields: &[CustomFieldInfo]) -> Vec<(String, String)> {
+    let m = default_for(custom_fields);
+    let Some(contacts) = m.table(TableKind::Contacts) else {
+        return Vec::new();
+    };
+    contacts
+        .columns
+        .iter()
+        .filter_map(|c| match &c.source.as_ref()?.root {
+            Root::Custom(CustomRef::Id(id)) => Some((id.clone(), c.name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(crate) fn default_for(custom_fields: &[CustomFieldInfo]) -> Mapping {
     let mut contacts: Vec<ColumnPlan> = contact_columns()
         .into_iter()

@@ -21,6 +21,22 @@ impl TableMapping {
         self.all_custom_fields
     }
 
+    /// The separator of list values held in one text cell (`list_separator`, or `;`).
+    pub fn list_separator(&self) -> &str {
+        &self.sep
+    }
+
+    /// The input columns the column `name` reads, quoted for a message (`` `Email` ``).
+    pub fn describe_source(&self, name: &str) -> Option<String> {
+        let col = self.columns.iter().find(|c| c.name == name)?;
+        let names: Vec<String> = reads(col)
+            .into_iter()
+            .flatten()
+            .map(|c| format!("`{c}`"))
+            .collect();
+        (!names.is_empty()).then(|| names.join(" or "))
+    }
+
     /// Check that the input (its header, or the keys its first rows have) holds every
     /// column the mapping reads. `file` is the mapping file's name, `input` names the input.
     pub fn check_input_columns(
@@ -174,11 +190,18 @@ mod tests {
             .0;
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!((errs[0].line, errs[0].column), (6, 8));
-        assert!(errs[0].message.contains("`Email Adress`"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("`Email Adress`"),
+            "{}",
+            errs[0].message
+        );
         let help = errs[0].help.clone().unwrap_or_default();
         assert!(help.starts_with("did you mean `Email Address`?"), "{help}");
         let help = errs[1].help.clone().unwrap_or_default();
-        assert!(help.starts_with("did you mean `Favourite colour`?"), "{help}");
+        assert!(
+            help.starts_with("did you mean `Favourite colour`?"),
+            "{help}"
+        );
     }
 
     #[test]
@@ -195,7 +218,9 @@ mod tests {
         let h = headers(&["phone"]);
         let errs = t.check_input_columns("m.toml", "x", &h).unwrap_err().0;
         assert_eq!(errs.len(), 2, "email and the id's coalesce: {errs:?}");
-        assert!(errs[1].message.contains("none of the input columns `id`, `contactId`"));
+        assert!(errs[1]
+            .message
+            .contains("none of the input columns `id`, `contactId`"));
     }
 
     #[test]
@@ -208,6 +233,9 @@ mod tests {
         assert!(err.contains("m.toml:4:17"), "{err}");
         let text = "version = 1\n[contacts]\ncustom_fields = \"all\"\n[[contacts.columns]]\nname = \"email\"\n";
         let err = Mapping::from_str(text, "m.toml").unwrap_err().to_string();
-        assert!(err.contains("belongs in the [contacts] section of a load mapping"), "{err}");
+        assert!(
+            err.contains("belongs in the [contacts] section of a load mapping"),
+            "{err}"
+        );
     }
 }

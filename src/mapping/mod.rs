@@ -134,6 +134,7 @@ use std::path::Path as FsPath;
 
 use serde_json::Value as Json;
 
+pub use defaults::custom_field_columns;
 pub use error::{MappingError, MappingErrors};
 pub use file::MappingFile;
 
