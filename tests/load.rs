@@ -210,6 +210,8 @@ fn essence(sb: &Sandbox, location: &str, c: &Value) -> Value {
         .iter()
         .map(|n| match custom(sb, location, c, n) {
             Some(Value::String(s)) if s.is_empty() => Value::Null,
+            // JSON has one kind of number: `8991` and `8991.0` are the same value.
+            Some(Value::Number(x)) => serde_json::json!(x.as_f64()),
             v => v.unwrap_or(Value::Null),
         })
         .collect();

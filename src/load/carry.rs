@@ -234,10 +234,16 @@ fn number(s: &str) -> std::result::Result<Json, String> {
     if let Ok(i) = t.parse::<i64>() {
         return Ok(Json::from(i));
     }
+    // JSON has one kind of number, and GHL answers a whole one as an integer (`72`, not
+    // `72.0`, which a CSV cell may spell): sent the same way, it reads back the same.
+    let whole = |f: f64| f.fract() == 0.0 && f.abs() < 9e15;
     t.parse::<f64>()
         .ok()
         .filter(|f| f.is_finite())
-        .and_then(serde_json::Number::from_f64)
+        .and_then(|f| match whole(f) {
+            true => Some(serde_json::Number::from(f as i64)),
+            false => serde_json::Number::from_f64(f),
+        })
         .map(Json::Number)
         .ok_or_else(|| format!("`{s}` is not a number"))
 }
@@ -270,6 +276,7 @@ mod tests {
     fn values_take_the_target_type_and_keep_text_as_it_is() {
         let t = |v: Json, ty: &str| typed(&v, ty, ";");
         assert_eq!(t(json!("72"), "NUMERICAL"), Ok(json!(72)));
+        assert_eq!(t(json!("72.0"), "NUMERICAL"), Ok(json!(72)));
         assert_eq!(t(json!("133.518"), "NUMERICAL"), Ok(json!(133.518)));
         assert_eq!(t(json!("25755.41"), "MONETORY"), Ok(json!(25755.41)));
         assert!(t(json!("lots"), "NUMERICAL").is_err());

@@ -22,6 +22,10 @@ use crate::job::rows::Input;
 use crate::mapping::TableMapping;
 use crate::table::TableKind;
 
+/// Rows below which the identity check says nothing: a short file of a few people without
+/// email or phone is a plausible thing to load, a long one is nearly always a wrong `from`.
+const MIN_ROWS: usize = 20;
+
 /// What the first rows of the inputs settled.
 #[derive(Default)]
 pub struct Checked {
@@ -96,7 +100,7 @@ fn check_identity(
         .filter(|b| b.email().is_none() && b.phone().is_none())
         .filter(|b| !external || b.keys.id.is_none())
         .count();
-    if bodies.is_empty() || keyless * 2 <= bodies.len() {
+    if bodies.len() < MIN_ROWS || keyless * 2 <= bodies.len() {
         return Ok(());
     }
     let sources: Vec<String> = ["email", "phone"]
