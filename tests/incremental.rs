@@ -488,7 +488,7 @@ async fn a_killed_delta_reruns_without_gap_or_duplicate() {
     sb.shutdown().await;
 }
 
-/// The benchmark of the README: requests of a delta after 1% of the contacts changed, as a
+/// The benchmark of benches/README.md: requests of a delta after 1% of the contacts changed, as a
 /// share of a full run's (run with `--nocapture` to see the figures).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_after_one_percent_changed_costs_under_five_percent_of_a_full_run() {

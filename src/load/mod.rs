@@ -10,7 +10,7 @@
 //! - `tags`: the chunk's tags through the bulk endpoint, grouped to few requests.
 //! - `verify`: `--verify`: written contacts read back, fields that did not stick reported.
 //!
-//! Every input row ends in the state database as one [`RowRecord`], so a rerun skips what was
+//! Every input row ends in the state database as one [`RowRecord`](crate::state::RowRecord), so a rerun skips what was
 //! settled, and the reports (`succeeded.csv`, `failed.csv`) are written from those records: one
 //! line per input row, also across resumed runs.
 

@@ -72,7 +72,7 @@ impl OutTarget {
             "s3" | "gs" | "az" => {
                 if !url.username().is_empty() || url.password().is_some() {
                     return Err(format!(
-                        "--out must not carry credentials; give them in the environment (see the README's Output section) and write {scheme}://BUCKET/PREFIX"
+                        "--out must not carry credentials; give them in the environment (see docs/object-storage.md) and write {scheme}://BUCKET/PREFIX"
                     ));
                 }
                 if url.host_str().is_none_or(str::is_empty) {
@@ -200,7 +200,7 @@ impl Store {
         };
         let store = built.map_err(|e| {
             JobError::usage(format!(
-                "cannot open {display}: {e} (credentials, region and endpoint come from the environment: see the README's Output section)"
+                "cannot open {display}: {e} (credentials, region and endpoint come from the environment: see docs/object-storage.md)"
             ))
         })?;
         let prefix = ObjectPath::from_url_path(url.path())
