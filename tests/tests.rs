@@ -15,6 +15,7 @@ mod hardening_server;
 mod incremental;
 mod load;
 mod mapping;
+mod migrate;
 mod object_store;
 mod row_jobs;
 mod sandbox;
