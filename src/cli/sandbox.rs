@@ -67,6 +67,11 @@ pub struct SandboxArgs {
     /// How many answers --hostile spoils (default: all of them).
     #[arg(long, value_name = "N", requires = "hostile")]
     pub hostile_answers: Option<u64>,
+    /// Seed the first location from a folder of GHL API answers (`custom-fields.json`,
+    /// `contacts.ndjson`, `tasks.ndjson`, `notes.ndjson`) instead of generated data; the
+    /// other locations (at least one) start empty, as a migration target.
+    #[arg(long, value_name = "DIR")]
+    pub fixture: Option<std::path::PathBuf>,
 }
 
 impl SandboxArgs {
@@ -78,8 +83,16 @@ impl SandboxArgs {
                 self.fault_rate
             )));
         }
+        let mut config = self.config();
+        if let Some(dir) = &self.fixture {
+            let fixture = crate::sandbox::Fixture::read(dir)
+                .map_err(|e| JobError::usage(format!("--fixture: {e}")))?;
+            config.fixture = Some(fixture);
+            config.contacts = 0;
+            config.locations = config.locations.max(2);
+        }
         Ok(ForegroundPlan {
-            config: self.config(),
+            config,
             addr: SocketAddr::new(self.host, self.port),
             hostile: self
                 .hostile

@@ -133,11 +133,12 @@ fn tags_of(v: &Json) -> Vec<String> {
     tags
 }
 
-/// A cell as request JSON; `None` for null and empty text.
+/// A cell as request JSON; `None` for null and empty text. Text of spaces is text: GHL
+/// stores it, and a migration carries it back as it was.
 pub fn json_of(value: Value, ty: ColumnType) -> Option<Json> {
     Some(match value {
         Value::Null => return None,
-        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) if s.is_empty() => return None,
         Value::String(s) => Json::String(s),
         Value::Int(i) => Json::from(i),
         // JSON has one kind of number: a whole float is written as an integer (`72`, not
@@ -210,10 +211,7 @@ mod tests {
         );
         assert_eq!(b.keys.id.as_deref(), Some("src-1"));
         assert_eq!(b.email(), Some("a@b.co"));
-        assert!(
-            !b.fields.contains_key("firstName"),
-            "blank cells are left out"
-        );
+        assert_eq!(b.fields["firstName"], "  ", "text of spaces is text");
         assert_eq!(b.fields["dateOfBirth"], "1970-01-01");
         assert_eq!(b.custom, vec![("Lead Score".to_string(), Json::from(7))]);
         assert_eq!(b.tags, Some(vec!["vip".to_string(), "lead".to_string()]));

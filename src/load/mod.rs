@@ -131,7 +131,7 @@ impl Load {
                     .chain(carried.map(|(n, _)| n.as_str()))
                     .map(|n| format!("customFields.{n:?}")),
             );
-        *values.entry(format!("{table}")).or_default() += 1;
+        *values.entry(table.to_string()).or_default() += 1;
         for name in names {
             *values.entry(format!("{table}\t{name}")).or_default() += 1;
         }

@@ -33,6 +33,8 @@
 // --document-private-items` renders those links.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub use fixture::{Fixture, Seeded};
+
 mod actions;
 mod agency;
 mod answers;
@@ -41,6 +43,7 @@ mod catalog;
 mod data;
 mod faults;
 mod fields;
+mod fixture;
 mod foreground;
 mod gate;
 mod handlers;
@@ -123,6 +126,9 @@ pub struct SandboxConfig {
     /// Seed each location's custom fields. Off gives locations with none, as a fresh migration
     /// target has; it needs `contacts = 0` (seeded contacts carry values for those fields).
     pub custom_fields: bool,
+    /// Seed the first location from a fixture folder (see [`Fixture`]); the others stay
+    /// empty. Needs `contacts = 0`.
+    pub fixture: Option<Fixture>,
 }
 
 impl Default for SandboxConfig {
@@ -139,6 +145,7 @@ impl Default for SandboxConfig {
             record_requests: false,
             access_token_ttl: Duration::from_secs(86_399),
             custom_fields: true,
+            fixture: None,
         }
     }
 }
@@ -242,13 +249,23 @@ impl SandboxState {
             return Err(SandboxError::FaultRate(cfg.fault_rate));
         }
         let mut store = Store::new(cfg.seed, cfg.locations, cfg.contacts);
-        if !cfg.custom_fields {
+        if cfg.fixture.is_some() && cfg.contacts > 0 {
+            return Err(SandboxError::Build(
+                "a sandbox seeded from a fixture generates no contacts (contacts = 0)".into(),
+            ));
+        }
+        if !cfg.custom_fields || cfg.fixture.is_some() {
             if cfg.contacts > 0 {
                 return Err(SandboxError::CustomFieldsNeedNoContacts);
             }
             store.drop_seeded_fields();
         }
         let ids = store.location_ids();
+        if let Some(fx) = &cfg.fixture {
+            store
+                .seed_fixture(&ids[0], fx)
+                .map_err(SandboxError::Build)?;
+        }
         let mut extra = Vec::new();
         for t in &cfg.tokens {
             let locations = match &t.locations {
