@@ -167,7 +167,11 @@ impl JobError {
     pub fn rerun_resumes(&self) -> bool {
         match self.root() {
             JobError::Locations { failed, .. } => failed.iter().all(|(_, e)| e.rerun_resumes()),
-            _ => matches!(self.exit_code(), INTERRUPTED | BUDGET | API),
+            _ => match self.exit_code() {
+                INTERRUPTED | BUDGET => true,
+                API => !self.api().is_some_and(api::Error::needs_a_change),
+                _ => false,
+            },
         }
     }
 
@@ -219,6 +223,29 @@ mod tests {
         assert!(e.is_location_specific());
         assert_eq!(e.exit_code(), BUDGET);
         assert!(e.rerun_resumes());
+    }
+
+    #[test]
+    fn a_refusal_no_rerun_fixes_says_what_to_change_instead() {
+        let field = api::Error::new(
+            ErrorKind::Unprocessable,
+            "POST",
+            "/locations/L1/customFields",
+        )
+        .with_message("dataType must be one of …");
+        let e = JobError::from(field);
+        assert_eq!(e.exit_code(), API);
+        assert!(!e.rerun_resumes());
+        assert!(e.to_string().contains("create that field in GHL"), "{e}");
+        let gone = api::Error::new(ErrorKind::NotFound, "GET", "/locations/L1/customFields");
+        let e = JobError::from(gone);
+        assert!(!e.rerun_resumes());
+        assert!(e.to_string().contains("locations/customFields"), "{e}");
+        let down = api::Error::new(ErrorKind::Server, "POST", "/locations/L1/customFields");
+        assert!(
+            JobError::from(down).rerun_resumes(),
+            "retries that ran out: a rerun may pass"
+        );
     }
 
     #[test]

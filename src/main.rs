@@ -73,9 +73,18 @@ fn main() {
 /// Print a command's error once, with what to do about it. Every error's text is whole (it
 /// names its own cause), so nothing is walked or repeated.
 fn report(err: &JobError) {
-    eprintln!("error: {err}");
+    match err {
+        // Each of a mapping's errors already opens with `error: `.
+        JobError::Mapping(_) => eprintln!("{err}"),
+        _ => eprintln!("error: {err}"),
+    }
     if err.rerun_resumes() {
         eprintln!("Rerun the same command to resume where it stopped.");
+    } else if err.api().is_some_and(|e| e.needs_a_change()) {
+        eprintln!(
+            "A rerun alone meets the same answer: change what the message names (the mapping, \
+             the input, --location or --base-url) first; the rerun then resumes where this one stopped."
+        );
     }
 }
 

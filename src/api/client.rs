@@ -142,6 +142,10 @@ struct Inner {
     /// One limiter per location, created on first use and shared by every task of the run.
     limiters: Mutex<HashMap<String, Arc<LocationLimiter>>>,
     stats: ClientStats,
+    /// Requests in flight at most, when a job sets it ([`Client::cap_in_flight`]). Held for
+    /// one attempt only: a call sleeping in backoff before its retry holds no place, so a few
+    /// slow retries cannot idle the others.
+    in_flight: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Cheap to clone: every clone shares the pool, the limiters and the counters.
@@ -309,8 +313,19 @@ impl Client {
                 config,
                 limiters: Mutex::new(HashMap::new()),
                 stats: ClientStats::default(),
+                in_flight: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// At most `n` requests in flight from now on (the first cap set wins; every clone shares
+    /// it). A job then keeps more calls under way than `n`, so that calls waiting for a retry
+    /// or for an index to catch up leave the slots to the others.
+    pub fn cap_in_flight(&self, n: usize) {
+        let _ = self
+            .inner
+            .in_flight
+            .set(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
     }
 
     pub fn base_url(&self) -> &str {
@@ -487,6 +502,12 @@ impl Client {
                 call.path
             );
         }
+        // A place among the requests in flight before one in the window, so that a request
+        // never holds the window's place while it waits for a slot.
+        let _slot = match self.inner.in_flight.get() {
+            Some(s) => Some(s.clone().acquire_owned().await.expect("never closed")),
+            None => None,
+        };
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
             Some(l) => Some(self.place(l, call).await?),
@@ -595,7 +616,7 @@ impl Client {
         if let (Some(pause), Some(l)) = (answer.pause, limiter) {
             l.pause(match pause {
                 Pause::RetryAfter(d) => d,
-                Pause::Window => l.window_interval(),
+                Pause::Window => l.throttle_pause(),
             });
         }
         if answer.forget_token {

@@ -179,9 +179,26 @@ impl Error {
     }
 
     /// What the user should do about it, where we know.
+    /// A refusal that the same request, sent again, meets again (a 400, 404 or 422 that
+    /// stopped a whole job): a rerun alone does not help, something must change first.
+    pub fn needs_a_change(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::Unprocessable
+        )
+    }
+
     fn advice(&self) -> Option<String> {
         let joined = self.messages.join(" ").to_lowercase();
+        let fields = self.path.contains("/customFields");
         match &self.kind {
+            ErrorKind::NotFound if fields => Some(
+                "this location's custom fields cannot be reached: check --location and that the token has locations/customFields.readonly and .write; or create the fields in GHL and load without --create-missing-fields".into(),
+            ),
+            ErrorKind::BadRequest | ErrorKind::Unprocessable if fields => Some(
+                "GHL refused the field definition: create that field in GHL by hand with the same name (or leave its column out of the mapping), then rerun".into(),
+            ),
+
             ErrorKind::Unauthorized if joined.contains("scope") => Some(format!(
                 "the token lacks the scope this call needs ({}); add it to the Private Integration or OAuth app, or use a token that has it",
                 required_scope(&self.method, &self.path)

@@ -11,6 +11,7 @@ use super::{open, InputError, InputFormat, InputOptions, RowResult};
 pub struct Chunked {
     rx: mpsc::Receiver<Vec<RowResult>>,
     reader: tokio::task::JoinHandle<Result<(), InputError>>,
+    format: InputFormat,
 }
 
 impl Chunked {
@@ -21,6 +22,7 @@ impl Chunked {
         rows: usize,
     ) -> Result<Chunked, InputError> {
         let reader = open(path, format, &InputOptions::default())?;
+        let format = reader.format();
         let (tx, rx) = mpsc::channel(2);
         let reader = tokio::task::spawn_blocking(move || {
             let mut chunk = Vec::with_capacity(rows);
@@ -35,7 +37,12 @@ impl Chunked {
             }
             Ok(())
         });
-        Ok(Chunked { rx, reader })
+        Ok(Chunked { rx, reader, format })
+    }
+
+    /// The format the input is read as (given, or told by its extension).
+    pub fn format(&self) -> InputFormat {
+        self.format
     }
 
     pub async fn next(&mut self) -> Option<Vec<RowResult>> {

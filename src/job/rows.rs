@@ -388,6 +388,20 @@ fn stopped(ledger: &Ledger) -> Result<()> {
     }
 }
 
+/// Chunks of one file under way at once. A chunk settles (one transaction) only when its
+/// last row is done, and a few rows of every chunk wait seconds (a retry's backoff, a lost
+/// create looked for again): with one chunk at a time those waits idled the whole pipe at
+/// every chunk's end. Outcomes are still recorded chunk by chunk, in order.
+const CHUNKS_UNDER_WAY: usize = 3;
+
+/// A chunk read and sorted: rows to work, rows that could not be read, rows settled before.
+struct ChunkWork {
+    work: Vec<Row>,
+    bad: Vec<RowRecord>,
+    read: u64,
+    resumed: u64,
+}
+
 /// One input file through the job.
 async fn feed_file<J: RowJob>(
     ledger: &Ledger,
@@ -399,29 +413,66 @@ async fn feed_file<J: RowJob>(
 ) -> Result<()> {
     let mut chunks = Chunked::open(&input.path, input.format, input.chunk_rows)?;
     let mut first = true;
-    while let Some(chunk) = chunks.next().await {
-        if ledger.stopping() {
-            break;
-        }
-        if std::mem::take(&mut first) {
-            let wanted: Vec<&str> = input.wanted.iter().map(String::as_str).collect();
-            check_wanted_columns(&chunk, &wanted).map_err(JobError::usage)?;
-        }
-        let n = chunk.len() as u64;
-        let mut bad = Vec::new();
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            match row_of(ledger, input.table, item)? {
-                Prepared::Resumed => totals.resumed += 1,
-                Prepared::Bad(r) => bad.push(r),
-                Prepared::Work(row) => work.push(row),
+    let stop = {
+        let source = futures::stream::unfold(&mut chunks, |c| async move {
+            c.next().await.map(|chunk| (chunk, c))
+        });
+        let settled = source
+            .take_while(|_| futures::future::ready(!ledger.stopping()))
+            .map(|chunk| prepare(ledger, input, chunk, std::mem::take(&mut first)))
+            .map(|prepared| async move {
+                let p = prepared?;
+                let mut settled = job.rows(p.work).await;
+                settled.records.extend(p.bad);
+                Ok::<_, JobError>((settled, p.read, p.resumed))
+            })
+            .buffered(CHUNKS_UNDER_WAY);
+        let mut settled = std::pin::pin!(settled);
+        // Every chunk under way is settled, also after a stop, so that what was done is recorded.
+        let mut stop = None;
+        while let Some(next) = settled.next().await {
+            let outcome = next.and_then(|(done, read, resumed)| {
+                totals.resumed += resumed;
+                settle(ledger, done, read, progress, client, totals)
+            });
+            if let Err(e) = outcome {
+                ledger.stop();
+                stop.get_or_insert(e);
             }
         }
-        let mut settled = job.rows(work).await;
-        settled.records.extend(bad);
-        settle(ledger, settled, n, progress, client, totals)?;
+        stop
+    };
+    if let Some(e) = stop {
+        return Err(e);
     }
     Ok(chunks.finish().await?)
+}
+
+/// Sort a chunk's rows: `first` checks the file's columns first.
+fn prepare(
+    ledger: &Ledger,
+    input: &Input,
+    chunk: Vec<RowResult>,
+    first: bool,
+) -> Result<ChunkWork> {
+    if first {
+        let wanted: Vec<&str> = input.wanted.iter().map(String::as_str).collect();
+        check_wanted_columns(&chunk, &wanted).map_err(JobError::usage)?;
+    }
+    let mut out = ChunkWork {
+        work: Vec::with_capacity(chunk.len()),
+        bad: Vec::new(),
+        read: chunk.len() as u64,
+        resumed: 0,
+    };
+    for item in chunk {
+        match row_of(ledger, input.table, item)? {
+            Prepared::Resumed => out.resumed += 1,
+            Prepared::Bad(r) => out.bad.push(r),
+            Prepared::Work(row) => out.work.push(row),
+        }
+    }
+    Ok(out)
 }
 
 /// Record what the job settled (in one transaction), count it, and pass on its stop.

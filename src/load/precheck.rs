@@ -17,7 +17,7 @@ use super::carry::{find_definitions, Carried};
 use super::plan::{EmptyCells, LoadPlan, Mode};
 use super::rows::map_fields;
 use crate::exit::{JobError, Result};
-use crate::input::{Chunked, RowResult};
+use crate::input::{check_wanted_columns, Chunked, InputFormat, RowResult};
 use crate::job::rows::Input;
 use crate::mapping::TableMapping;
 use crate::table::TableKind;
@@ -43,12 +43,25 @@ pub async fn check_inputs(
     for (table, mapping, input) in inputs {
         let mut chunks = Chunked::open(&input.path, input.format, input.chunk_rows)?;
         let first = chunks.next().await.unwrap_or_default();
+        let format = chunks.format();
         drop(chunks);
+        // A file without its header row first: its own message says so, plainer than one
+        // error per mapping column.
+        let wanted: Vec<&str> = input.wanted.iter().map(String::as_str).collect();
+        check_wanted_columns(&first, &wanted).map_err(JobError::usage)?;
         let Some(headers) = headers_of(&first) else {
             continue;
         };
         let what = format!("the {table} input {}", input.path.display());
-        mapping.check_input_columns(plan.mapping.mapping.file_name(), &what, &headers)?;
+        let file = plan.mapping.mapping.file_name();
+        match mapping.check_input_columns(file, &what, &headers) {
+            // An NDJSON record (GHL's own included) omits a key whose value is empty, so a
+            // key no first row has may still come later: said, not refused.
+            Err(e) if format == InputFormat::Ndjson => {
+                tracing::warn!("{}", e.to_string().replace("error: ", ""));
+            }
+            r => r?,
+        }
         if *table != TableKind::Contacts {
             continue;
         }

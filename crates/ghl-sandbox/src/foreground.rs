@@ -49,8 +49,22 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
         let _ = writeln!(b, "  hostile: {} for {how_many} it applies to", mode.name());
     }
     let _ = writeln!(b, "\nLocations:");
-    for id in &ids {
-        let _ = writeln!(b, "  {id}");
+    for (i, id) in ids.iter().enumerate() {
+        match &cfg.fixture {
+            Some(f) if i == 0 => {
+                let (c, t, n) = (f.contacts.len(), f.tasks.len(), f.notes.len());
+                let _ = writeln!(
+                    b,
+                    "  {id}  (the fixture: {c} contacts, {t} tasks, {n} notes)"
+                );
+            }
+            Some(_) => {
+                let _ = writeln!(b, "  {id}  (empty)");
+            }
+            None => {
+                let _ = writeln!(b, "  {id}");
+            }
+        }
     }
     let _ = writeln!(b, "\nTokens:");
     let _ = writeln!(b, "  {DEFAULT_TOKEN}  (all scopes, all locations)");
