@@ -4,7 +4,10 @@
 //!
 //! Cases: the target unlimited (what the tool itself costs: rows/s, requests per contact), and
 //! the target enforcing a 100/1s sliding window with the client paced at it (how close a load
-//! runs to the limit: achieved / allowed rate, 429s).
+//! runs to the limit: achieved / allowed rate, 429s). Then the pace of a migration of the
+//! foreign fixture (`../shared/fixtures/foreign-location`, a location this project did not
+//! generate) at 100/1s with the default concurrency, with no faults and under 5% faults of
+//! every kind (429s without Retry-After among them).
 //!
 //! Run: `cargo bench --bench load -- [--contacts N]` (default 2,000; the limited case uses a
 //! quarter of them).
@@ -92,6 +95,83 @@ async fn load(export: &Path, work: &Path, rate: Option<&str>) -> (f64, u64, u64)
     (wall, stats.requests, stats.rate_limited)
 }
 
+/// Export the fixture's location to CSV, then load it into the sandbox's empty second location
+/// at 100/1s under `fault_rate`; prints the pace.
+async fn foreign_case(dir: &Path, fault_rate: f64) {
+    let fixture_dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/foreign-location"
+    );
+    let fixture = ghl_etl::sandbox::Fixture::read(Path::new(fixture_dir)).expect("the fixture");
+    let sb = Sandbox::start(SandboxConfig {
+        contacts: 0,
+        locations: 2,
+        rate_limit: None,
+        fixture: Some(fixture),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let ids = sb.location_ids();
+    let work = dir.join(format!("foreign-{fault_rate}"));
+    let export = work.join("a");
+    let (out, state) = (export.to_str().unwrap(), work.join("a.sqlite"));
+    let state = state.to_str().unwrap();
+    tokio::task::block_in_place(|| {
+        let flags = ["--format", "csv", "--rate", "off", "--quiet"];
+        let args = [
+            "export",
+            "--location",
+            &ids[0],
+            "--out",
+            out,
+            "--state",
+            state,
+        ];
+        ghl(&sb, &[&args[..], &flags[..]].concat());
+    });
+    sb.set_rate_limit(Some("100/1s".parse::<RateSpec>().unwrap().into()));
+    sb.set_fault_rate(fault_rate);
+    let before = sb.stats();
+    let mapping = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/migrate.toml");
+    let (lstate, report) = (work.join("load.sqlite"), work.join("report"));
+    let t = Instant::now();
+    tokio::task::block_in_place(|| {
+        ghl(
+            &sb,
+            &[
+                "load",
+                "--location",
+                &ids[1],
+                "--contacts",
+                out,
+                "--mapping",
+                mapping,
+                "--create-missing-fields",
+                "--rate",
+                "100/1s",
+                "--quiet",
+                "--state",
+                lstate.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        )
+    });
+    let wall = t.elapsed().as_secs_f64();
+    let stats = sb.stats();
+    let requests = stats.requests - before.requests;
+    let injected = stats.faults.get("status_429").copied().unwrap_or(0);
+    println!(
+        "foreign location at 100/1s, {:.0}% faults: {requests} requests in {wall:.1} s = {:.1} requests/s = {:.3} of the allowed rate, {} 429s beyond the {injected} injected",
+        fault_rate * 100.0,
+        requests as f64 / wall,
+        requests as f64 / wall / 100.0,
+        stats.rate_limited - before.rate_limited,
+    );
+    sb.shutdown().await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -152,5 +232,8 @@ async fn main() {
             }
             None => println!(", {:.0} requests/s", requests as f64 / wall),
         }
+    }
+    for fault_rate in [0.0, 0.05] {
+        foreign_case(dir.path(), fault_rate).await;
     }
 }

@@ -221,6 +221,10 @@ pub struct Input {
     pub wanted: Vec<String>,
     /// Rows read at a time: the unit of recording and of concurrency.
     pub chunk_rows: usize,
+    /// Inputs of one stage run together, their chunks in one pipe (a load's tasks and notes);
+    /// a later stage starts when every row of the earlier ones is settled (they need the
+    /// contacts' ids).
+    pub stage: u8,
 }
 
 /// Where a job's rows come from.
@@ -360,8 +364,8 @@ async fn feed<J: RowJob>(
 ) -> Result<()> {
     match source {
         Source::Files(inputs) => {
-            for input in &inputs {
-                feed_file(ledger, job, input, progress, client, totals).await?;
+            for stage in inputs.chunk_by(|a, b| a.stage == b.stage) {
+                feed_stage(ledger, job, stage, progress, client, totals).await?;
                 if ledger.stopping() {
                     return stopped(ledger);
                 }
@@ -388,10 +392,11 @@ fn stopped(ledger: &Ledger) -> Result<()> {
     }
 }
 
-/// Chunks of one file under way at once. A chunk settles (one transaction) only when its
-/// last row is done, and a few rows of every chunk wait seconds (a retry's backoff, a lost
-/// create looked for again): with one chunk at a time those waits idled the whole pipe at
-/// every chunk's end. Outcomes are still recorded chunk by chunk, in order.
+/// Chunks under way at once. A chunk settles (one transaction) only when its last row is
+/// done, and a few rows of every chunk wait seconds (a retry's backoff, a lost create looked
+/// for again): with one chunk at a time those waits idled the whole pipe at every chunk's
+/// end, and with one file at a time at every file's end. Outcomes are still recorded chunk by
+/// chunk, in order.
 const CHUNKS_UNDER_WAY: usize = 3;
 
 /// A chunk read and sorted: rows to work, rows that could not be read, rows settled before.
@@ -402,24 +407,30 @@ struct ChunkWork {
     resumed: u64,
 }
 
-/// One input file through the job.
-async fn feed_file<J: RowJob>(
+/// The input files of one stage through the job, their chunks one after the other in one
+/// pipe, so that the next file's first chunks start while the last ones of a file finish.
+async fn feed_stage<J: RowJob>(
     ledger: &Ledger,
     job: &J,
-    input: &Input,
+    stage: &[Input],
     progress: &Progress,
     client: &Client,
     totals: &mut Totals,
 ) -> Result<()> {
-    let mut chunks = Chunked::open(&input.path, input.format, input.chunk_rows)?;
-    let mut first = true;
+    let mut readers = Vec::with_capacity(stage.len());
+    for input in stage {
+        readers.push(Chunked::open(&input.path, input.format, input.chunk_rows)?);
+    }
     let stop = {
-        let source = futures::stream::unfold(&mut chunks, |c| async move {
-            c.next().await.map(|chunk| (chunk, c))
+        let source = futures::stream::iter(readers.iter_mut().zip(stage)).flat_map(|(c, input)| {
+            futures::stream::unfold((c, true), move |(c, first)| async move {
+                let chunk = c.next().await?;
+                Some(((input, chunk, first), (c, false)))
+            })
         });
         let settled = source
             .take_while(|_| futures::future::ready(!ledger.stopping()))
-            .map(|chunk| prepare(ledger, input, chunk, std::mem::take(&mut first)))
+            .map(|(input, chunk, first)| prepare(ledger, input, chunk, first))
             .map(|prepared| async move {
                 let p = prepared?;
                 let mut settled = job.rows(p.work).await;
@@ -445,7 +456,10 @@ async fn feed_file<J: RowJob>(
     if let Some(e) = stop {
         return Err(e);
     }
-    Ok(chunks.finish().await?)
+    for reader in readers {
+        reader.finish().await?;
+    }
+    Ok(())
 }
 
 /// Sort a chunk's rows: `first` checks the file's columns first.

@@ -274,6 +274,9 @@ fn inputs(plan: &LoadPlan) -> Result<Vec<(TableKind, Arc<TableMapping>, Input)>>
                 .map(str::to_string)
                 .collect(),
             chunk_rows: CHUNK_ROWS,
+            // Tasks and notes need their contacts' ids: they start when the contacts are
+            // done, and run together.
+            stage: u8::from(table != TableKind::Contacts),
         };
         inputs.push((table, Arc::new(mapping.clone()), input));
     }

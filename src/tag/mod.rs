@@ -192,6 +192,7 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
                 format,
                 wanted: vec![k.id.clone(), k.email.clone(), k.phone.clone()],
                 chunk_rows: CHUNK_ROWS,
+                stage: 0,
             }])
         }
         Contacts::Where(filters) => Source::Listed(search::listed(&t, filters, &progress)?),
