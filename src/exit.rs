@@ -24,6 +24,7 @@ pub const AUTH: i32 = 3;
 pub const BUDGET: i32 = 4;
 pub const API: i32 = 5;
 pub const PAGING: i32 = 6;
+/// Ctrl-C; a run stopped by SIGTERM or SIGHUP exits with 128 + that signal (143, 129).
 pub const INTERRUPTED: i32 = 130;
 
 /// Why a command stopped. Library code returns this; only `main` prints it.
@@ -146,7 +147,7 @@ impl JobError {
             JobError::Locations { failed, .. } => {
                 failed.first().map_or(USAGE, |(_, e)| e.exit_code())
             }
-            JobError::Interrupted => INTERRUPTED,
+            JobError::Interrupted => crate::job::signal::interrupted_exit_code(),
             JobError::Api(e) => match e.kind {
                 ErrorKind::Unauthorized | ErrorKind::Forbidden => AUTH,
                 ErrorKind::DailyBudgetExhausted { .. } => BUDGET,
@@ -154,7 +155,7 @@ impl JobError {
                     USAGE
                 }
                 ErrorKind::CursorLoop => PAGING,
-                ErrorKind::Cancelled => INTERRUPTED,
+                ErrorKind::Cancelled => crate::job::signal::interrupted_exit_code(),
                 _ => API,
             },
             _ => USAGE,
@@ -167,8 +168,10 @@ impl JobError {
     pub fn rerun_resumes(&self) -> bool {
         match self.root() {
             JobError::Locations { failed, .. } => failed.iter().all(|(_, e)| e.rerun_resumes()),
+            JobError::Interrupted => true,
+            _ if self.api().is_some_and(|a| a.kind == ErrorKind::Cancelled) => true,
             _ => match self.exit_code() {
-                INTERRUPTED | BUDGET => true,
+                BUDGET => true,
                 API => !self.api().is_some_and(api::Error::needs_a_change),
                 _ => false,
             },

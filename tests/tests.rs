@@ -20,6 +20,7 @@ mod object_store;
 mod row_jobs;
 mod sandbox;
 mod secrets;
+mod signals;
 mod sinks;
 mod spec;
 mod tag;

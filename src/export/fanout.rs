@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::exit::{self, JobError};
+use crate::exit::JobError;
+use crate::job::signal;
 
 /// How one location's task ended.
 #[derive(Debug)]
@@ -110,16 +111,16 @@ where
                 let others = locations.len() > 1;
                 outcomes[index] = Some(settle(&locations[index], others, result, &mut stop, cancelled, &permits));
             }
-            _ = tokio::signal::ctrl_c(), if stop.is_none() => {
+            () = signal::stop_signal(), if stop.is_none() => {
                 cancelled.store(true, Ordering::Relaxed);
                 permits.close();
                 stop = Some(JobError::Interrupted);
                 if !quiet {
-                    eprintln!("Stopping: committed work is kept; press Ctrl-C again to quit at once (a rerun resumes either way).");
+                    eprintln!("Stopping ({}): committed work is kept; press Ctrl-C again to quit at once (a rerun resumes either way).", signal::received_name());
                 }
                 tokio::spawn(async {
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(exit::INTERRUPTED);
+                        std::process::exit(signal::interrupted_exit_code());
                     }
                 });
             }

@@ -12,12 +12,14 @@
 //!   rows, inputs in chunks, settled rows skipped, bad rows failed, one transaction a chunk,
 //!   signals, reports, and the one stop policy.
 //! - `once`: the one exactly-once primitive for writes whose answer may be lost.
+//! - `signal`: Ctrl-C, SIGTERM and SIGHUP, which stop every job alike (exit 128 + signal).
 
 mod connect;
 mod identity;
 pub mod once;
 mod progress;
 pub mod rows;
+pub mod signal;
 mod summary;
 
 pub use connect::{Connection, ConnectionPlan, Endpoint, RateChoice};

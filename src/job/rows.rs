@@ -321,7 +321,7 @@ async fn until_signal(
     let mut work = std::pin::pin!(work);
     tokio::select! {
         r = &mut work => r,
-        () = stop_signal() => {
+        () = super::signal::stop_signal() => {
             ledger.interrupt();
             if !ui.quiet {
                 eprintln!("Stopping after the rows in flight; a rerun resumes.");
@@ -329,27 +329,6 @@ async fn until_signal(
             work.await?;
             Err(JobError::Interrupted)
         }
-    }
-}
-
-/// The first of Ctrl-C, SIGTERM (`docker stop`, Kubernetes) and SIGHUP (a closed terminal).
-pub async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let hup = signal(SignalKind::hangup());
-        if let (Ok(mut term), Ok(mut hup)) = (term, hup) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-            return;
-        }
-    }
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
