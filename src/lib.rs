@@ -18,6 +18,8 @@
 //!   local folder or an object store).
 //! - [`state`]: the SQLite state database (jobs, export cursors and committed parts, per-row
 //!   outcomes of writing jobs, source → target contact ids).
+//! - [`lease`]: one job at a time per state database, per output and per location written:
+//!   OS locks, and a lease object with a heartbeat in an object store.
 //! - [`report`]: per-record outcome files (export's rejects; `succeeded.csv`, `failed.csv`).
 //! - [`job`]: what every job shares: connection, identity (the key resume goes by),
 //!   progress, summary; the row-job runner load, tag and bulk plug into ([`job::rows`]: state,
@@ -51,6 +53,7 @@ pub mod exit;
 pub mod export;
 pub mod input;
 pub mod job;
+pub mod lease;
 pub mod load;
 pub mod mapping;
 pub mod private;

@@ -48,6 +48,7 @@ fn main() {
     let cli = Cli::parse();
     // Before anything is created: every file and folder of the run is owner-only by default.
     ghl_etl::private::set_umask(cli.umask);
+    ghl_etl::lease::wait_for_holders(cli.wait);
     ghl_etl::api::set_trace_bodies(cli.trace_bodies);
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -54,7 +54,7 @@ fn person(i: usize) -> Person {
         2 => "@sales".to_string(),
         _ => String::new(),
     };
-    let mobile = (i % 5 != 0).then(|| format!("07700 900{:03}", i % 1000));
+    let mobile = (!i.is_multiple_of(5)).then(|| format!("07700 900{:03}", i % 1000));
     let phone = mobile
         .as_ref()
         .map(|m| format!("+44{}", m[1..].replace(' ', "")));

@@ -28,7 +28,7 @@ impl RateSpec {
 impl fmt::Display for RateSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.interval.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             write!(f, "{}/{}s", self.max, ms / 1000)
         } else {
             write!(f, "{}/{}ms", self.max, ms)

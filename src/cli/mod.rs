@@ -50,6 +50,11 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// When another run holds this run's state database, output or location, wait for it
+    /// to finish instead of refusing (exit 2).
+    #[arg(long, global = true)]
+    pub wait: bool,
+
     /// More detail in logs (-v: debug, -vv: trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

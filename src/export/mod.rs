@@ -49,6 +49,7 @@ pub use plan::{ExportPlan, IncrementalPlan};
 use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::{peak_rss_mb, Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::lease::{self, OutputLease};
 use crate::report::REJECT_FORMAT;
 use crate::sink::{staging_dir, Store};
 use crate::state::{CommittedPart, JobStatus, StateDb};
@@ -180,6 +181,23 @@ pub async fn run(client: &Client, server: &str, mut plan: ExportPlan, ui: Ui) ->
             "no location: pass --location (or set GHL_LOCATION), or use --sandbox",
         ));
     }
+    // One run at a time per state database and per output (see `lease`); the sweep of
+    // uncommitted parts below must never run where another run writes.
+    let _state_lock = lease::lock_state(&plan.state, "export").await?;
+    let lease = OutputLease::acquire(&Store::open(&plan.out)?, "export").await?;
+    let result = run_holding(client, server, plan, ui, started).await;
+    lease.release().await;
+    result
+}
+
+/// [`run`], once the state database and the output are this run's.
+async fn run_holding(
+    client: &Client,
+    server: &str,
+    plan: ExportPlan,
+    ui: Ui,
+    started: Instant,
+) -> Result<Summary> {
     let description = format!("export {} -> {}", plan.locations.join(","), plan.out);
     let Opened {
         mut db,

@@ -36,6 +36,7 @@ use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
 use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::lease;
 use crate::mapping::TableMapping;
 use crate::table::TableKind;
 use fields::TargetFields;
@@ -197,6 +198,11 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
     client.cap_in_flight(plan.concurrency);
     let key = plan.job_key(server);
     let description = format!("load -> {}", plan.location);
+    let _state_lock = lease::lock_state(&plan.state, "load").await?;
+    let _location_lock = match plan.dry_run {
+        true => None,
+        false => lease::lock_location_writes(server, &plan.location, "load").await?,
+    };
     let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
     let inputs = inputs(&plan)?;
     let checked = precheck::check_inputs(&plan, &inputs).await?;

@@ -40,6 +40,7 @@ use crate::api::Client;
 use crate::exit::Result;
 use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
 use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
+use crate::lease;
 use batch::{Batcher, Grouping};
 use work::Resolved;
 
@@ -163,6 +164,15 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
     let started = Instant::now();
     let key = plan.job_key(server);
     let description = format!("{} -> {}", plan.action.verb(), plan.location);
+    let command = match plan.action {
+        Action::Tags => "tag",
+        _ => "bulk",
+    };
+    let _state_lock = lease::lock_state(&plan.state, command).await?;
+    let _location_lock = match plan.dry_run {
+        true => None,
+        false => lease::lock_location_writes(server, &plan.location, command).await?,
+    };
     let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
     let resolver = match &plan.contacts {
         Contacts::File { path, format } => {
