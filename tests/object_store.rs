@@ -330,10 +330,11 @@ async fn a_part_larger_than_an_upload_chunk_goes_up_in_several_and_never_half() 
         .await;
     assert!(code != Some(0) && d.contains("failpoint mid-upload"), "{d}");
     let got = bucket.snapshot("big").await;
-    // The location's field definitions are written before the contacts; no part, no manifest.
+    // The location's field definitions are written before the contacts, and the run's lease
+    // stays where it crashed (the rerun sees its holder is gone); no part, no manifest.
     let visible: Vec<_> = got
         .keys()
-        .filter(|k| !k.starts_with("_custom_fields/"))
+        .filter(|k| !k.starts_with("_custom_fields/") && *k != ghl_etl::lease::LEASE_KEY)
         .collect();
     assert_eq!(
         visible,
@@ -383,4 +384,44 @@ fn a_url_this_build_cannot_write_is_refused_and_never_becomes_a_folder() {
     }
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "nothing is written locally: {left:?}");
+}
+
+/// No lock exists in an object store: a lease object stands in. A live holder's lease refuses a
+/// second export naming it; a lease whose holder is gone (its process no longer runs) is taken
+/// over, and released when the export ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_object_keeps_a_second_export_out_until_its_holder_is_gone() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = Bucket::create(&endpoint, "lease").await;
+    let sb = sandbox(quiet_config(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "nightly";
+    let key = ObjectPath::from(format!("{prefix}/{}", ghl_etl::lease::LEASE_KEY));
+    let put = |holder: &ghl_etl::lease::Holder| {
+        let bytes = serde_json::to_vec(holder).unwrap();
+        let (store, key) = (bucket.store.clone(), key.clone());
+        async move { store.put(&key, bytes.into()).await.unwrap() }
+    };
+    // A live holder: this test process, renewed just now.
+    put(&ghl_etl::lease::Holder::me("export")).await;
+    let (code, d) = bucket.export(&sb, dir.path(), prefix, &[], None).await;
+    assert_eq!(code, Some(2), "{d}");
+    assert!(d.contains("is in use by `ghl-etl export` (pid"), "{d}");
+    assert!(!bucket.snapshot(prefix).await.contains_key("_manifest.json"));
+    // A holder that is gone: a process of this host that has ended.
+    let mut gone = ghl_etl::lease::Holder::me("export");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    gone.pid = child.id();
+    child.wait().unwrap();
+    gone.token = "a crashed run".into();
+    put(&gone).await;
+    let (code, d) = bucket.export(&sb, dir.path(), prefix, &[], None).await;
+    assert_eq!(code, Some(0), "{d}");
+    let got = bucket.snapshot(prefix).await;
+    assert!(got.contains_key("_manifest.json"), "{:?}", got.keys());
+    assert!(
+        !got.contains_key(ghl_etl::lease::LEASE_KEY),
+        "released at the end"
+    );
+    sb.shutdown().await;
 }

@@ -7,6 +7,7 @@ mod agency;
 mod bulk;
 mod cli;
 mod client;
+mod collide;
 mod deleted;
 mod docs;
 mod export;
