@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{ghl_stderr, kill_when, quiet_config, read_csv, sandbox};
+use crate::util::{ghl_stderr, kill_when, quiet_config, read_csv, report_rows, sandbox};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -457,4 +457,93 @@ async fn a_foreign_location_migrates_whole_through_parquet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_location_migrates_whole_through_ndjson() {
     migrate_foreign_location("ndjson", false).await;
+}
+
+/// The writes a location received that create something: contacts, tasks, notes.
+fn creates(sb: &ghl_etl::sandbox::Sandbox, location: &str) -> (usize, u64, u64) {
+    let s = sb.stats();
+    let contacts = sb.store().contact_ids(location).len();
+    (contacts, s.written("task_create"), s.written("note_create"))
+}
+
+/// A load is idempotent without its state: the state database deleted, or replaced by an
+/// older copy (taken after a SIGKILL mid-load), and the same command run again creates nothing:
+/// each task and note is found on its contact by fingerprint; contacts without email or phone
+/// by `--external-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_rerun_without_its_state_or_with_an_older_one_creates_nothing() {
+    let mut cfg = quiet_config(0);
+    cfg.locations = 2;
+    cfg.fixture = Some(ghl_etl::sandbox::Fixture::read(&foreign_dir()).unwrap());
+    let sb = sandbox(cfg).await;
+    let ids = sb.location_ids();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let export = strings(&[
+        "export",
+        "--location",
+        &ids[0],
+        "--out",
+        &format!("{d}/a"),
+        "--state",
+        &format!("{d}/a.sqlite"),
+        "--format",
+        "csv",
+        "--rate",
+        "off",
+    ]);
+    let (code, _, why) = ghl_stderr(&sb, export, dir.path()).await;
+    assert_eq!(code, Some(0), "{why}");
+    let mapping = manifest_dir().join("mappings/migrate.toml");
+    let load = |state: &str| {
+        strings(&[
+            "load",
+            "--location",
+            &ids[1],
+            "--contacts",
+            &format!("{d}/a"),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--create-missing-fields",
+            "--external-id",
+            "Source ID",
+            "--state",
+            &format!("{d}/{state}"),
+            "--report",
+            &format!("{d}/report"),
+            "--rate",
+            "off",
+        ])
+    };
+    kill_when(&sb, load("load.sqlite"), dir.path(), |s| {
+        s.written("note_create") >= 300
+    })
+    .await;
+    // The older state: what the killed run had committed.
+    for suffix in ["", "-wal"] {
+        let from = dir.path().join(format!("load.sqlite{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, dir.path().join(format!("old.sqlite{suffix}"))).unwrap();
+        }
+    }
+    let (code, _, why) = ghl_stderr(&sb, load("load.sqlite"), dir.path()).await;
+    assert_eq!(code, Some(0), "{why}");
+    let whole = creates(&sb, &ids[1]);
+    assert_eq!(whole.0, 600, "every contact once");
+    for state in ["fresh.sqlite", "old.sqlite"] {
+        let (code, stderr, why) = ghl_stderr(&sb, load(state), dir.path()).await;
+        assert_eq!(code, Some(0), "{why}");
+        assert_eq!(
+            creates(&sb, &ids[1]),
+            whole,
+            "with {state}: nothing created again\n{stderr}"
+        );
+    }
+    let succeeded = report_rows(&dir.path().join("report"), "succeeded.csv");
+    let found = succeeded
+        .iter()
+        .filter(|r| r.iter().any(|c| c.starts_with("already in the target")))
+        .count();
+    assert!(found > 0, "the rows found on their contacts say so");
+    sb.shutdown().await;
 }

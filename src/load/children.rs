@@ -271,6 +271,9 @@ async fn create_once(
     let turn = load.contact_turn(contact);
     let _turn = turn.lock().await;
     let fp = format!("{contact}:{}", fingerprint(table, &request));
+    if let Some(record) = already_there(load, cx, table, key, contact, &fp).await? {
+        return Ok(record);
+    }
     let write = ChildCreate {
         load,
         table,
@@ -281,6 +284,39 @@ async fn create_once(
     let made = |r: &Row, id: &str| r.done(RowStatus::Created, key, id);
     let mut records = exactly_once(&load.ledger, &[cx], key, Some(&fp), &write, made).await?;
     Ok(records.pop().expect("one record for the one row"))
+}
+
+/// A contact may already hold the row's task or note: made by an earlier load whose state
+/// database was lost or replaced by an older copy, or by another tool. One of its records with
+/// the same fingerprint that no row of this job has claimed settles the row as unchanged, so a
+/// load is idempotent without its state, at one read of the contact's tasks or notes per row.
+/// Only a contact this very run created is spared the read: it holds nothing but what this
+/// run's rows made, each recorded as it was made. (A contact an earlier run created is not:
+/// the state that says so may be an older copy.)
+async fn already_there(
+    load: &Load,
+    cx: &Row,
+    table: TableKind,
+    key: &str,
+    contact: &str,
+    fp: &str,
+) -> Result<Option<RowRecord>> {
+    let created_here = {
+        let db = load.ledger.db();
+        db.created_contact_since(load.ledger.key(), contact, &load.run_started)?
+    };
+    if created_here || cx.was_sending() {
+        return Ok(None);
+    }
+    let Some(id) = find_unclaimed(load, table, contact, fp).await? else {
+        return Ok(None);
+    };
+    let mut record = cx.done(RowStatus::Unchanged, key, &id);
+    record.fingerprint = Some(fp.to_string());
+    record.detail = Some(format!("already in the target as {} {id}", singular(table)));
+    // Recorded now, so the contact's next row (it waits for this one's turn) sees the claim.
+    load.ledger.record_all(std::slice::from_ref(&record))?;
+    Ok(Some(record))
 }
 
 /// The id in a create answer: `{task: {id}}`, `{note: {id}}` or `{id}`.

@@ -86,6 +86,8 @@ pub(crate) struct Load {
     /// One lock per target contact (its task and note creates take turns, see `children`),
     /// and per email and phone key (upserts that could match one contact take turns).
     turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When this run began, as the state database stamps rows (see `children::already_there`).
+    run_started: String,
 }
 
 impl Load {
@@ -218,6 +220,7 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         carried: checked.carried,
         values: Mutex::new(Default::default()),
         turns: Mutex::new(Default::default()),
+        run_started: crate::state::stamp(),
         plan,
     };
     let progress = Progress::new(ui, "rows");

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -233,6 +233,20 @@ impl StateDb {
             );
             self.sql(r)?;
         }
+        if version < 5 {
+            // v5: a load looks up rows by fingerprint (claims) and by target contact (was it
+            // created here?) for every task and note: indexed, so a large load stays linear.
+            let r = self.conn.execute_batch(
+                "BEGIN;
+                 CREATE INDEX IF NOT EXISTS row_outcomes_fingerprint
+                     ON row_outcomes (job, tbl, fingerprint);
+                 CREATE INDEX IF NOT EXISTS row_outcomes_target
+                     ON row_outcomes (job, target_id);
+                 PRAGMA user_version = 5;
+                 COMMIT;",
+            );
+            self.sql(r)?;
+        }
         let r = self.conn.execute_batch("PRAGMA foreign_keys=ON;");
         self.sql(r)
     }
@@ -243,6 +257,11 @@ impl StateDb {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Now, as the database stamps what it records (comparable as text).
+pub fn stamp() -> String {
+    now()
 }
 #[cfg(test)]
 mod tests {

@@ -175,13 +175,14 @@ impl StateDb {
         self.sql(rows)
     }
 
-    /// The target ids of rows of `table` already settled as created with this fingerprint:
-    /// records in the target that a row whose answer was lost must not take for its own.
+    /// The target ids of rows of `table` already settled with this fingerprint (created, or
+    /// found already there): records in the target that another row must not take for its own.
     pub fn claimed(&self, job: &str, table: &str, fingerprint: &str) -> Result<Vec<String>> {
         let mut stmt = {
             let r = self.conn.prepare(
                 "SELECT target_id FROM row_outcomes WHERE job = ?1 AND tbl = ?2
-                 AND fingerprint = ?3 AND status = 'created' AND target_id IS NOT NULL",
+                 AND fingerprint = ?3 AND status IN ('created', 'unchanged')
+                 AND target_id IS NOT NULL",
             );
             self.sql(r)?
         };
@@ -189,6 +190,18 @@ impl StateDb {
             .query_map(params![job, table, fingerprint], |r| r.get(0))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>());
         self.sql(rows)
+    }
+
+    /// Whether this job created the target contact `target_id` at `since` (a time stamp as
+    /// recorded) or later: then every task and note it has came from rows recorded since.
+    pub fn created_contact_since(&self, job: &str, target_id: &str, since: &str) -> Result<bool> {
+        let r = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM row_outcomes WHERE job = ?1 AND target_id = ?2
+             AND tbl = 'contacts' AND status = 'created' AND updated_at >= ?3)",
+            params![job, target_id, since],
+            |r| r.get(0),
+        );
+        self.sql(r)
     }
 
     /// Remember that `source_id` became `target_id` in `location`.
