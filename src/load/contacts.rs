@@ -188,7 +188,13 @@ async fn create_once(
     };
     let made = |r: &Row, id: &str| r.done(RowStatus::Created, key, id);
     let mut records = exactly_once(&load.ledger, &[cx], key, Some(&fp), &write, made).await?;
-    Ok(records.pop().expect("one record for the one row"))
+    let record = records.pop().expect("one record for the one row");
+    let keyless = body.email().is_none() && body.phone().is_none();
+    if record.status == RowStatus::Created && keyless && load.plan.external_id.is_none() {
+        load.keyless_created
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(record)
 }
 
 /// A contact this load may already have created for `body`: by the external id when there is

@@ -65,6 +65,9 @@ pub struct LoadSummary {
     pub fields_created: Vec<String>,
     /// Dry run: rows that carry a value, per target field.
     pub values: std::collections::BTreeMap<String, u64>,
+    /// Contacts this run created with neither email nor phone, and no `--external-id`: a
+    /// rerun without this state database would create them again.
+    pub keyless_created: u64,
 }
 
 /// Everything the row writers share, fixed for the run.
@@ -88,6 +91,8 @@ pub(crate) struct Load {
     turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When this run began, as the state database stamps rows (see `children::already_there`).
     run_started: String,
+    /// See [`LoadSummary::keyless_created`].
+    keyless_created: AtomicU64,
 }
 
 impl Load {
@@ -221,6 +226,7 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         values: Mutex::new(Default::default()),
         turns: Mutex::new(Default::default()),
         run_started: crate::state::stamp(),
+        keyless_created: AtomicU64::new(0),
         plan,
     };
     let progress = Progress::new(ui, "rows");
@@ -248,6 +254,7 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         planned_requests: load.planned.load(Ordering::Relaxed),
         fields_created: load.fields.created.clone(),
         values: std::mem::take(&mut *load.values.lock().unwrap_or_else(|e| e.into_inner())),
+        keyless_created: load.keyless_created.load(Ordering::Relaxed),
     };
     if ran.was_finished && ran.totals.resumed == ran.totals.rows && !ui.quiet {
         eprintln!("This load had finished: every row was settled by an earlier run.");
@@ -345,6 +352,12 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
     );
     if !s.fields_created.is_empty() {
         eprintln!("  custom fields created: {}", s.fields_created.join(", "));
+    }
+    if s.keyless_created > 0 {
+        eprintln!(
+            "  note: {} contacts were created with neither email nor phone; the state database is what keeps a rerun from creating them again. Pass --external-id NAME to make such contacts findable without it.",
+            s.keyless_created
+        );
     }
     let cost = Cost {
         requests: s.requests,
