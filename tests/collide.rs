@@ -65,7 +65,7 @@ fn exported_ids(out: &Path) -> (usize, BTreeSet<String>) {
     let mut rows = 0;
     for entry in std::fs::read_dir(out.join("contacts")).unwrap() {
         let path = entry.unwrap().path();
-        if !path.extension().is_some_and(|e| e == "ndjson") {
+        if path.extension().is_none_or(|e| e != "ndjson") {
             continue;
         }
         for line in std::fs::read_to_string(path).unwrap().lines() {
