@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::sink::{Format, PartFile, PartWriter, SinkError, SinkOptions};
-use crate::state::{RowRecord, RowStatus};
+use crate::state::{RowRecord, RowStatus, StateDb};
 use crate::table::{Column, ColumnType, TableKind, TableSchema, Value};
 
 const REJECT_COLUMNS: [&str; 5] = ["contact_id", "record_id", "column", "reason", "record_json"];
@@ -115,15 +115,21 @@ impl RejectPart {
 ///   columns are left as given; only `error`, which is ours, has formulas defused.
 ///
 /// A row left `sending` by an interrupted run is reported failed ("rerun to check") until a
-/// rerun settles it.
-pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowReports> {
+/// rerun settles it. The rows are read from the state database one at a time, twice (the
+/// failed files' header is the union of their rows' columns), so memory stays flat however
+/// many rows the job has; `count` sees every row's status once.
+pub fn write_row_reports(
+    dir: &Path,
+    db: &StateDb,
+    job: &str,
+    mut count: impl FnMut(RowStatus),
+) -> std::io::Result<RowReports> {
     std::fs::create_dir_all(dir)?;
     let mut reports = RowReports::default();
-    let succeeded: Vec<&RowRecord> = rows
-        .iter()
-        .filter(|r| r.status.is_final() && r.status != RowStatus::Failed)
-        .collect();
+    // Per table, in order: the failed rows' columns (in the order first seen) and how many.
+    let mut tables: Vec<(String, Vec<String>, u64)> = Vec::new();
     let path = dir.join("succeeded.csv");
+    let mut succeeded = 0;
     write_atomically(&path, |w| {
         w.write_record([
             "table",
@@ -134,32 +140,61 @@ pub fn write_row_reports(dir: &Path, rows: &[RowRecord]) -> std::io::Result<RowR
             "action",
             "note",
         ])?;
-        for r in &succeeded {
+        let each = db.for_each_row(job, None, |r| {
+            count(r.status);
+            if tables.last().is_none_or(|(t, _, _)| *t != r.table) {
+                tables.push((r.table.clone(), Vec::new(), 0));
+            }
+            if is_failed(&r) {
+                let (_, columns, n) = tables.last_mut().expect("pushed above");
+                *n += 1;
+                for k in raw_of(&r).keys() {
+                    if !columns.contains(k) {
+                        columns.push(k.clone());
+                    }
+                }
+                return Ok(());
+            }
+            succeeded += 1;
             let row = r.row.to_string();
             let target = r.target_id.as_deref().unwrap_or("");
             let note = defused(r.detail.clone().unwrap_or_default());
-            let action = r.status.as_str();
-            w.write_record([&r.table, &r.file, &row, &r.key, target, action, &note])?;
-        }
-        Ok(())
+            w.write_record([
+                &r.table,
+                &r.file,
+                &row,
+                &r.key,
+                target,
+                r.status.as_str(),
+                &note,
+            ])
+        });
+        each.map_err(|e| ::csv::Error::from(std::io::Error::other(e.to_string())))?
     })?;
-    reports.succeeded = (path, succeeded.len() as u64);
-    let mut tables: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
-    tables.dedup();
-    for table in tables {
-        let failed: Vec<&RowRecord> = rows
-            .iter()
-            .filter(|r| r.table == table && !(r.status.is_final() && r.status != RowStatus::Failed))
-            .collect();
-        let name = match table {
+    reports.succeeded = (path, succeeded);
+    for (table, columns, n) in tables {
+        let name = match table.as_str() {
             "tasks" | "notes" => format!("failed-{table}.csv"),
             _ => "failed.csv".to_string(),
         };
         let path = dir.join(name);
-        write_failed(&path, &failed)?;
-        reports.failed.push((path, failed.len() as u64));
+        write_failed(&path, db, job, &table, &columns)?;
+        reports.failed.push((path, n));
     }
     Ok(reports)
+}
+
+/// Whether a recorded row belongs in a failed report: failed, or left `sending`.
+fn is_failed(r: &RowRecord) -> bool {
+    !(r.status.is_final() && r.status != RowStatus::Failed)
+}
+
+/// The input row's own columns, as recorded.
+fn raw_of(r: &RowRecord) -> serde_json::Map<String, serde_json::Value> {
+    r.raw
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
 }
 
 /// The report files written, with their line counts.
@@ -184,30 +219,22 @@ impl RowReports {
     }
 }
 
-fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {
-    let raws: Vec<serde_json::Map<String, serde_json::Value>> = failed
-        .iter()
-        .map(|r| {
-            r.raw
-                .as_deref()
-                .and_then(|t| serde_json::from_str(t).ok())
-                .unwrap_or_default()
-        })
-        .collect();
-    // The union of the rows' columns, in the order first seen.
-    let mut columns: Vec<String> = Vec::new();
-    for raw in &raws {
-        for k in raw.keys() {
-            if !columns.contains(k) {
-                columns.push(k.clone());
-            }
-        }
-    }
+fn write_failed(
+    path: &Path,
+    db: &StateDb,
+    job: &str,
+    table: &str,
+    columns: &[String],
+) -> std::io::Result<()> {
     write_atomically(path, |w| {
-        let mut header = columns.clone();
+        let mut header = columns.to_vec();
         header.extend(["input_file", "input_row", "error"].map(String::from));
         w.write_record(&header)?;
-        for (r, raw) in failed.iter().zip(&raws) {
+        let each = db.for_each_row(job, Some(table), |r| {
+            if !is_failed(&r) {
+                return Ok(());
+            }
+            let raw = raw_of(&r);
             let mut line: Vec<String> = columns
                 .iter()
                 .map(|c| match raw.get(c) {
@@ -224,9 +251,9 @@ fn write_failed(path: &Path, failed: &[&RowRecord]) -> std::io::Result<()> {
                 _ => defused(r.detail.clone().unwrap_or_default()),
             };
             line.extend([r.file.clone(), r.row.to_string(), error]);
-            w.write_record(&line)?;
-        }
-        Ok(())
+            w.write_record(&line)
+        });
+        each.map_err(|e| ::csv::Error::from(std::io::Error::other(e.to_string())))?
     })
 }
 

@@ -213,11 +213,15 @@ impl CsvFile {
                 .cloned()
                 .unwrap_or_else(|| format!("column {}", i + 1))
         };
+        // An over-limit cell is left empty, not left out: the report keeps every column, so
+        // the fixed file is still whole.
         self.record
             .iter()
             .enumerate()
-            .filter(|(_, cell)| cell.len() <= self.opts.max_cell_bytes)
-            .map(|(i, cell)| (name(i), String::from_utf8_lossy(cell).into_owned()))
+            .map(|(i, cell)| match cell.len() <= self.opts.max_cell_bytes {
+                true => (name(i), String::from_utf8_lossy(cell).into_owned()),
+                false => (name(i), String::new()),
+            })
             .collect()
     }
 }

@@ -363,12 +363,18 @@ fn bad_json_row(
 ) -> BadRow {
     let raw = fields
         .iter()
-        .filter_map(|(k, v)| {
+        .map(|(k, v)| {
             let text = match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            (text.len() <= opts.max_cell_bytes).then(|| (k.clone(), text))
+            // Left empty, not left out: the report keeps every column.
+            let text = if text.len() <= opts.max_cell_bytes {
+                text
+            } else {
+                String::new()
+            };
+            (k.clone(), text)
         })
         .collect();
     BadRow {

@@ -296,13 +296,13 @@ pub async fn run<J: RowJob>(
         was_finished,
     };
     if !ledger.dry_run {
-        let records = ledger.db().rows(&ledger.key)?;
         let resumed = ran.totals.resumed;
         ran.totals = Totals::default();
-        records.iter().for_each(|r| ran.totals.count(r.status));
+        let reports = write_row_reports(report_dir, &ledger.db(), &ledger.key, |status| {
+            ran.totals.count(status)
+        })
+        .map_err(|e| JobError::io("write the reports in", report_dir, e))?;
         ran.totals.resumed = resumed;
-        let reports = write_row_reports(report_dir, &records)
-            .map_err(|e| JobError::io("write the reports in", report_dir, e))?;
         ran.reports = Some(reports);
         if outcome.is_ok() {
             ledger.db().finish_job(&ledger.key)?;

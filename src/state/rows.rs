@@ -160,7 +160,33 @@ impl StateDb {
             .map(|t| t.timestamp_millis()))
     }
 
-    /// Every recorded row of a job, in table, file and row order (for the reports).
+    /// Every recorded row of a job (of one table, when given), in table, file and row order,
+    /// handed to `f` one at a time, so memory stays flat however many rows a job has. Stops at
+    /// the first error `f` answers, and answers it as the inner result.
+    pub fn for_each_row<E>(
+        &self,
+        job: &str,
+        table: Option<&str>,
+        mut f: impl FnMut(RowRecord) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let mut stmt = {
+            let r = self.conn.prepare(
+                "SELECT tbl, file, row, status, key, target_id, fingerprint, detail, raw
+                 FROM row_outcomes WHERE job = ?1 AND (?2 IS NULL OR tbl = ?2)
+                 ORDER BY tbl, file, row",
+            );
+            self.sql(r)?
+        };
+        let rows = stmt.query_map(params![job, table], read_outcome);
+        for row in self.sql(rows)? {
+            if let Err(e) = f(self.sql(row)?) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Every recorded row of a job, in table, file and row order.
     pub fn rows(&self, job: &str) -> Result<Vec<RowRecord>> {
         let mut stmt = {
             let r = self.conn.prepare(

@@ -55,14 +55,16 @@ pub fn listed<'a>(
 
 /// The contact ids an earlier run of this job settled, and the last row number it used.
 fn settled_rows(t: &Tagging) -> Result<(HashSet<String>, u64)> {
-    let records = t.ledger.db().rows(t.ledger.key())?;
-    let last = records.iter().map(|r| r.row).max().unwrap_or(0);
     let sent_once = t.plan.action.at_most_once();
-    let settled = records
-        .into_iter()
-        .filter(|r| r.status.is_final() || sent_once)
-        .filter_map(|r| r.target_id)
-        .collect();
+    let (mut settled, mut last) = (HashSet::new(), 0);
+    let each = t.ledger.db().for_each_row(t.ledger.key(), None, |r| {
+        last = last.max(r.row);
+        if let Some(id) = r.target_id.filter(|_| r.status.is_final() || sent_once) {
+            settled.insert(id);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })?;
+    let Ok(()) = each;
     Ok((settled, last))
 }
 
