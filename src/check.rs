@@ -7,7 +7,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::api::{Call, Client};
+use crate::api::{Call, Client, ErrorKind};
 use crate::exit::{self, JobError, Result};
 use crate::job::{Connection, ConnectionPlan};
 use crate::mapping::{CustomFieldInfo, Mapping};
@@ -102,6 +102,17 @@ async fn probe_scopes(client: &Client, location: &str, write: bool) -> Result<i3
             ),
             Err(e) if e.is_auth() => {
                 writeln!(out, "  {:<34} refused", probe.scope).map_err(stdout_error)?;
+                return Err(e.into());
+            }
+            // Nothing is known of the token when the API cannot be reached at all.
+            Err(e) if e.kind == ErrorKind::Transport => {
+                writeln!(
+                    out,
+                    "  {:<34} not checked: the API at {} cannot be reached (check --base-url, the network and any proxy)",
+                    probe.scope,
+                    client.base_url()
+                )
+                .map_err(stdout_error)?;
                 return Err(e.into());
             }
             Err(e) => (false, format!("failed: {e}")),

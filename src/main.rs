@@ -61,10 +61,11 @@ fn main() {
             std::process::exit(exit::USAGE);
         }
     };
+    let json_logs = cli.log_format == LogFormat::Json;
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            report(&err);
+            report(&err, json_logs);
             err.exit_code()
         }
     };
@@ -73,19 +74,37 @@ fn main() {
 
 /// Print a command's error once, with what to do about it. Every error's text is whole (it
 /// names its own cause), so nothing is walked or repeated.
-fn report(err: &JobError) {
+/// With `--log-format json` it is one JSON log line (`error`, `advice`, `exit_code`), so a log
+/// shipper reads every line of the run.
+fn report(err: &JobError, json_logs: bool) {
+    let advice = if err.rerun_resumes() {
+        Some("Rerun the same command to resume where it stopped.")
+    } else if err.api().is_some_and(|e| e.needs_a_change()) {
+        Some(
+            "A rerun alone meets the same answer: change what the message names (the mapping, \
+             the input, --location or --base-url) first; the rerun then resumes where this one stopped.",
+        )
+    } else {
+        None
+    };
+    if json_logs {
+        let text = err.to_string();
+        let message = text.strip_prefix("error: ").unwrap_or(&text);
+        tracing::error!(
+            error = message,
+            advice,
+            exit_code = err.exit_code(),
+            "The run failed."
+        );
+        return;
+    }
     match err {
         // Each of a mapping's errors already opens with `error: `.
         JobError::Mapping(_) => eprintln!("{err}"),
         _ => eprintln!("error: {err}"),
     }
-    if err.rerun_resumes() {
-        eprintln!("Rerun the same command to resume where it stopped.");
-    } else if err.api().is_some_and(|e| e.needs_a_change()) {
-        eprintln!(
-            "A rerun alone meets the same answer: change what the message names (the mapping, \
-             the input, --location or --base-url) first; the rerun then resumes where this one stopped."
-        );
+    if let Some(advice) = advice {
+        eprintln!("{advice}");
     }
 }
 

@@ -311,3 +311,86 @@ fn completions_and_man_page_print() {
         assert!(text.contains("export"), "{d}");
     }
 }
+
+/// With `--log-format json` every line on stderr is JSON, the final error included, so a log
+/// shipper never meets a plain-text line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_stay_json_to_the_last_line() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out").display().to_string();
+    let state = dir.path().join("s.sqlite").display().to_string();
+    let args = [
+        "export",
+        "--location",
+        &location,
+        "--out",
+        &out,
+        "--state",
+        &state,
+        "--log-format",
+        "json",
+    ];
+    let (out, d) = run(
+        args.iter().map(|s| s.to_string()).collect(),
+        vec![
+            ("GHL_TOKEN".into(), "wrong-token".into()),
+            ("GHL_BASE_URL".into(), sb.url()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{d}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "{d}");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{d}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["fields"]["exit_code"], 3, "{d}");
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("GHL_TOKEN"),
+        "{d}"
+    );
+    sb.shutdown().await;
+}
+
+/// A token no HTTP header can carry (a stray control character) is a usage error at once,
+/// naming where it came from and never showing it; an API that cannot be reached at all is
+/// said to be unreachable, not a token without the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_token_or_an_unreachable_api_is_named_as_such() {
+    let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let check = args(&["auth", "check", "--location", "L1"]);
+    let token = "pit-abc\u{7}SECRETdef";
+    let env = vec![
+        ("GHL_TOKEN".to_string(), token.to_string()),
+        ("GHL_BASE_URL".to_string(), "http://127.0.0.1:9".to_string()),
+    ];
+    let (out, d) = run(check.clone(), env).await;
+    assert_eq!(out.status.code(), Some(2), "{d}");
+    let text = all_output(&out);
+    assert!(
+        text.contains("the token in GHL_TOKEN holds a character an HTTP header cannot carry"),
+        "{d}"
+    );
+    assert!(!text.contains("SECRET"), "{d}");
+    // Port 9 (discard) has no listener: the connection is refused.
+    let env = vec![
+        ("GHL_TOKEN".to_string(), "pit-fine".to_string()),
+        ("GHL_BASE_URL".to_string(), "http://127.0.0.1:9".to_string()),
+    ];
+    let mut quick = check;
+    quick.extend(args(&["--max-attempts", "1"]));
+    let (out, d) = run(quick, env).await;
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(5), "{d}");
+    assert!(text.contains("cannot be reached"), "{d}");
+    assert!(!text.contains("cannot read contacts"), "{d}");
+}

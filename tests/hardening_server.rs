@@ -106,7 +106,7 @@ fn modes(redirect_to: &str) -> Vec<(Hostile, bool, &'static str)> {
         (
             Hostile::RedirectTo(redirect_to.to_string()),
             false,
-            "another host; not followed",
+            "(another scheme, host or port); not followed",
         ),
     ]
 }

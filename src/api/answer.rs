@@ -95,7 +95,7 @@ pub(crate) fn classify(
     if status.is_redirection() {
         // Only a redirect the policy refused arrives here: one off the base host.
         let e = fail(ErrorKind::RedirectedOffHost).with_message(format!(
-            "the server redirected to {}, another host; not followed, so the token stays with the base URL",
+            "the server redirected to {}, off the base URL (another scheme, host or port); not followed, so the token stays with the base URL",
             redirect_host(headers)
         ));
         return Answer::failed(e, None);
@@ -180,8 +180,9 @@ fn redirect_host(headers: &HeaderMap) -> String {
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|l| url::Url::parse(l).ok())
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| "an unknown host".into())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .unwrap_or_else(|| "an unknown place".into())
 }
 
 /// Why a 2xx answer cannot be used, if it cannot: an HTML page, bytes that are not UTF-8
@@ -437,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn a_redirect_off_host_names_only_the_host() {
+    fn a_redirect_off_host_names_only_its_origin() {
         let a = answer(
             302,
             &[(LOCATION.as_str(), "https://evil.example/steal?token=x")],
@@ -446,7 +447,10 @@ mod tests {
         plain(&a, ErrorKind::RedirectedOffHost, 302);
         assert_eq!(a.tally, None);
         let e = error(&a);
-        assert!(e.messages[0].contains("redirected to evil.example,"), "{e}");
+        assert!(
+            e.messages[0].contains("redirected to https://evil.example, off the base URL"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("token=x"), "{e}");
         assert!(!e.is_retryable() && e.stops_the_run());
         let a = answer(307, &[], b"");

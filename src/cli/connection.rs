@@ -158,14 +158,34 @@ impl ConnectionArgs {
                     f.display()
                 )));
             }
+            header_safe(&token, &format!("--token-file {}", f.display()))?;
             return Ok(Some(AuthConfig::Static(token)));
         }
         if let Ok(t) = std::env::var("GHL_TOKEN") {
             if !t.trim().is_empty() {
-                return Ok(Some(AuthConfig::Static(Secret::new(t.trim()))));
+                let token = Secret::new(t.trim());
+                header_safe(&token, "GHL_TOKEN")?;
+                return Ok(Some(AuthConfig::Static(token)));
             }
         }
         Ok(None)
+    }
+}
+
+/// A token goes into the `Authorization` header: one holding a control character (a stray
+/// newline inside it, a pasted escape) can never be sent, and would otherwise be retried as a
+/// connection failure. Named by where it came from, never shown.
+fn header_safe(token: &Secret, source: &str) -> Result<()> {
+    let bad = token
+        .expose()
+        .chars()
+        .position(|c| c.is_control() || !c.is_ascii());
+    match bad {
+        None => Ok(()),
+        Some(at) => Err(JobError::usage(format!(
+            "the token in {source} holds a character an HTTP header cannot carry (a control or non-ASCII character at position {}); copy it again without it",
+            at + 1
+        ))),
     }
 }
 

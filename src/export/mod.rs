@@ -361,8 +361,15 @@ fn stopped(e: JobError, summary: &Summary, parts: &[CommittedPart], ui: Ui) -> J
         } else {
             "Fix the cause below; the same command then resumes from there."
         };
+        // What is committed is what a rerun keeps; contacts read since the last commit are
+        // read again.
+        let committed: u64 = parts
+            .iter()
+            .filter(|p| p.table == "contacts")
+            .map(|p| p.rows)
+            .sum();
         eprintln!(
-            "Stopped after {} contacts; {} part files are committed. {next}",
+            "Stopped after reading {} contacts in this run; {committed} contacts are committed, in {} part files, and a rerun keeps them. {next}",
             summary.contacts,
             parts.len()
         );

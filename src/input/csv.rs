@@ -262,6 +262,12 @@ fn header(raw: &ByteRecord) -> Result<Vec<String>, String> {
             );
         }
     }
+    // UTF-16 without a byte-order mark: ASCII names with a NUL byte between letters.
+    if raw.iter().any(|cell| cell.contains(&0)) {
+        return Err(
+            "the header holds NUL bytes: the file looks like UTF-16 (without a byte-order mark); save it as UTF-8 (in Excel: CSV UTF-8)".into(),
+        );
+    }
     let mut names: Vec<String> = Vec::with_capacity(raw.len());
     for (i, cell) in raw.iter().enumerate() {
         // The csv crate strips a BOM only when it arrives in one read; be sure.
@@ -450,6 +456,25 @@ mod tests {
         assert_eq!(
             summary(&read_all(&path, None)),
             [(2, Ok("x\ny".to_string()))]
+        );
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_named_at_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u16.csv");
+        let text: Vec<u8> = "email,name\na@x.org,A\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let err = CsvFile::open(Arc::new(path), b',', &InputOptions::default())
+            .err()
+            .expect("refused at the header")
+            .to_string();
+        assert!(
+            err.contains("looks like UTF-16") && err.contains("save it as UTF-8"),
+            "{err}"
         );
     }
 
