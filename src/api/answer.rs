@@ -454,7 +454,7 @@ mod tests {
         assert!(!e.to_string().contains("token=x"), "{e}");
         assert!(!e.is_retryable() && e.stops_the_run());
         let a = answer(307, &[], b"");
-        assert!(error(&a).messages[0].contains("an unknown host"));
+        assert!(error(&a).messages[0].contains("an unknown place"));
     }
 
     #[test]

@@ -140,7 +140,12 @@ impl LoadArgs {
                 "nothing to load: pass --contacts, --tasks or --notes",
             ));
         }
-        let report_dir = self.input.report_dir("load-report");
+        let inputs: Vec<&std::path::Path> = [&contacts, &tasks, &notes]
+            .into_iter()
+            .flatten()
+            .map(|p| p.as_path())
+            .collect();
+        let report_dir = self.input.report_dir_apart_from("load-report", &inputs)?;
         let plan = LoadPlan {
             location: self.location.clone().unwrap_or_default(),
             contacts,

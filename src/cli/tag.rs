@@ -188,7 +188,12 @@ impl ContactListArgs {
             dry_run: self.dry_run,
             concurrency: self.concurrency.max(1),
             state: self.files.state.clone(),
-            report_dir: self.files.report_dir(report),
+            report_dir: match &self.input {
+                Some(path) => self
+                    .files
+                    .report_dir_apart_from(report, &[path.as_path()])?,
+                None => self.files.report_dir(report),
+            },
         })
     }
 }

@@ -30,15 +30,66 @@ pub(super) fn resolve(
     if meta.is_dir() {
         return folder(path, format);
     }
-    let format = format
-        .or_else(|| format_of(path))
-        .ok_or_else(|| InputError::Path {
-            path: path.to_path_buf(),
-            reason: format!(
-                "cannot tell the format from the file name; name it {KNOWN}, or give the format"
-            ),
-        })?;
+    let format = match format {
+        Some(f) => f,
+        None => format_of(path)
+            .map(|f| sniffed(path, f))
+            .ok_or_else(|| InputError::Path {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "cannot tell the format from the file name; name it {KNOWN}, or give the format"
+                ),
+            })?,
+    };
     Ok((vec![path.to_path_buf()], format))
+}
+
+/// A `.csv` file's separator, told from its header line: the candidate (`,` `;` tab `|`) found
+/// most often outside quotes, `,` when none is. Excel saves CSV with `;` where `,` is the
+/// decimal mark; read with `,`, such a file is one column and every row lands wrong.
+fn sniffed(path: &Path, format: InputFormat) -> InputFormat {
+    let InputFormat::Csv { delimiter: b',' } = format else {
+        return format;
+    };
+    let delimiter = header_line(path).map_or(b',', |line| most_frequent_separator(&line));
+    if delimiter != b',' {
+        tracing::info!(
+            file = %path.display(),
+            separator = %(delimiter as char).escape_default(),
+            "CSV columns separated by this character, as told by the header line (--delimiter sets it)."
+        );
+    }
+    InputFormat::Csv { delimiter }
+}
+
+/// The first line of a file (at most 64 KiB of it).
+fn header_line(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0; 64 * 1024];
+    let mut f = std::fs::File::open(path).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    buf.truncate(n);
+    let end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());
+    buf.truncate(end);
+    Some(buf)
+}
+
+fn most_frequent_separator(line: &[u8]) -> u8 {
+    let candidates = [b',', b';', b'\t', b'|'];
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for b in line {
+        if *b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(i) = candidates.iter().position(|c| c == b) {
+                counts[i] += 1;
+            }
+        }
+    }
+    // Ties go to the earlier candidate, `,` first.
+    let best = (0..4).fold(0, |best, i| if counts[i] > counts[best] { i } else { best });
+    candidates[best]
 }
 
 /// A folder's part files. An explicit format takes the files whose extension names the same
@@ -118,6 +169,27 @@ fn no_parts(dir: &Path) -> InputError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_separator_is_told_from_the_header_line() {
+        assert_eq!(
+            most_frequent_separator(b"Email;First name;Last name\r"),
+            b';'
+        );
+        assert_eq!(most_frequent_separator(b"email,name"), b',');
+        assert_eq!(most_frequent_separator(b"email\tname\tphone"), b'\t');
+        assert_eq!(
+            most_frequent_separator(b"\"a;b\",c"),
+            b',',
+            "quoted separators do not count"
+        );
+        assert_eq!(most_frequent_separator(b"email"), b',');
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("excel.csv");
+        std::fs::write(&path, "Email;Name\na@x.org;A, B\n").unwrap();
+        let (_, format) = resolve(&path, None).unwrap();
+        assert_eq!(format, InputFormat::Csv { delimiter: b';' });
+    }
 
     #[test]
     fn extension_names_the_format() {
