@@ -26,3 +26,4 @@ mod sinks;
 mod spec;
 mod tag;
 mod tag_cost;
+mod users_day;

@@ -1,0 +1,131 @@
+//! The migrating user's day, as people save files and rerun commands: each case runs the binary
+//! as a user would.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{ghl_stderr, quiet_config, sandbox};
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn mapping() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/from-ecosend.toml").to_string()
+}
+
+fn load(location: &str, dir: &Path, input: &Path, extra: &[&str]) -> Vec<String> {
+    let d = dir.display();
+    let mut a = strings(&[
+        "load",
+        "--location",
+        location,
+        "--contacts",
+        &input.display().to_string(),
+        "--mapping",
+        &mapping(),
+        "--create-missing-fields",
+        "--state",
+        &format!("{d}/state.sqlite"),
+        "--rate",
+        "off",
+    ]);
+    a.extend(strings(extra));
+    a
+}
+
+/// A CSV as Excel saves it where `,` is the decimal mark: `;`-separated, CRLF, a BOM.
+fn excel_csv(path: &Path, people: usize) {
+    let mut text = String::from(
+        "\u{feff}Email Address;First Name;Last Name;Mobile;Organisation;Tags;Subscribed On\r\n",
+    );
+    for i in 0..people {
+        text.push_str(&format!(
+            "p{i}@example.org;P{i};Person;;Firma, GmbH;newsletter;01/02/2024\r\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Every contact of the location with an email, by email.
+fn emails(sb: &ghl_etl::sandbox::Sandbox, location: &str) -> Vec<(String, Value)> {
+    let store = sb.store();
+    let mut out: Vec<(String, Value)> = store
+        .contact_ids(location)
+        .iter()
+        .filter_map(|id| store.contact(id))
+        .filter_map(|c| Some((c.get("email")?.as_str()?.to_string(), c)))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A `;`-separated file loads field for field with `--delimiter ';'` alone, and with no flag
+/// at all (the separator is told from its header line); never as one column of blank contacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semicolon_separated_file_loads_with_delimiter_alone_or_no_flag() {
+    for extra in [&["--delimiter", ";"][..], &[][..]] {
+        let sb = sandbox(quiet_config(0)).await;
+        let location = sb.location_ids()[0].clone();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("export.csv");
+        excel_csv(&input, 30);
+        let (code, _, d) =
+            ghl_stderr(&sb, load(&location, dir.path(), &input, extra), dir.path()).await;
+        assert_eq!(code, Some(0), "{extra:?}: {d}");
+        let got = emails(&sb, &location);
+        assert_eq!(
+            got.len(),
+            30,
+            "{extra:?}: one contact a row, each with its email\n{d}"
+        );
+        assert_eq!(
+            sb.store().contact_ids(&location).len(),
+            30,
+            "no blank contacts"
+        );
+        let (email, c) = &got[0];
+        assert_eq!(email, "p0@example.org");
+        assert_eq!(c["firstName"], "P0", "{c}");
+        assert_eq!(c["companyName"], "Firma, GmbH", "{c}");
+        sb.shutdown().await;
+    }
+}
+
+/// A `failed.csv` fixed in place and fed back: refused before anything is written, the file
+/// left as the user saved it, and the way out said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_fed_back_from_its_own_folder_is_never_overwritten() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    std::fs::create_dir_all(&report).unwrap();
+    let fixed = report.join("failed.csv");
+    excel_csv(&fixed, 3);
+    let before = std::fs::read(&fixed).unwrap();
+    let args = load(
+        &location,
+        dir.path(),
+        &fixed,
+        &["--report", &report.display().to_string()],
+    );
+    let (code, stderr, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(2), "{d}");
+    assert!(
+        stderr.contains("which holds the input") && stderr.contains("--report"),
+        "{d}"
+    );
+    assert_eq!(
+        std::fs::read(&fixed).unwrap(),
+        before,
+        "the user's file is untouched"
+    );
+    assert_eq!(
+        sb.store().contact_ids(&location).len(),
+        0,
+        "nothing written"
+    );
+    sb.shutdown().await;
+}
