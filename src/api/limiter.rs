@@ -373,13 +373,13 @@ impl LocationLimiter {
         }
     }
 
-    /// The pause for a 429 that does not say when to return. Our own log says the window has
-    /// room (we never send past the budget, and a 429's `X-RateLimit-Remaining` has already
-    /// told the log of others' requests), so a lone 429 is more likely a hiccup than a full
-    /// window: only the request that met it waits (its retry's backoff). A second 429 within
-    /// an interval of the last pauses the location for an eighth of the interval, and each
-    /// further one doubles it, up to the whole interval. Pausing a whole interval at every 429
-    /// cost 40% of the pace under 5% faults, an eighth at every one 11%.
+    /// The pause for a 429 whose rate headers say the window is full but not when to return
+    /// (a bare 429 pauses nothing but its own request: see `answer`). The answer's
+    /// `X-RateLimit-Remaining` has already told the log of others' requests, so the log holds
+    /// the next request back anyway; this is a margin on top. The first such 429 in an interval
+    /// pauses nothing more; a second within an interval of the last pauses the location for
+    /// an eighth of the interval, and each further one doubles it, up to the whole interval.
+    /// Pausing a whole interval at every 429 cost 40% of the pace under 5% faults.
     pub fn throttle_pause(&self) -> Duration {
         let mut w = self.lock();
         let interval = w.server_budget().interval;
