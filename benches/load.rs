@@ -6,7 +6,7 @@
 //! the target enforcing a 100/1s sliding window with the client paced at it (how close a load
 //! runs to the limit: achieved / allowed rate, 429s). Then the pace of a migration of the
 //! foreign fixture (`../shared/fixtures/foreign-location`, a location this project did not
-//! generate) at 100/1s with the default concurrency, with no faults and under 5% faults of
+//! generate) at 100/1s with the default concurrency, with no faults and under 5% and 20% faults of
 //! every kind (429s without Retry-After among them).
 //!
 //! Run: `cargo bench --bench load -- [--contacts N]` (default 2,000; the limited case uses a
@@ -233,7 +233,7 @@ async fn main() {
             None => println!(", {:.0} requests/s", requests as f64 / wall),
         }
     }
-    for fault_rate in [0.0, 0.05] {
+    for fault_rate in [0.0, 0.05, 0.2] {
         foreign_case(dir.path(), fault_rate).await;
     }
 }

@@ -184,6 +184,7 @@ async fn a_bad_mapping_is_refused_with_file_line_column_and_a_fix() {
         "names file and line:\n{d}"
     );
     assert!(err.contains("did you mean `lower`"), "{d}");
+    assert!(!err.contains("error: error:"), "one `error:` a line:\n{d}");
     assert!(
         err.contains("strng") && err.contains("did you mean `string`"),
         "every error at once:\n{d}"

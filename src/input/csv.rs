@@ -440,6 +440,29 @@ mod tests {
     }
 
     #[test]
+    fn an_over_limit_cell_keeps_its_column_empty_in_the_raw_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = "x".repeat(2 << 20);
+        let path = write(
+            dir.path(),
+            "t.csv",
+            format!("a,b,c\n1,{big},3\n").as_bytes(),
+        );
+        let rows = read_all(&path, None);
+        let bad = rows[0].as_ref().unwrap_err();
+        assert!(bad.reason.contains("over the"), "{}", bad.reason);
+        let raw: Vec<(String, String)> = [("a", "1"), ("b", ""), ("c", "3")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            bad.raw.as_deref(),
+            Some(&raw[..]),
+            "every column, the big one empty"
+        );
+    }
+
+    #[test]
     fn quoted_newlines_give_the_starting_line() {
         let dir = tempfile::tempdir().unwrap();
         let text = "a,b\r\n1,\"two\nlines\"\r\n2,\"three\n\nlines\"\n\r\n\n3,\"last\"";
