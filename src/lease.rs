@@ -153,20 +153,23 @@ impl FileLock {
     /// Lock `path` (created if need be) for `holder`; `what` names the locked thing in
     /// messages ("the state database x.sqlite").
     pub async fn acquire(path: &Path, what: &str, holder: &Holder) -> Result<FileLock> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| JobError::io("create the folder of", dir, e))?;
-        }
-        let open = || {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|e| JobError::io("open the lock file", path, e))
+        // Said in the user's terms: the folder they named cannot be written, and why.
+        let cannot = |e: std::io::Error| {
+            JobError::usage(format!(
+                "cannot write in {what} (its lock file {}): {e}",
+                path.display()
+            ))
         };
-        let mut file = open()?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(cannot)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(cannot)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -129,3 +129,62 @@ async fn a_report_fed_back_from_its_own_folder_is_never_overwritten() {
     );
     sb.shutdown().await;
 }
+
+/// `--out` a folder that holds the user's own files: refused before any part is written, the
+/// files named; `--force` writes beside them and leaves them alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_folder_with_the_users_own_files_is_refused_unless_forced() {
+    let sb = sandbox(quiet_config(50)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("contacts")).unwrap();
+    let mine = out.join("contacts/mine.csv");
+    std::fs::write(&mine, "my,own\n1,2\n").unwrap();
+    let export = |extra: &[&str]| {
+        let mut a = strings(&[
+            "export",
+            "--location",
+            &location,
+            "--out",
+            &out.display().to_string(),
+            "--state",
+            &dir.path().join("s.sqlite").display().to_string(),
+            "--format",
+            "csv",
+            "--rate",
+            "off",
+        ]);
+        a.extend(strings(extra));
+        a
+    };
+    let (code, stderr, d) = ghl_stderr(&sb, export(&[]), dir.path()).await;
+    assert_eq!(code, Some(2), "{d}");
+    assert!(
+        stderr.contains("holds files this tool did not write") && stderr.contains("mine.csv"),
+        "{d}"
+    );
+    assert!(stderr.contains("--force"), "{d}");
+    let parts = |dir: &Path| -> usize {
+        std::fs::read_dir(dir.join("contacts"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("part-")
+            })
+            .count()
+    };
+    assert_eq!(parts(&out), 0, "nothing written beside the user's file");
+    let (code, _, d) = ghl_stderr(&sb, export(&["--force"]), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(parts(&out) > 0, "{d}");
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "my,own\n1,2\n",
+        "left alone"
+    );
+    sb.shutdown().await;
+}

@@ -108,6 +108,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub restart: bool,
 
+    /// Write into an --out folder that already holds files this tool did not write (they are
+    /// left alone; part files go beside them).
+    #[arg(long)]
+    pub force: bool,
+
     /// Contacts per part file (a commit point: a killed run redoes at most one part).
     #[arg(long, default_value_t = 100_000)]
     pub part_rows: u64,
@@ -219,6 +224,7 @@ impl ExportArgs {
             concurrency: self.concurrency.max(1),
             state: self.state.clone(),
             restart: self.restart,
+            force: self.force,
             part_rows: self.part_rows.max(1),
             commit_every: Duration::from_secs(self.commit_seconds.max(1)),
             bulk_tasks: !self.tasks_per_contact,

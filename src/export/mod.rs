@@ -211,7 +211,8 @@ async fn run_holding(
     }
     // An incremental export owns its folder across runs: the marker names the dataset.
     let owner = incr.as_ref().map_or(key.as_str(), |i| i.dataset.as_str());
-    if let Err(e) = out.claim(owner, status, plan.restart).await {
+    let flags = (plan.restart, plan.force);
+    if let Err(e) = out.claim(owner, status, flags, &plan.state).await {
         if status == JobStatus::New {
             db.reset_job(&key)?;
         }

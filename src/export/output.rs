@@ -94,6 +94,35 @@ fn partition_value(v: &str) -> String {
     }
 }
 
+/// A file of a local output folder that this tool did not write, if there is one: anything
+/// but hidden files (the lock, the state), `_`-prefixed ones (manifest, locations, field
+/// definitions) and part files in the table folders. Looks two levels down at most, so a
+/// folder such as a home directory is not walked.
+fn not_ours(root: &Path, state: &Path) -> Option<PathBuf> {
+    let state_name = state.file_name().map(|n| n.to_string_lossy().into_owned());
+    // The state database and its `-wal`, `-shm` and `.lock` files.
+    let of_state = |name: &str| state_name.as_deref().is_some_and(|s| name.starts_with(s));
+    let ours = |name: &str| name.starts_with('.') || name.starts_with('_') || of_state(name);
+    let part = |name: &str| name.starts_with("part-") || name.starts_with(".part-");
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ours(&name) {
+            continue;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            return Some(entry.path());
+        }
+        for inner in std::fs::read_dir(entry.path()).ok()?.flatten() {
+            let inner_name = inner.file_name().to_string_lossy().into_owned();
+            let is_dir = inner.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir && !part(&inner_name) && !inner_name.starts_with('.') {
+                return Some(inner.path());
+            }
+        }
+    }
+    None
+}
+
 /// One folder of part files of table `name` (`contacts`, `rejects/contacts`), as the state
 /// database records them; `dir` is where the files are ([`Layout::folder`]). `location` is set
 /// when the folder holds one location's parts only.
@@ -118,12 +147,29 @@ pub struct OutputDir {
 impl OutputDir {
     /// Make the folder this job's: refuse one that another job owns or fills, then write the
     /// owner marker and remove the last manifest (it describes a finished run only).
-    pub async fn claim(&self, key: &str, status: JobStatus, restart: bool) -> Result<()> {
+    /// `force` writes beside files this tool did not write; `state` is the state database,
+    /// which may live in the folder.
+    pub async fn claim(
+        &self,
+        key: &str,
+        status: JobStatus,
+        (restart, force): (bool, bool),
+        state: &Path,
+    ) -> Result<()> {
         let owner = self
             .store
             .get(OWNER_MARKER)
             .await?
             .map(|s| String::from_utf8_lossy(&s).trim().to_string());
+        if owner.is_none() && !force {
+            if let Some(file) = self.store.local_root().and_then(|r| not_ours(r, state)) {
+                return Err(JobError::usage(format!(
+                    "{} holds files this tool did not write (e.g. {}): part files would be mixed in beside them. Use an empty or new --out folder, or pass --force to write there anyway",
+                    self.store,
+                    file.display()
+                )));
+            }
+        }
         let foreign = match &owner {
             _ if restart => None,
             Some(o) if o != key => Some(format!("belongs to another export (job {o})")),
@@ -342,14 +388,36 @@ mod tests {
             layout: Layout::Flat,
             folders: vec![],
         };
-        out.claim("job-a", JobStatus::New, false).await.unwrap();
-        let err = out.claim("job-b", JobStatus::New, false).await.unwrap_err();
+        out.claim(
+            "job-a",
+            JobStatus::New,
+            (false, false),
+            Path::new("s.sqlite"),
+        )
+        .await
+        .unwrap();
+        let err = out
+            .claim(
+                "job-b",
+                JobStatus::New,
+                (false, false),
+                Path::new("s.sqlite"),
+            )
+            .await
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("belongs to another export (job job-a)"),
             "{err}"
         );
-        out.claim("job-b", JobStatus::New, true).await.unwrap();
+        out.claim(
+            "job-b",
+            JobStatus::New,
+            (true, false),
+            Path::new("s.sqlite"),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -369,7 +437,14 @@ mod tests {
                 location: None,
             }],
         };
-        out.claim("job-a", JobStatus::New, false).await.unwrap();
+        out.claim(
+            "job-a",
+            JobStatus::New,
+            (false, false),
+            Path::new("s.sqlite"),
+        )
+        .await
+        .unwrap();
         for key in [
             "contacts/part-00000.csv",
             "contacts/part-00001.csv",
@@ -395,7 +470,15 @@ mod tests {
         );
         assert!(!root.exists(), "the staging folder is cleared");
 
-        let err = out.claim("job-b", JobStatus::New, false).await.unwrap_err();
+        let err = out
+            .claim(
+                "job-b",
+                JobStatus::New,
+                (false, false),
+                Path::new("s.sqlite"),
+            )
+            .await
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("memory:///night belongs to another export (job job-a)"),

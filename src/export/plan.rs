@@ -39,6 +39,8 @@ pub struct ExportPlan {
     pub concurrency: usize,
     pub state: PathBuf,
     pub restart: bool,
+    /// Write into an output folder that holds files this tool did not write.
+    pub force: bool,
     /// Contacts per part file (a commit point).
     pub part_rows: u64,
     /// Also commit after this long, so slow runs checkpoint often.

@@ -56,6 +56,16 @@ pub enum StateError {
         #[source]
         source: idset::IdSetError,
     },
+    /// The file itself cannot be opened for writing (a read-only folder or file): said plainly,
+    /// where SQLite would only say "unable to open database file".
+    #[error(
+        "cannot open the state database {path} for writing: {source}; choose a writable --state"
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the folder of the state database {path}: {source}")]
     Io {
         path: PathBuf,
@@ -79,6 +89,18 @@ impl StateDb {
                 source,
             })?;
         }
+        // Opened once by hand first: its error names the cause (permission denied, read-only
+        // file system), where SQLite's does not.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| StateError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let conn = Connection::open(path).map_err(|source| StateError::Sqlite {
             path: path.to_path_buf(),
             source,
