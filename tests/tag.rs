@@ -412,11 +412,31 @@ async fn tagging_by_search_changes_exactly_the_matching_contacts() {
         assert_eq!(&tags_of(&sb, id), tags, "{id}");
     }
     assert_eq!(report_rows(&report, "succeeded.csv").len(), matched);
-    // The rerun lists the search again (now empty: no contact has `lead` any more) and
-    // keeps the report.
+    // A week later the tag is back on one of them (a form, a workflow): the same command is
+    // a new selection, the contacts that match now, and takes it off again.
+    let back = want
+        .iter()
+        .find(|(_, tags)| tags.contains("cohort"))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let c = crate::util::client(&sb, None);
+    c.update_tags(
+        &location,
+        &back,
+        ghl_etl::api::endpoints::TagAction::Add,
+        &["lead".to_string()],
+    )
+    .await
+    .unwrap();
+    assert!(tags_of(&sb, &back).contains("lead"));
     let (code, d) = ghl(&sb, args, dir.path()).await;
     assert_eq!(code, Some(0), "{d}");
-    assert_eq!(report_rows(&report, "succeeded.csv").len(), matched);
+    let rows = report_rows(&report, "succeeded.csv");
+    assert_eq!(
+        rows.len(),
+        1,
+        "this run's selection: the one contact that matches now\n{d}"
+    );
     for (id, tags) in &want {
         assert_eq!(&tags_of(&sb, id), tags, "{id}");
     }

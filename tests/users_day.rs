@@ -188,3 +188,41 @@ async fn an_out_folder_with_the_users_own_files_is_refused_unless_forced() {
     );
     sb.shutdown().await;
 }
+
+/// `load --restart` works every row again, and creates nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_restarted_works_every_row_again_and_creates_nothing_twice() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    excel_csv(&input, 12);
+    let report = dir.path().join("report").display().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = load(&location, dir.path(), &input, &["--report", &report]);
+        a.extend(strings(extra));
+        a
+    };
+    let (code, _, d) = ghl_stderr(&sb, run(&[]), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let before = sb.stats().requests;
+    // A plain rerun: every row was settled, nothing is sent.
+    let (code, stderr, d) = ghl_stderr(&sb, run(&[]), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(
+        stderr.contains("every row was settled by an earlier run"),
+        "{d}"
+    );
+    let plain = sb.stats().requests - before;
+    // --restart: every row upserted again, matched, nothing created.
+    let (code, stderr, d) = ghl_stderr(&sb, run(&["--restart"]), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(stderr.contains("12 updated"), "{d}");
+    assert!(sb.stats().requests - before - plain >= 12, "{d}");
+    assert_eq!(
+        sb.store().contact_ids(&location).len(),
+        12,
+        "nothing created twice"
+    );
+    sb.shutdown().await;
+}

@@ -76,6 +76,11 @@ pub struct LoadArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Forget what earlier runs of this load recorded and work every row again (a task or
+    /// note already on its contact is still found there, not created twice).
+    #[arg(long)]
+    pub restart: bool,
+
     /// Read each written contact back (one more request each) and report, in succeeded.csv,
     /// fields that did not stick.
     #[arg(long)]
@@ -164,6 +169,7 @@ impl LoadArgs {
                 TagsArg::Replace => TagsMode::Replace,
             },
             dry_run: self.dry_run,
+            restart: self.restart,
             verify: self.verify,
             create_missing_fields: self.create_missing_fields,
             external_id: self.external_id.clone(),

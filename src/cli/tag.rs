@@ -53,6 +53,11 @@ pub struct ContactListArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Forget what earlier runs of this job recorded and work every row again. (A `--where`
+    /// selection that finished starts afresh by itself: it is whatever matches now.)
+    #[arg(long)]
+    pub restart: bool,
+
     /// Requests in flight (look-ups, per-contact actions).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -186,6 +191,7 @@ impl ContactListArgs {
                 LookupArg::Scan => Lookup::Scan,
             },
             dry_run: self.dry_run,
+            restart: self.restart,
             concurrency: self.concurrency.max(1),
             state: self.files.state.clone(),
             report_dir: match &self.input {

@@ -35,6 +35,17 @@ use crate::job::{Progress, Ui};
 use crate::report::{write_row_reports, RowReports};
 use crate::state::{JobStatus, RowRecord, RowStatus, StateDb};
 
+/// When a run forgets what earlier runs of its job recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    /// Never: a rerun resumes (skips settled rows).
+    Never,
+    /// Always (`--restart`): every row is worked again.
+    Always,
+    /// Once the job finished (a `--where` selection: the contacts that match now).
+    IfFinished,
+}
+
 /// The state database of one row job, under its key, and whether the run is stopping.
 pub struct Ledger {
     key: String,
@@ -52,8 +63,29 @@ pub struct Ledger {
 impl Ledger {
     /// Open the state database at `path` and begin (or resume) the job `key`.
     pub fn open(path: &Path, key: &str, description: &str, dry_run: bool) -> Result<Ledger> {
+        Ledger::open_fresh(path, key, description, dry_run, Fresh::Never)
+    }
+
+    /// [`Ledger::open`], forgetting what earlier runs of the job recorded when `fresh` says
+    /// so (`--restart`; a `--where` selection that finished is a new selection).
+    pub fn open_fresh(
+        path: &Path,
+        key: &str,
+        description: &str,
+        dry_run: bool,
+        fresh: Fresh,
+    ) -> Result<Ledger> {
         let mut db = StateDb::open(path)?;
-        let status = db.begin_job(key, description)?;
+        let mut status = db.begin_job(key, description)?;
+        let forget = match fresh {
+            Fresh::Never => false,
+            Fresh::Always => status != JobStatus::New,
+            Fresh::IfFinished => status == JobStatus::Finished,
+        };
+        if forget && !dry_run {
+            db.reset_job(key)?;
+            status = db.begin_job(key, description)?;
+        }
         Ok(Ledger {
             key: key.to_string(),
             db: Mutex::new(db),

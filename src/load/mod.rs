@@ -34,7 +34,9 @@ pub use plan::{EmptyCells, LoadPlan, Mode, TagsMode};
 
 use crate::api::Client;
 use crate::exit::{JobError, Result};
-use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
+use crate::job::rows::{
+    self as runner, Fresh, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals,
+};
 use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
 use crate::lease;
 use crate::mapping::TableMapping;
@@ -210,7 +212,12 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         true => None,
         false => lease::lock_location_writes(server, &plan.location, "load").await?,
     };
-    let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
+    let fresh = if plan.restart {
+        Fresh::Always
+    } else {
+        Fresh::Never
+    };
+    let ledger = Ledger::open_fresh(&plan.state, &key, &description, plan.dry_run, fresh)?;
     let inputs = inputs(&plan)?;
     let checked = precheck::check_inputs(&plan, &inputs).await?;
     let fields =

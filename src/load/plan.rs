@@ -58,6 +58,8 @@ pub struct LoadPlan {
     pub mode: Mode,
     pub tags: TagsMode,
     pub dry_run: bool,
+    /// `--restart`: forget earlier runs' outcomes.
+    pub restart: bool,
     /// Read each written contact back and report fields that did not stick.
     pub verify: bool,
     pub create_missing_fields: bool,

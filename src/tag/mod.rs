@@ -38,7 +38,9 @@ pub use plan::{Action, Contacts, KeyColumns, Lookup, TagPlan};
 
 use crate::api::Client;
 use crate::exit::Result;
-use crate::job::rows::{self as runner, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals};
+use crate::job::rows::{
+    self as runner, Fresh, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals,
+};
 use crate::job::{planned_requests_line, Connection, ConnectionPlan, Cost, Progress, Ui};
 use crate::lease;
 use batch::{Batcher, Grouping};
@@ -173,7 +175,12 @@ pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result
         true => None,
         false => lease::lock_location_writes(server, &plan.location, command).await?,
     };
-    let ledger = Ledger::open(&plan.state, &key, &description, plan.dry_run)?;
+    let fresh = match (&plan.contacts, plan.restart) {
+        (_, true) => Fresh::Always,
+        (Contacts::Where(_), false) => Fresh::IfFinished,
+        _ => Fresh::Never,
+    };
+    let ledger = Ledger::open_fresh(&plan.state, &key, &description, plan.dry_run, fresh)?;
     let resolver = match &plan.contacts {
         Contacts::File { path, format } => {
             let input = (path.as_path(), *format);

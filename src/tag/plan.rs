@@ -100,6 +100,8 @@ pub struct TagPlan {
     pub keys: KeyColumns,
     pub lookup: Lookup,
     pub dry_run: bool,
+    /// `--restart`: forget earlier runs' outcomes.
+    pub restart: bool,
     /// Requests in flight (look-ups, per-contact actions).
     pub concurrency: usize,
     pub state: PathBuf,
