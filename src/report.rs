@@ -184,6 +184,14 @@ pub fn write_row_reports(
     Ok(reports)
 }
 
+/// `1 row`, `2 rows`.
+fn rows(n: u64) -> String {
+    match n {
+        1 => "1 row".to_string(),
+        n => format!("{n} rows"),
+    }
+}
+
 /// Whether a recorded row belongs in a failed report: failed, or left `sending`.
 fn is_failed(r: &RowRecord) -> bool {
     !(r.status.is_final() && r.status != RowStatus::Failed)
@@ -212,9 +220,9 @@ impl RowReports {
     /// Where the reports went, for the summary on stderr (failed files only when not empty).
     pub fn print(&self) {
         let (path, n) = &self.succeeded;
-        eprintln!("Reports: {} ({n} rows)", path.display());
+        eprintln!("Reports: {} ({})", path.display(), rows(*n));
         for (path, n) in self.failed.iter().filter(|(_, n)| *n > 0) {
-            eprintln!("         {} ({n} rows)", path.display());
+            eprintln!("         {} ({})", path.display(), rows(*n));
         }
     }
 }
