@@ -226,3 +226,60 @@ async fn a_load_restarted_works_every_row_again_and_creates_nothing_twice() {
     );
     sb.shutdown().await;
 }
+
+/// A tag list as a person saves it, headers `Email` and `Add Tags`: read as the email and add
+/// columns, every contact tagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_list_with_headers_in_another_case_tags_every_contact() {
+    let sb = sandbox(quiet_config(20)).await;
+    let location = sb.location_ids()[0].clone();
+    let store = sb.store();
+    let people: Vec<(String, String)> = store
+        .contact_ids(&location)
+        .into_iter()
+        .filter_map(|id| {
+            let c = store.contact(&id)?;
+            Some((id, c.get("email")?.as_str()?.to_string()))
+        })
+        .take(10)
+        .collect();
+    assert_eq!(people.len(), 10);
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.csv");
+    let mut text = String::from("Email,Add Tags\n");
+    for (_, email) in &people {
+        text.push_str(&format!("{email},vip\n"));
+    }
+    std::fs::write(&list, text).unwrap();
+    let d = dir.path().display();
+    let args = strings(&[
+        "tag",
+        "--location",
+        &location,
+        "--input",
+        &list.display().to_string(),
+        "--state",
+        &format!("{d}/s.sqlite"),
+        "--report",
+        &format!("{d}/report"),
+        "--rate",
+        "off",
+    ]);
+    let (code, stderr, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(
+        stderr.contains("Reading the column `Email` as --email-column email"),
+        "{d}"
+    );
+    for (id, _) in &people {
+        let c = sb.store().contact(id).unwrap();
+        let tags: Vec<&str> = c["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(tags.contains(&"vip"), "{id}: {tags:?}\n{d}");
+    }
+    sb.shutdown().await;
+}

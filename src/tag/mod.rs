@@ -37,7 +37,7 @@ use std::time::Instant;
 pub use plan::{Action, Contacts, KeyColumns, Lookup, TagPlan};
 
 use crate::api::Client;
-use crate::exit::Result;
+use crate::exit::{JobError, Result};
 use crate::job::rows::{
     self as runner, Fresh, Input, Ledger, Ran, Row, RowJob, Settled, Source, Totals,
 };
@@ -162,8 +162,12 @@ pub async fn tag(conn: &ConnectionPlan, plan: &TagPlan, ui: Ui) -> Result<TagSum
     result
 }
 
-pub async fn run(client: &Client, server: &str, plan: TagPlan, ui: Ui) -> Result<TagSummary> {
+pub async fn run(client: &Client, server: &str, mut plan: TagPlan, ui: Ui) -> Result<TagSummary> {
     let started = Instant::now();
+    if let Contacts::File { path, format } = &plan.contacts {
+        let (keys, add, remove) = columns_in(path, *format, &plan)?;
+        (plan.keys, plan.add_column, plan.remove_column) = (keys, add, remove);
+    }
     let key = plan.job_key(server);
     let description = format!("{} -> {}", plan.action.verb(), plan.location);
     let command = match plan.action {
@@ -334,4 +338,54 @@ fn print_ways(s: &TagSummary) {
     if !s.grouping.is_empty() {
         eprintln!("  tag requests  {}", s.grouping);
     }
+}
+
+/// The key and tag columns as the file spells them: a header that differs from
+/// `--email-column` (or the id, phone, add or remove column) only in case, spaces, `_` or `-`
+/// is taken for it (`Email` for `email`, `Add Tags` for `add_tags`), and said; two headers that
+/// both fit are refused, naming them.
+fn columns_in(
+    path: &std::path::Path,
+    format: Option<crate::input::InputFormat>,
+    plan: &TagPlan,
+) -> Result<(KeyColumns, String, String)> {
+    let keys = &plan.keys;
+    let reader = crate::input::open(path, format, &crate::input::InputOptions::default())?;
+    let Some(headers) = reader.columns().map(<[String]>::to_vec) else {
+        return Ok((
+            keys.clone(),
+            plan.add_column.clone(),
+            plan.remove_column.clone(),
+        ));
+    };
+    let fit = |wanted: &str, flag: &str| -> Result<String> {
+        if headers.iter().any(|h| h == wanted) {
+            return Ok(wanted.to_string());
+        }
+        let norm = |s: &str| s.trim().to_lowercase().replace([' ', '_', '-'], "");
+        let close: Vec<&String> = headers.iter().filter(|h| norm(h) == norm(wanted)).collect();
+        match close.as_slice() {
+            [] => Ok(wanted.to_string()),
+            [one] => {
+                tracing::info!("Reading the column `{one}` as {flag} {wanted}.");
+                Ok(one.to_string())
+            }
+            many => Err(JobError::usage(format!(
+                "{}: the columns {} all fit {flag} {wanted}; name the one to read with {flag}",
+                path.display(),
+                many.iter()
+                    .map(|h| format!("`{h}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    };
+    let keys = KeyColumns {
+        id: fit(&keys.id, "--id-column")?,
+        email: fit(&keys.email, "--email-column")?,
+        phone: fit(&keys.phone, "--phone-column")?,
+    };
+    let add = fit(&plan.add_column, "--add-column")?;
+    let remove = fit(&plan.remove_column, "--remove-column")?;
+    Ok((keys, add, remove))
 }
