@@ -283,3 +283,63 @@ async fn a_tag_list_with_headers_in_another_case_tags_every_contact() {
     }
     sb.shutdown().await;
 }
+
+/// A folder the user cannot write: the error names the folder they gave and says "permission
+/// denied". Run as an unprivileged user (`setpriv`), since root writes anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_folder_says_permission_denied_in_the_users_terms() {
+    use std::os::unix::fs::PermissionsExt;
+    let as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !(as_root && setpriv) {
+        // As an ordinary user the folder's mode already applies.
+        eprintln!("SKIPPED: needs root and setpriv to run the binary as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.path().join("ghl-etl");
+    std::fs::copy(crate::util::bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let cases = [
+        (
+            locked.join("out"),
+            dir.path().join("s.sqlite"),
+            "the output folder",
+        ),
+        (
+            dir.path().join("out"),
+            locked.join("s.sqlite"),
+            "the state database",
+        ),
+    ];
+    for (out, state, what) in cases {
+        let o = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["export", "--sandbox", "--quiet", "--out"])
+            .arg(&out)
+            .arg("--state")
+            .arg(&state)
+            .env("HOME", dir.path())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot write in {what}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+}
