@@ -205,6 +205,41 @@ fn raw_of(r: &RowRecord) -> serde_json::Map<String, serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// A dry run's `would-fail.csv`: every row that would fail, with its table, its own columns,
+/// `input_file`, `input_row` and the reason; answers the file and its row count.
+pub fn write_would_fail(dir: &Path, failed: &[RowRecord]) -> std::io::Result<(PathBuf, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let mut columns: Vec<String> = Vec::new();
+    for r in failed {
+        for k in raw_of(r).keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    let path = dir.join("would-fail.csv");
+    write_atomically(&path, |w| {
+        let mut header = vec!["table".to_string()];
+        header.extend(columns.iter().cloned());
+        header.extend(["input_file", "input_row", "error"].map(String::from));
+        w.write_record(&header)?;
+        for r in failed {
+            let raw = raw_of(r);
+            let mut line = vec![r.table.clone()];
+            line.extend(columns.iter().map(|c| match raw.get(c) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            }));
+            let error = defused(r.detail.clone().unwrap_or_default());
+            line.extend([r.file.clone(), r.row.to_string(), error]);
+            w.write_record(&line)?;
+        }
+        Ok(())
+    })?;
+    Ok((path, failed.len() as u64))
+}
+
 /// The report files written, with their line counts.
 #[derive(Debug, Default)]
 pub struct RowReports {

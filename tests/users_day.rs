@@ -343,3 +343,97 @@ async fn an_unwritable_folder_says_permission_denied_in_the_users_terms() {
         assert!(stderr.contains("Permission denied"), "{stderr}");
     }
 }
+
+/// The dry run predicts the load: notes whose contact the same load creates count as
+/// would-write, the rows that would fail are in `would-fail.csv` with their reasons, and the
+/// counts equal the real run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_predicts_the_loads_counts_and_lists_the_rows_that_would_fail() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        r#"version = 1
+direction = "load"
+
+[contacts]
+[[contacts.columns]]
+name = "email"
+from = "Email"
+[[contacts.columns]]
+name = "firstName"
+from = "First Name"
+
+[notes]
+[[notes.columns]]
+name = "contact_email"
+from = "Email"
+[[notes.columns]]
+name = "body"
+from = "Note"
+"#,
+    )
+    .unwrap();
+    let people = dir.path().join("people.csv");
+    let mut text = String::from("Email,First Name,Note\n");
+    for i in 0..20 {
+        text.push_str(&format!("p{i}@example.org,P{i},Met at the fair {i}\n"));
+    }
+    std::fs::write(&people, text).unwrap();
+    let d = dir.path().display().to_string();
+    let notes_input = dir.path().join("notes.csv");
+    // The same people's notes, and two of people the file does not hold: those fail.
+    let mut notes = std::fs::read_to_string(&people).unwrap();
+    notes.push_str("x1@example.org,X,lost\nx2@example.org,Y,lost\n");
+    std::fs::write(&notes_input, notes).unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = strings(&[
+            "load",
+            "--location",
+            &location,
+            "--contacts",
+            &people.display().to_string(),
+            "--notes",
+            &notes_input.display().to_string(),
+            "--mapping",
+            &mapping.display().to_string(),
+            "--state",
+            &format!("{d}/s.sqlite"),
+            "--report",
+            &format!("{d}/report"),
+            "--rate",
+            "off",
+        ]);
+        a.extend(strings(extra));
+        a
+    };
+    let (code, dry, d1) = ghl_stderr(&sb, run(&["--dry-run"]), dir.path()).await;
+    assert_eq!(code, Some(1), "rows would fail: {d1}");
+    assert!(
+        dry.contains("would write          40"),
+        "20 contacts and their 20 notes: {d1}"
+    );
+    assert!(dry.contains("would fail            2"), "{d1}");
+    let (header, rows) = crate::util::read_csv(&dir.path().join("report/would-fail.csv"));
+    assert_eq!(header.first().map(String::as_str), Some("table"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r[0] == "notes" && r.last().unwrap().contains("no contact")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        sb.store().contact_ids(&location).len(),
+        0,
+        "a dry run writes nothing"
+    );
+    let (code, real, d2) = ghl_stderr(&sb, run(&[]), dir.path()).await;
+    assert_eq!(code, Some(1), "{d2}");
+    assert!(
+        real.contains("= 40 created + 0 updated + 0 deleted + 0 unchanged + 2 failed"),
+        "{d2}"
+    );
+    sb.shutdown().await;
+}

@@ -32,7 +32,7 @@ use crate::api::Client;
 use crate::exit::{JobError, Result};
 use crate::input::{check_wanted_columns, Chunked, InputFormat, RowResult};
 use crate::job::{Progress, Ui};
-use crate::report::{write_row_reports, RowReports};
+use crate::report::{write_row_reports, write_would_fail, RowReports};
 use crate::state::{JobStatus, RowRecord, RowStatus, StateDb};
 
 /// When a run forgets what earlier runs of its job recorded.
@@ -58,6 +58,8 @@ pub struct Ledger {
     interrupted: AtomicBool,
     /// Where the job stood when this run began.
     status: JobStatus,
+    /// Dry run: the rows that would fail, for `would-fail.csv` (a dry run records nothing).
+    would_fail: Mutex<Vec<RowRecord>>,
 }
 
 impl Ledger {
@@ -93,6 +95,7 @@ impl Ledger {
             stopping: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
             status,
+            would_fail: Mutex::new(Vec::new()),
         })
     }
 
@@ -327,7 +330,18 @@ pub async fn run<J: RowJob>(
         reports: None,
         was_finished,
     };
-    if !ledger.dry_run {
+    if ledger.dry_run {
+        let failed =
+            std::mem::take(&mut *ledger.would_fail.lock().unwrap_or_else(|e| e.into_inner()));
+        let (path, n) = write_would_fail(report_dir, &failed)
+            .map_err(|e| JobError::io("write the reports in", report_dir, e))?;
+        if !ui.quiet {
+            eprintln!(
+                "Rows that would fail, with their reasons: {} ({n})",
+                path.display()
+            );
+        }
+    } else {
         let resumed = ran.totals.resumed;
         ran.totals = Totals::default();
         let reports = write_row_reports(report_dir, &ledger.db(), &ledger.key, |status| {
@@ -512,6 +526,12 @@ fn settle(
     ledger.record_all(&settled.records)?;
     if ledger.dry_run {
         settled.records.iter().for_each(|r| totals.count(r.status));
+        let failed = settled
+            .records
+            .iter()
+            .filter(|r| r.status == RowStatus::Failed);
+        let mut would_fail = ledger.would_fail.lock().unwrap_or_else(|e| e.into_inner());
+        would_fail.extend(failed.cloned());
     }
     progress.advance(read, &client.stats());
     match settled.stop {

@@ -144,6 +144,10 @@ pub async fn lookup(
         (None, Some(p)) => format!("phone:{p}"),
         (None, None) => return Ok(None),
     };
+    // A dry run writes no contact, so one the same load would create is not there to find.
+    if load.would_be_written(&cache_key) {
+        return Ok(Some(String::new()));
+    }
     if let Some(hit) = load
         .lookups
         .lock()

@@ -47,6 +47,9 @@ pub async fn load_contact(load: &Load, cx: &Row, mut body: Body) -> Result<RowDo
     let sent = request.clone();
     let tags = body.tags.take().filter(|t| !t.is_empty() && !with_tags);
     if load.plan.dry_run {
+        if load.plan.mode != Mode::Delete {
+            load.would_write(body.email(), body.phone());
+        }
         let mut done = RowDone::new(dry_run(load, cx, &key));
         // Tags are counted by the chunk's tag step, as they would be sent.
         done.tags = tags.map(|t| (String::new(), t));

@@ -95,6 +95,9 @@ pub(crate) struct Load {
     run_started: String,
     /// See [`LoadSummary::keyless_created`].
     keyless_created: AtomicU64,
+    /// Dry run: the emails and phones (as `children::lookup` keys them) of the
+    /// contacts this load would write, so their tasks and notes count as would-write.
+    dry_contacts: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Load {
@@ -150,6 +153,28 @@ impl Load {
         for name in names {
             *values.entry(format!("{table}\t{name}")).or_default() += 1;
         }
+    }
+
+    /// Dry run: remember a contact this load would write.
+    fn would_write(&self, email: Option<&str>, phone: Option<&str>) {
+        let mut set = self.dry_contacts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = email {
+            set.insert(format!("email:{}", e.to_lowercase()));
+        }
+        if let Some(p) = phone {
+            set.insert(format!("phone:{p}"));
+        }
+    }
+
+    /// Dry run: whether a contact with this key (`email:…`, `phone:…`) would be
+    /// written by this load's contact rows.
+    fn would_be_written(&self, key: &str) -> bool {
+        self.plan.dry_run
+            && self
+                .dry_contacts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(key)
     }
 
     fn mapping(&self, table: &str) -> Arc<TableMapping> {
@@ -234,6 +259,7 @@ pub async fn run(client: &Client, server: &str, plan: LoadPlan, ui: Ui) -> Resul
         turns: Mutex::new(Default::default()),
         run_started: crate::state::stamp(),
         keyless_created: AtomicU64::new(0),
+        dry_contacts: Mutex::new(Default::default()),
         plan,
     };
     let progress = Progress::new(ui, "rows");
