@@ -110,6 +110,7 @@ fn report(err: &JobError, json_logs: bool) {
 
 async fn run(cli: Cli) -> Result<i32, JobError> {
     let ui = Ui {
+        progress_every_s: cli.progress_every,
         quiet: cli.quiet,
         json_logs: cli.log_format == LogFormat::Json,
     };

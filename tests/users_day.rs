@@ -437,3 +437,28 @@ from = "Note"
     );
     sb.shutdown().await;
 }
+
+/// With stderr a pipe (a cron log) no bar is drawn, and a progress line is logged every
+/// `--progress-every` seconds. The run is paced to last over three seconds, so the lines must
+/// come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_progress_is_a_line_every_few_seconds() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    excel_csv(&input, 60);
+    let mut args = load(&location, dir.path(), &input, &["--progress-every", "1"]);
+    // 60 upserts at 15 a second: four seconds at least.
+    let rate = args.iter().position(|a| a == "--rate").unwrap() + 1;
+    args[rate] = "15/1s".into();
+    let (code, stderr, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let lines = stderr.lines().filter(|l| l.contains("Progress: ")).count();
+    assert!(
+        lines >= 2,
+        "a line a second over four seconds: {lines}\n{d}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "no bar, no escape codes: {d}");
+    sb.shutdown().await;
+}

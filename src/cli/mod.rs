@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub wait: bool,
 
+    /// Where no progress bar is drawn (stderr not a terminal, or JSON logs), log a progress
+    /// line every this many seconds; 0 for none.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
+    pub progress_every: u64,
+
     /// More detail in logs (-v: debug, -vv: trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
