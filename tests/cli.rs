@@ -395,3 +395,34 @@ async fn a_broken_token_or_an_unreachable_api_is_named_as_such() {
     assert!(text.contains("cannot be reached"), "{d}");
     assert!(!text.contains("cannot read contacts"), "{d}");
 }
+
+/// `--help` leads with the job: each command's own flags come first, the connection flags
+/// after them under their own heading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_leads_with_the_commands_own_flags() {
+    for (command, own) in [
+        (vec!["export"], "--out"),
+        (vec!["load"], "--contacts"),
+        (vec!["tag"], "--input"),
+        (vec!["auth", "check"], "--write"),
+    ] {
+        let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        args.push("--help".into());
+        let (out, d) = run(args, vec![]).await;
+        assert_eq!(out.status.code(), Some(0), "{d}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let at = |needle: &str| {
+            help.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {command:?}: {help}"))
+        };
+        let heading = at("\nConnection (");
+        assert!(
+            at(own) < heading,
+            "{command:?}: {own} before the connection flags"
+        );
+        assert!(
+            at("--base-url") > heading,
+            "{command:?}: --base-url under its heading"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use crate::secret::{read_secret_file, Secret};
 
 /// How to reach the API: base URL, credentials, pacing and retries.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Connection (how to reach the API and how hard to push it)")]
 pub struct ConnectionArgs {
     /// API base URL. `http://` is refused except for loopback (the sandbox).
     #[arg(long, env = "GHL_BASE_URL", default_value = api::DEFAULT_BASE_URL)]

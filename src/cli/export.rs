@@ -22,9 +22,6 @@ pub const DEFAULT_LOCATION_CONCURRENCY: usize = 32;
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-
     /// Location (sub-account) id; repeat or comma-separate for several (exported in parallel).
     #[arg(long = "location", env = "GHL_LOCATION", value_delimiter = ',')]
     pub locations: Vec<String>,
@@ -152,6 +149,9 @@ pub struct ExportArgs {
     /// old, to bound what deltas can miss (notes added to otherwise unchanged contacts).
     #[arg(long, value_name = "DAYS", requires = "incremental")]
     pub full_every: Option<f64>,
+
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
 }
 
 impl ExportArgs {

@@ -37,9 +37,6 @@ pub enum TagsArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-
     /// The target location (sub-account) id.
     #[arg(long, env = "GHL_LOCATION")]
     pub location: Option<String>,
@@ -122,6 +119,9 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
 }
 
 impl LoadArgs {

@@ -117,14 +117,14 @@ pub enum Command {
 pub enum AuthCommand {
     /// Call one cheap read per scope (and with --write, a write probe that changes nothing).
     Check {
-        #[command(flatten)]
-        conn: ConnectionArgs,
         /// The location (sub-account) id.
         #[arg(long, env = "GHL_LOCATION")]
         location: String,
         /// Also probe `contacts.write` (sends an update for a contact id that cannot exist).
         #[arg(long)]
         write: bool,
+        #[command(flatten)]
+        conn: ConnectionArgs,
     },
 }
 

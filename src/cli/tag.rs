@@ -76,9 +76,6 @@ pub enum LookupArg {
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
     #[command(flatten)]
-    pub conn: ConnectionArgs,
-
-    #[command(flatten)]
     pub list: ContactListArgs,
 
     /// A tag to add on every row (repeatable).
@@ -96,6 +93,9 @@ pub struct TagArgs {
     /// Column of `;`-separated tags to remove, per row.
     #[arg(long, default_value = "remove_tags")]
     pub remove_column: String,
+
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
 }
 
 /// What `ghl-etl bulk` does to each contact.
@@ -128,9 +128,6 @@ pub struct BulkArgs {
     pub action: BulkAction,
 
     #[command(flatten)]
-    pub conn: ConnectionArgs,
-
-    #[command(flatten)]
     pub list: ContactListArgs,
 
     /// The workflow id (workflow-add, workflow-remove).
@@ -152,6 +149,9 @@ pub struct BulkArgs {
     /// Confirm `delete`: the contacts are gone for good.
     #[arg(long)]
     pub yes: bool,
+
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
 }
 
 impl ContactListArgs {
