@@ -50,6 +50,11 @@ pub async fn load_contact(load: &Load, cx: &Row, mut body: Body) -> Result<RowDo
         if load.plan.mode != Mode::Delete {
             load.would_write(body.email(), body.phone());
         }
+        let keyless = body.email().is_none() && body.phone().is_none();
+        if keyless && load.plan.mode != Mode::Delete && load.plan.external_id.is_none() {
+            load.keyless_created
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut done = RowDone::new(dry_run(load, cx, &key));
         // Tags are counted by the chunk's tag step, as they would be sent.
         done.tags = tags.map(|t| (String::new(), t));

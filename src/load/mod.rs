@@ -375,6 +375,12 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
         eprintln!("  would delete  {:>9}", t.deleted);
         eprintln!("  would fail    {:>9}", t.failed);
         eprintln!("{}", planned_requests_line(s.planned_requests, rate));
+        if s.keyless_created > 0 {
+            eprintln!(
+                "  note: {} contacts have neither email nor phone: nothing can match them, so each would be created anew, and again by a rerun without this state database. Pass --external-id NAME to make them findable.",
+                s.keyless_created
+            );
+        }
         print_values(&s.values);
         return;
     }
