@@ -335,7 +335,7 @@ pub async fn run<J: RowJob>(
             std::mem::take(&mut *ledger.would_fail.lock().unwrap_or_else(|e| e.into_inner()));
         let (path, n) = write_would_fail(report_dir, &failed)
             .map_err(|e| JobError::io("write the reports in", report_dir, e))?;
-        if !ui.quiet {
+        if !ui.quiet && n > 0 {
             eprintln!(
                 "Rows that would fail, with their reasons: {} ({n})",
                 path.display()
