@@ -129,10 +129,37 @@ fn check_field(field: &str) -> Result<&str, String> {
     if FIELDS.contains(&field) {
         return Ok(field);
     }
+    let hint = closest_field(field).map_or(String::new(), |f| format!("did you mean `{f}`? "));
     Err(format!(
-        "unknown field `{field}`; the search filters on {}",
+        "unknown field `{field}`; {hint}the search filters on {}",
         FIELDS.join(", ")
     ))
+}
+
+/// The filter field a mistyped one most likely meant: the same but for case, a plural, or
+/// one or two letters off.
+fn closest_field(field: &str) -> Option<&'static str> {
+    let want = field.to_lowercase();
+    let distance = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    FIELDS
+        .iter()
+        .map(|f| (distance(&want, &f.to_lowercase()), *f))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, f)| f)
 }
 
 fn condition(field: &str, op: &str, value: &str) -> Result<Value, String> {
@@ -228,7 +255,7 @@ mod tests {
     fn mistakes_name_the_expression_and_the_fix() {
         let err = |e: &str| parse_where(&[e.to_string()]).unwrap_err();
         assert!(
-            err("tag=lead").contains("unknown field `tag`"),
+            err("tag=lead").contains("unknown field `tag`; did you mean `tags`?"),
             "{}",
             err("tag=lead")
         );
