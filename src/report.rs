@@ -117,12 +117,12 @@ impl RejectPart {
 /// A row left `sending` by an interrupted run is reported failed ("rerun to check") until a
 /// rerun settles it. The rows are read from the state database one at a time, twice (the
 /// failed files' header is the union of their rows' columns), so memory stays flat however
-/// many rows the job has; `count` sees every row's status once.
+/// many rows the job has; `count` sees every row's table and status once.
 pub fn write_row_reports(
     dir: &Path,
     db: &StateDb,
     job: &str,
-    mut count: impl FnMut(RowStatus),
+    mut count: impl FnMut(&str, RowStatus),
 ) -> std::io::Result<RowReports> {
     std::fs::create_dir_all(dir)?;
     let mut reports = RowReports::default();
@@ -141,7 +141,7 @@ pub fn write_row_reports(
             "note",
         ])?;
         let each = db.for_each_row(job, None, |r| {
-            count(r.status);
+            count(&r.table, r.status);
             if tables.last().is_none_or(|(t, _, _)| *t != r.table) {
                 tables.push((r.table.clone(), Vec::new(), 0));
             }

@@ -416,6 +416,15 @@ from = "Note"
         "20 contacts and their 20 notes: {d1}"
     );
     assert!(dry.contains("would fail            2"), "{d1}");
+    let per_table = |t: &str| dry.lines().any(|l| l.trim_start().starts_with(t));
+    assert!(
+        per_table("contacts           20 rows: 20 would write, 0 would fail"),
+        "{d1}"
+    );
+    assert!(
+        per_table("notes              22 rows: 20 would write, 2 would fail"),
+        "{d1}"
+    );
     let (header, rows) = crate::util::read_csv(&dir.path().join("report/would-fail.csv"));
     assert_eq!(header.first().map(String::as_str), Some("table"));
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -434,6 +443,12 @@ from = "Note"
     assert!(
         real.contains("= 40 created + 0 updated + 0 deleted + 0 unchanged + 2 failed"),
         "{d2}"
+    );
+    assert!(
+        real.contains(
+            "notes              22 = 20 created + 0 updated + 0 deleted + 0 unchanged + 2 failed"
+        ),
+        "per table: {d2}"
     );
     sb.shutdown().await;
 }

@@ -280,6 +280,9 @@ pub struct Totals {
     pub failed: u64,
     /// Rows an earlier run settled, skipped by this one.
     pub resumed: u64,
+    /// The same counts per table (`contacts`, `tasks`, `notes`, `tags`), when counted with
+    /// [`Totals::count_in`].
+    pub tables: std::collections::BTreeMap<String, Totals>,
 }
 
 impl Totals {
@@ -292,6 +295,15 @@ impl Totals {
             RowStatus::Unchanged => self.unchanged += 1,
             RowStatus::Failed | RowStatus::Sending => self.failed += 1,
         }
+    }
+
+    /// Count a row of `table`, in all and in its table.
+    pub fn count_in(&mut self, table: &str, status: RowStatus) {
+        self.count(status);
+        self.tables
+            .entry(table.to_string())
+            .or_default()
+            .count(status);
     }
 
     /// Rows that changed something in GHL.
@@ -344,8 +356,8 @@ pub async fn run<J: RowJob>(
     } else {
         let resumed = ran.totals.resumed;
         ran.totals = Totals::default();
-        let reports = write_row_reports(report_dir, &ledger.db(), &ledger.key, |status| {
-            ran.totals.count(status)
+        let reports = write_row_reports(report_dir, &ledger.db(), &ledger.key, |table, status| {
+            ran.totals.count_in(table, status)
         })
         .map_err(|e| JobError::io("write the reports in", report_dir, e))?;
         ran.totals.resumed = resumed;
@@ -525,7 +537,10 @@ fn settle(
 ) -> Result<()> {
     ledger.record_all(&settled.records)?;
     if ledger.dry_run {
-        settled.records.iter().for_each(|r| totals.count(r.status));
+        settled
+            .records
+            .iter()
+            .for_each(|r| totals.count_in(&r.table, r.status));
         let failed = settled
             .records
             .iter()

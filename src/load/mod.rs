@@ -374,6 +374,16 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
         );
         eprintln!("  would delete  {:>9}", t.deleted);
         eprintln!("  would fail    {:>9}", t.failed);
+        if t.tables.len() > 1 {
+            for (table, c) in &t.tables {
+                eprintln!(
+                    "    {table:<11} {:>9} rows: {} would write, {} would fail",
+                    c.rows,
+                    c.created + c.updated,
+                    c.failed
+                );
+            }
+        }
         eprintln!("{}", planned_requests_line(s.planned_requests, rate));
         if s.keyless_created > 0 {
             eprintln!(
@@ -389,6 +399,16 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
         "  rows          {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed",
         t.rows, t.created, t.updated, t.deleted, t.unchanged, t.failed
     );
+    // With several inputs, each table on its own: a file loaded as contacts and as notes is
+    // two counts, not one.
+    if t.tables.len() > 1 {
+        for (table, c) in &t.tables {
+            eprintln!(
+                "    {table:<11} {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed",
+                c.rows, c.created, c.updated, c.deleted, c.unchanged, c.failed
+            );
+        }
+    }
     if !s.fields_created.is_empty() {
         eprintln!("  custom fields created: {}", s.fields_created.join(", "));
     }
