@@ -477,3 +477,46 @@ async fn without_a_terminal_progress_is_a_line_every_few_seconds() {
     assert!(!stderr.contains('\u{1b}'), "no bar, no escape codes: {d}");
     sb.shutdown().await;
 }
+
+/// A removal-only tag run says "untagged", and a list that names a contact twice says how
+/// many distinct contacts it reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_summary_says_removals_and_distinct_contacts() {
+    let sb = sandbox(quiet_config(20)).await;
+    let location = sb.location_ids()[0].clone();
+    let ids: Vec<String> = sb
+        .store()
+        .contact_ids(&location)
+        .into_iter()
+        .take(10)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("ids.csv");
+    let mut text = String::from("contact_id\n");
+    for id in ids.iter().chain(ids.iter().take(2)) {
+        text.push_str(&format!("{id}\n"));
+    }
+    std::fs::write(&list, text).unwrap();
+    let d = dir.path().display();
+    let args = strings(&[
+        "tag",
+        "--location",
+        &location,
+        "--input",
+        &list.display().to_string(),
+        "--remove",
+        "lead",
+        "--state",
+        &format!("{d}/s.sqlite"),
+        "--report",
+        &format!("{d}/report"),
+        "--rate",
+        "off",
+    ]);
+    let (code, stderr, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(stderr.contains("untagged"), "{d}");
+    assert!(!stderr.contains(" tagged +"), "{d}");
+    assert!(stderr.contains("10 distinct"), "{d}");
+    sb.shutdown().await;
+}

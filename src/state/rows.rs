@@ -230,6 +230,18 @@ impl StateDb {
         self.sql(r)
     }
 
+    /// How many distinct target records a job's settled rows reached (a list that names one
+    /// contact twice counts it once).
+    pub fn distinct_targets(&self, job: &str) -> Result<u64> {
+        let r = self.conn.query_row(
+            "SELECT COUNT(DISTINCT target_id) FROM row_outcomes WHERE job = ?1
+             AND target_id IS NOT NULL AND status NOT IN ('failed', 'sending')",
+            [job],
+            |r| r.get(0),
+        );
+        self.sql(r)
+    }
+
     /// Remember that `source_id` became `target_id` in `location`.
     pub fn map_id(&mut self, location: &str, source_id: &str, target_id: &str) -> Result<()> {
         let r = self.conn.execute(

@@ -69,6 +69,8 @@ pub struct TagSummary {
     pub lookup: String,
     /// How tag sets were grouped into requests, and why.
     pub grouping: String,
+    /// Distinct contacts the settled rows reached (rows may name one contact twice).
+    pub contacts: u64,
 }
 
 /// Dry run: the contacts with work, and tag → (rows adding it, rows removing it).
@@ -242,6 +244,10 @@ pub async fn run(client: &Client, server: &str, mut plan: TagPlan, ui: Ui) -> Re
         } else {
             String::new()
         },
+        contacts: match t.plan.dry_run {
+            true => 0,
+            false => t.ledger.db().distinct_targets(t.ledger.key())?,
+        },
     };
     print_summary(&summary, &ran, &t.plan, ui, client);
     Ok(summary)
@@ -311,14 +317,24 @@ fn print_summary(s: &TagSummary, ran: &Ran, plan: &TagPlan, ui: Ui, client: &Cli
         return;
     }
     eprintln!("Finished in {:.1} s.", s.elapsed_s);
+    // Removals said as removals: a run that only takes tags off untags.
+    let verb = match plan.action {
+        Action::Tags if plan.add.is_empty() && !plan.remove.is_empty() => "untagged",
+        _ => plan.action.verb(),
+    };
     eprintln!(
-        "  rows          {:>9} = {} {} + {} unchanged + {} failed",
+        "  rows          {:>9} = {} {verb} + {} unchanged + {} failed",
         t.rows,
         t.changed(),
-        plan.action.verb(),
         t.unchanged,
         t.failed
     );
+    if s.contacts != t.rows - t.failed {
+        eprintln!(
+            "  contacts      {:>9} distinct (some rows name the same contact)",
+            s.contacts
+        );
+    }
     print_ways(s);
     let cost = Cost {
         requests: s.requests,
