@@ -520,3 +520,61 @@ async fn a_tag_summary_says_removals_and_distinct_contacts() {
     assert!(stderr.contains("10 distinct"), "{d}");
     sb.shutdown().await;
 }
+
+/// A failed.csv fixed and fed back settles the original rows: the first job's rerun lists them
+/// as fixed, with the row that fixed them, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_fixed_through_a_fed_back_failed_csv_are_fixed_in_the_first_job_too() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    let mut text =
+        String::from("Email Address,First Name,Last Name,Mobile,Organisation,Tags,Subscribed On\n");
+    for i in 0..10 {
+        let email = if i % 4 == 0 {
+            format!("broken{i}.example.org")
+        } else {
+            format!("p{i}@example.org")
+        };
+        text.push_str(&format!("{email},P{i},Person,,,,01/02/2024\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    let report = dir.path().join("report");
+    let first = load(
+        &location,
+        dir.path(),
+        &input,
+        &["--report", &report.display().to_string()],
+    );
+    let (code, _, d) = ghl_stderr(&sb, first.clone(), dir.path()).await;
+    assert_eq!(code, Some(1), "3 rows fail: {d}");
+    // The user copies failed.csv out of the report folder and fixes the emails.
+    let failed = std::fs::read_to_string(report.join("failed.csv")).unwrap();
+    let fixed_text = failed.replace(".example.org", "@example.org");
+    let fixed = dir.path().join("fixed.csv");
+    std::fs::write(&fixed, fixed_text).unwrap();
+    let second_report = dir.path().join("fixed-report").display().to_string();
+    let (code, _, d) = ghl_stderr(
+        &sb,
+        load(&location, dir.path(), &fixed, &["--report", &second_report]),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{d}");
+    assert_eq!(sb.store().contact_ids(&location).len(), 10);
+    // The first job, run again: nothing left to fail.
+    let (code, stderr, d) = ghl_stderr(&sb, first, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(stderr.contains("3 fixed later"), "{d}");
+    let (_, rows) = crate::util::read_csv(&report.join("succeeded.csv"));
+    let fixed_rows: Vec<&Vec<String>> = rows.iter().filter(|r| r[5] == "fixed").collect();
+    assert_eq!(fixed_rows.len(), 3, "{rows:?}");
+    assert!(
+        fixed_rows.iter().all(|r| r[6].starts_with("fixed by ")),
+        "{fixed_rows:?}"
+    );
+    let (_, still) = crate::util::read_csv(&report.join("failed.csv"));
+    assert!(still.is_empty(), "{still:?}");
+    sb.shutdown().await;
+}

@@ -278,6 +278,8 @@ pub struct Totals {
     pub deleted: u64,
     pub unchanged: u64,
     pub failed: u64,
+    /// Rows that failed here and were written later from a fed-back `failed.csv`.
+    pub fixed: u64,
     /// Rows an earlier run settled, skipped by this one.
     pub resumed: u64,
     /// The same counts per table (`contacts`, `tasks`, `notes`, `tags`), when counted with
@@ -294,6 +296,7 @@ impl Totals {
             RowStatus::Deleted => self.deleted += 1,
             RowStatus::Unchanged => self.unchanged += 1,
             RowStatus::Failed | RowStatus::Sending => self.failed += 1,
+            RowStatus::Fixed => self.fixed += 1,
         }
     }
 
@@ -470,17 +473,19 @@ async fn feed_stage<J: RowJob>(
             .map(|(input, chunk, first)| prepare(ledger, input, chunk, first))
             .map(|prepared| async move {
                 let p = prepared?;
+                let fixes = fed_back(&p.work);
                 let mut settled = job.rows(p.work).await;
                 settled.records.extend(p.bad);
-                Ok::<_, JobError>((settled, p.read, p.resumed))
+                Ok::<_, JobError>((settled, p.read, p.resumed, fixes))
             })
             .buffered(CHUNKS_UNDER_WAY);
         let mut settled = std::pin::pin!(settled);
         // Every chunk under way is settled, also after a stop, so that what was done is recorded.
         let mut stop = None;
         while let Some(next) = settled.next().await {
-            let outcome = next.and_then(|(done, read, resumed)| {
+            let outcome = next.and_then(|(done, read, resumed, fixes)| {
                 totals.resumed += resumed;
+                mark_fixed(ledger, &done, &fixes)?;
                 settle(ledger, done, read, progress, client, totals)
             });
             if let Err(e) = outcome {
@@ -495,6 +500,43 @@ async fn feed_stage<J: RowJob>(
     }
     for reader in readers {
         reader.finish().await?;
+    }
+    Ok(())
+}
+
+/// A fed-back `failed.csv` row (it has `input_file` and `input_row`): (its own file and row,
+/// the original file and row it fixes).
+type FedBack = ((String, u64), (String, u64));
+
+/// The rows of a chunk that come from a fed-back `failed.csv`.
+fn fed_back(rows: &[Row]) -> Vec<FedBack> {
+    rows.iter()
+        .filter_map(|r| {
+            let file = r.fields.get("input_file")?.as_str()?;
+            let row = r.fields.get("input_row")?.as_str()?.trim().parse().ok()?;
+            Some(((r.file.clone(), r.row), (file.to_string(), row)))
+        })
+        .collect()
+}
+
+/// Settle as fixed the original failed rows that this chunk's fed-back rows wrote after all,
+/// so the original job's reports (and exit code) say so. In the same database, whichever job
+/// failed them.
+fn mark_fixed(ledger: &Ledger, settled: &Settled, fixes: &[FedBack]) -> Result<()> {
+    if fixes.is_empty() || ledger.dry_run {
+        return Ok(());
+    }
+    let mut db = ledger.db();
+    for r in &settled.records {
+        let written = r.status.is_final() && !matches!(r.status, RowStatus::Failed);
+        let Some((_, (file, row))) = fixes.iter().find(|((f, n), _)| *f == r.file && *n == r.row)
+        else {
+            continue;
+        };
+        if written {
+            let by = format!("fixed by {} row {}", r.file, r.row);
+            db.mark_fixed(&r.table, file, *row, &by)?;
+        }
     }
     Ok(())
 }

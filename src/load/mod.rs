@@ -395,8 +395,12 @@ fn print_summary(s: &LoadSummary, ran: &Ran, plan: &LoadPlan, ui: Ui, client: &C
         return;
     }
     eprintln!("Load finished in {:.1} s.", s.elapsed_s);
+    let fixed = match t.fixed {
+        0 => String::new(),
+        n => format!(" + {n} fixed later (through a fed-back failed.csv)"),
+    };
     eprintln!(
-        "  rows          {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed",
+        "  rows          {:>9} = {} created + {} updated + {} deleted + {} unchanged + {} failed{fixed}",
         t.rows, t.created, t.updated, t.deleted, t.unchanged, t.failed
     );
     // With several inputs, each table on its own: a file loaded as contacts and as notes is

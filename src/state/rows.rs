@@ -22,6 +22,8 @@ pub enum RowStatus {
     /// Nothing to change (e.g. a tag already there).
     Unchanged,
     Failed,
+    /// Failed here, then written by a later load of the fixed row (a `failed.csv` fed back).
+    Fixed,
 }
 
 impl RowStatus {
@@ -33,6 +35,7 @@ impl RowStatus {
             RowStatus::Deleted => "deleted",
             RowStatus::Unchanged => "unchanged",
             RowStatus::Failed => "failed",
+            RowStatus::Fixed => "fixed",
         }
     }
 
@@ -43,6 +46,7 @@ impl RowStatus {
             "deleted" => RowStatus::Deleted,
             "unchanged" => RowStatus::Unchanged,
             "failed" => RowStatus::Failed,
+            "fixed" => RowStatus::Fixed,
             _ => RowStatus::Sending,
         }
     }
@@ -238,6 +242,17 @@ impl StateDb {
              AND target_id IS NOT NULL AND status NOT IN ('failed', 'sending')",
             [job],
             |r| r.get(0),
+        );
+        self.sql(r)
+    }
+
+    /// A failed row of any job in this database (`table`, its input `file` and `row`, as a
+    /// `failed.csv` names them) that a later row wrote after all: settled as fixed, with `by`.
+    pub fn mark_fixed(&mut self, table: &str, file: &str, row: u64, by: &str) -> Result<usize> {
+        let r = self.conn.execute(
+            "UPDATE row_outcomes SET status = 'fixed', detail = ?4, updated_at = ?5
+             WHERE tbl = ?1 AND file = ?2 AND row = ?3 AND status = 'failed'",
+            params![table, file, row, by, super::now()],
         );
         self.sql(r)
     }
