@@ -30,8 +30,9 @@ pub struct InputArgs {
     #[arg(long, default_value = ".ghl-etl/state.sqlite")]
     pub state: PathBuf,
 
-    /// Folder of the reports `succeeded.csv` and `failed.csv` (default: `load-report/` or
-    /// `tag-report/` beside the state database).
+    /// Folder of the reports `succeeded.csv` and `failed.csv` (default: `load-report/NAME/`,
+    /// `tag-report/NAME/` or `bulk-report/NAME/` beside the state database, NAME the input
+    /// file's name, or `search` for `--where`).
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
@@ -63,18 +64,34 @@ impl InputArgs {
         })
     }
 
-    /// `--report`, else `<default>/` beside the state database.
-    pub fn report_dir(&self, default: &str) -> PathBuf {
-        self.report
-            .clone()
-            .unwrap_or_else(|| self.state.parent().unwrap_or(Path::new(".")).join(default))
+    /// `--report`, else `<default>/<name>/` beside the state database: one folder per input
+    /// (`load-report/ecosend-contacts/`), so one job's run replaces only its own reports, never
+    /// another job's.
+    pub fn report_dir(&self, default: &str, name: &str) -> PathBuf {
+        self.report.clone().unwrap_or_else(|| {
+            let name: String = name
+                .chars()
+                .map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                .collect();
+            let name = name.trim_start_matches('.');
+            let base = self.state.parent().unwrap_or(Path::new(".")).join(default);
+            match name.is_empty() {
+                true => base,
+                false => base.join(name),
+            }
+        })
     }
 
     /// The report folder, refused when an input is in it: the run rewrites `succeeded.csv`
     /// and `failed.csv` there, and a `failed.csv` fixed in place and fed back would be
     /// overwritten while it is read.
     pub fn report_dir_apart_from(&self, default: &str, inputs: &[&Path]) -> Result<PathBuf> {
-        let dir = self.report_dir(default);
+        let name = inputs
+            .first()
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self.report_dir(default, &name);
         let Some(dir_real) = real(&dir) else {
             return Ok(dir);
         };

@@ -198,7 +198,7 @@ impl ContactListArgs {
                 Some(path) => self
                     .files
                     .report_dir_apart_from(report, &[path.as_path()])?,
-                None => self.files.report_dir(report),
+                None => self.files.report_dir(report, "search"),
             },
         })
     }
