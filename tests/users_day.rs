@@ -589,3 +589,59 @@ async fn rows_fixed_through_a_fed_back_failed_csv_are_fixed_in_the_first_job_too
     assert!(still.is_empty(), "{still:?}");
     sb.shutdown().await;
 }
+
+/// At a terminal the bar is drawn, and its clock moves between the job's updates. `script`
+/// (util-linux) gives the binary a pseudo-terminal; the load (90 rows at 15 a second) is
+/// paced to last over five seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_terminal_the_bar_is_drawn_and_its_clock_moves() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    excel_csv(&input, 90);
+    let mut args = load(&location, dir.path(), &input, &[]);
+    let rate = args.iter().position(|a| a == "--rate").unwrap() + 1;
+    args[rate] = "15/1s".into();
+    let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+    let command = std::iter::once(crate::util::bin().display().to_string())
+        .chain(args)
+        .map(|a| quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (url, cwd) = (sb.url(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(cwd)
+            .env("GHL_BASE_URL", url)
+            .env("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // The bar's clock, redrawn at least once a second while the rows trickle in.
+    let ticks: std::collections::BTreeSet<&str> = ["00:00:01", "00:00:02", "00:00:03"]
+        .into_iter()
+        .filter(|t| screen.contains(t))
+        .collect();
+    assert_eq!(ticks.len(), 3, "the clock moved: {screen}");
+    assert!(screen.contains(" rows "), "{screen}");
+    assert!(
+        !screen.contains("Progress: "),
+        "a bar, not progress lines: {screen}"
+    );
+    sb.shutdown().await;
+}

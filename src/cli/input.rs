@@ -71,7 +71,13 @@ impl InputArgs {
         self.report.clone().unwrap_or_else(|| {
             let name: String = name
                 .chars()
-                .map(|c| if c.is_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                .map(|c| {
+                    if c.is_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             let name = name.trim_start_matches('.');
             let base = self.state.parent().unwrap_or(Path::new(".")).join(default);
