@@ -638,7 +638,10 @@ async fn at_a_terminal_the_bar_is_drawn_and_its_clock_moves() {
         .filter(|t| screen.contains(t))
         .collect();
     assert_eq!(ticks.len(), 3, "the clock moved: {screen}");
-    assert!(screen.contains(" rows "), "{screen}");
+    assert!(
+        screen.contains("/90 rows "),
+        "the total is known from the start: {screen}"
+    );
     assert!(
         !screen.contains("Progress: "),
         "a bar, not progress lines: {screen}"
