@@ -9,6 +9,7 @@
 //! and what happens to each row is the job's.
 
 mod chunked;
+mod count;
 mod csv;
 mod files;
 mod ndjson;
@@ -24,6 +25,7 @@ use serde_json::{Map, Value};
 use crate::table::{TableKind, MANIFEST};
 
 pub use self::chunked::Chunked;
+pub use self::count::estimate_rows;
 pub use self::files::format_of;
 
 /// How an input file is encoded. Without an explicit format, the extension decides: `.csv`

@@ -405,7 +405,10 @@ async fn feed<J: RowJob>(
     match source {
         Source::Files(inputs) => {
             // A total for the bar from the start, not one that grows as rows are read.
-            let estimate: u64 = inputs.iter().filter_map(estimated_rows).sum();
+            let estimate: u64 = inputs
+                .iter()
+                .filter_map(|i| crate::input::estimate_rows(&i.path, i.format))
+                .sum();
             if estimate > 0 {
                 progress.grow_to(estimate);
             }
@@ -507,39 +510,6 @@ async fn feed_stage<J: RowJob>(
         reader.finish().await?;
     }
     Ok(())
-}
-
-/// How many rows a CSV or NDJSON input file holds, told by its line ends (one pass, no
-/// parsing: a quoted newline counts one too many, so it is an estimate). None for a folder,
-/// a Parquet file, or a file that cannot be read.
-fn estimated_rows(input: &Input) -> Option<u64> {
-    use std::io::Read;
-    let format = input
-        .format
-        .or_else(|| crate::input::format_of(&input.path))?;
-    let header = match format {
-        InputFormat::Csv { .. } => 1,
-        InputFormat::Ndjson => 0,
-        InputFormat::Parquet => return None,
-    };
-    let mut file = std::fs::File::open(&input.path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let (mut lines, mut last) = (0u64, b'\n');
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
-        last = buf[n - 1];
-    }
-    if last != b'\n' {
-        lines += 1;
-    }
-    Some(lines.saturating_sub(header))
 }
 
 /// A fed-back `failed.csv` row (it has `input_file` and `input_row`): (its own file and row,
