@@ -9,7 +9,8 @@
 //! (`Mapping::resolve_custom_fields`), since that needs the location's fields.
 //!
 //! Transforms and column types are checked in `compile_transforms.rs`; what a load mapping
-//! may name (request-body fields) in `compile_load.rs`.
+//! may name (request-body fields) in `compile_load.rs`; the typed value readers (`string`,
+//! `int`, `table`, ...) are in `compile_values.rs`.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -229,143 +230,6 @@ impl<'s, 't> Cx<'s, 't> {
                 self.unknown_key(key, allowed, place);
             }
         }
-    }
-
-    fn wrong_type(&mut self, node: &Node<'_>, what: &str, expected: &str) {
-        self.diag.error(
-            node.span(),
-            format!(
-                "`{what}` must be {expected}, found {}",
-                node.get_ref().type_str()
-            ),
-            None,
-        );
-    }
-
-    fn string<'n>(&mut self, node: &'n Node<'_>, what: &str) -> Option<&'n str> {
-        match node.get_ref() {
-            DeValue::String(s) => Some(s.as_ref()),
-            _ => {
-                self.wrong_type(node, what, "a string");
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, node: &Node<'_>, what: &str) -> Option<bool> {
-        match node.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.wrong_type(node, what, "true or false");
-                None
-            }
-        }
-    }
-
-    fn int(&mut self, node: &Node<'_>, what: &str) -> Option<i64> {
-        match node.get_ref() {
-            DeValue::Integer(i) => {
-                let digits = i.as_str().replace('_', "");
-                let parsed = i64::from_str_radix(
-                    digits
-                        .trim_start_matches("0x")
-                        .trim_start_matches("0o")
-                        .trim_start_matches("0b"),
-                    i.radix(),
-                );
-                match parsed {
-                    Ok(n) => Some(n),
-                    Err(_) => {
-                        self.diag
-                            .error(node.span(), format!("`{what}` is out of range"), None);
-                        None
-                    }
-                }
-            }
-            _ => {
-                self.wrong_type(node, what, "an integer");
-                None
-            }
-        }
-    }
-
-    fn table<'n, 'i>(&mut self, node: &'n Node<'i>, what: &str) -> Option<&'n DeTable<'i>> {
-        match node.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => {
-                self.wrong_type(node, what, "a table");
-                None
-            }
-        }
-    }
-
-    fn array<'n, 'i>(
-        &mut self,
-        node: &'n Node<'i>,
-        what: &str,
-        example: &str,
-    ) -> Option<&'n [Node<'i>]> {
-        match node.get_ref() {
-            DeValue::Array(a) => Some(a),
-            _ => {
-                self.diag.error(
-                    node.span(),
-                    format!(
-                        "`{what}` must be a list, found {}",
-                        node.get_ref().type_str()
-                    ),
-                    Some(format!("for example: {what} = {example}")),
-                );
-                None
-            }
-        }
-    }
-
-    /// A TOML value as JSON (datetimes as their text); floats that JSON cannot hold are
-    /// errors.
-    fn json(&mut self, node: &Node<'_>, what: &str) -> Option<Json> {
-        Some(match node.get_ref() {
-            DeValue::String(s) => Json::String(s.to_string()),
-            DeValue::Integer(_) => Json::from(self.int(node, what)?),
-            DeValue::Float(f) => {
-                let parsed = f.as_str().replace('_', "").parse::<f64>().ok();
-                match parsed.and_then(serde_json::Number::from_f64) {
-                    Some(n) => Json::Number(n),
-                    None => {
-                        self.diag.error(
-                            node.span(),
-                            format!("`{what}` must be a finite number"),
-                            None,
-                        );
-                        return None;
-                    }
-                }
-            }
-            DeValue::Boolean(b) => Json::Bool(*b),
-            DeValue::Datetime(d) => Json::String(d.to_string()),
-            DeValue::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items.iter() {
-                    out.push(self.json(item, what)?);
-                }
-                Json::Array(out)
-            }
-            DeValue::Table(t) => {
-                let mut out = serde_json::Map::new();
-                for (k, v) in t.iter() {
-                    out.insert(k.get_ref().to_string(), self.json(v, what)?);
-                }
-                Json::Object(out)
-            }
-        })
-    }
-
-    fn scalar(&mut self, node: &Node<'_>, what: &str) -> Option<Json> {
-        if matches!(node.get_ref(), DeValue::Array(_) | DeValue::Table(_)) {
-            self.wrong_type(node, what, "a string, number or boolean");
-            return None;
-        }
-        self.json(node, what)
     }
 
     fn path_error(&mut self, span: &Range<usize>, text: &str, e: PathError) {
@@ -818,6 +682,9 @@ mod transforms;
 
 #[path = "compile_load.rs"]
 mod load;
+
+#[path = "compile_values.rs"]
+mod values;
 pub(crate) use transforms::parse_type;
 
 #[cfg(test)]
