@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
-use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
+use ghl_etl::sandbox::Sandbox;
 
 use crate::util::*;
 
@@ -17,22 +16,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 /// Start the binary against the sandbox, stderr piped.
 fn start(sb: &Sandbox, args: &[String], cwd: &Path) -> Child {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("GHL_BASE_URL", sb.url())
-        .env("GHL_TOKEN", DEFAULT_TOKEN)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Poll the sandbox's counters until `ready` holds (two minutes at most).
-fn wait_for(sb: &Sandbox, ready: impl Fn(&ghl_etl::sandbox::Stats) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready(&sb.stats()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2)); // poll interval, not synchronisation
-    }
+    spawn_against(sb, &bin(), args, cwd)
 }
 
 fn finish(child: Child) -> (Option<i32>, String) {
@@ -87,7 +71,7 @@ async fn a_second_export_of_one_output_refuses_or_waits_and_the_data_is_one_runs
     let first = export_args(&location, &out, &state, "20/1s");
     tokio::task::block_in_place(|| {
         let a = start(&sb, &first, dir.path());
-        wait_for(&sb, |s| s.requests >= 3);
+        wait_for_stats(&sb, |s| s.requests >= 3);
         // The same command again (an overlapping cron run): the state database is held.
         let (code, d) = finish(start(&sb, &first, dir.path()));
         assert_eq!(code, Some(2), "{d}");
@@ -182,7 +166,7 @@ async fn a_second_load_into_one_location_refuses_with_the_same_or_another_state(
     let first = load_args(&location, &input, &state, "20/1s");
     tokio::task::block_in_place(|| {
         let a = start(&sb, &first, dir.path());
-        wait_for(&sb, |s| s.requests >= 3);
+        wait_for_stats(&sb, |s| s.requests >= 3);
         let (code, d) = finish(start(&sb, &first, dir.path()));
         assert_eq!(code, Some(2), "{d}");
         assert!(

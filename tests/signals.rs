@@ -6,32 +6,12 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ghl_etl::sandbox::{Sandbox, DEFAULT_TOKEN};
+use ghl_etl::sandbox::Sandbox;
 
 use crate::util::*;
-
-/// Spawn `program args` against the sandbox with stderr piped.
-fn spawn(sb: &Sandbox, program: &Path, args: &[String], cwd: &Path) -> Child {
-    Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env("GHL_BASE_URL", sb.url())
-        .env("GHL_TOKEN", DEFAULT_TOKEN)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Poll the sandbox's counters until `ready` holds (or two minutes pass).
-fn wait_for(sb: &Sandbox, ready: impl Fn(&ghl_etl::sandbox::Stats) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready(&sb.stats()) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2)); // poll interval, not synchronisation
-    }
-}
 
 fn export_args(location: &str, dir: &Path) -> Vec<String> {
     let d = dir.display();
@@ -163,9 +143,9 @@ async fn as_pid_1_sigterm_still_stops_an_export() {
     let (code, stderr) = {
         let (sb2, cwd) = (&sb, dir.path());
         tokio::task::block_in_place(|| {
-            let child = spawn(sb2, Path::new("unshare"), &args, cwd);
+            let child = spawn_against(sb2, Path::new("unshare"), &args, cwd);
             let inner = only_child(child.id()).expect("unshare forked the export");
-            wait_for(sb2, |s| s.requests >= 3);
+            wait_for_stats(sb2, |s| s.requests >= 3);
             // SAFETY: kill(2) on a process this test started (through unshare), not yet reaped.
             assert_eq!(
                 unsafe { libc::kill(inner, libc::SIGTERM) },

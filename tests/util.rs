@@ -204,3 +204,29 @@ pub async fn signal_when(
     .await
     .unwrap()
 }
+
+/// Spawn `program args` against the sandbox (its URL and token in the environment), stderr
+/// piped.
+pub fn spawn_against(
+    sb: &Sandbox,
+    program: &std::path::Path,
+    args: &[String],
+    cwd: &std::path::Path,
+) -> std::process::Child {
+    Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("GHL_BASE_URL", sb.url())
+        .env("GHL_TOKEN", DEFAULT_TOKEN)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Poll the sandbox's counters until `ready` holds (two minutes at most).
+pub fn wait_for_stats(sb: &Sandbox, ready: impl Fn(&ghl_etl::sandbox::Stats) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !ready(&sb.stats()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2)); // poll interval, not synchronisation
+    }
+}

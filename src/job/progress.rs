@@ -114,6 +114,12 @@ impl Progress {
         ));
     }
 
+    /// Whether anyone sees the progress (a bar, or progress lines): else a total is not
+    /// worth reading the inputs for.
+    pub fn is_seen(&self) -> bool {
+        !self.bar.is_hidden() || self.ticker.is_some()
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }

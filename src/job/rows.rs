@@ -405,10 +405,14 @@ async fn feed<J: RowJob>(
     match source {
         Source::Files(inputs) => {
             // A total for the bar from the start, not one that grows as rows are read.
-            let estimate: u64 = inputs
-                .iter()
-                .filter_map(|i| crate::input::estimate_rows(&i.path, i.format))
-                .sum();
+            // Read only when someone sees it: it is one more pass over every input.
+            let estimate: u64 = match progress.is_seen() {
+                true => inputs
+                    .iter()
+                    .filter_map(|i| crate::input::estimate_rows(&i.path, i.format))
+                    .sum(),
+                false => 0,
+            };
             if estimate > 0 {
                 progress.grow_to(estimate);
             }
