@@ -648,3 +648,37 @@ async fn at_a_terminal_the_bar_is_drawn_and_its_clock_moves() {
     );
     sb.shutdown().await;
 }
+
+/// A row holding only `""`, and the `;;;;;;` rows a spreadsheet pads a sheet with, are in a
+/// report like every other row: succeeded.csv, as blank, with nothing written for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blank_rows_are_reported_as_blank_and_write_nothing() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    excel_csv(&input, 3);
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("\"\"\r\n;;;;;;\r\n\r\n;;;;;;\r\n");
+    std::fs::write(&input, text).unwrap();
+    let report = dir.path().join("report");
+    let args = load(
+        &location,
+        dir.path(),
+        &input,
+        &["--report", &report.display().to_string()],
+    );
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let (_, ok) = crate::util::read_csv(&report.join("succeeded.csv"));
+    let mut lines: Vec<&str> = ok.iter().map(|r| r[2].as_str()).collect();
+    lines.sort_by_key(|l| l.parse::<u64>().unwrap());
+    assert_eq!(lines, ["2", "3", "4", "5", "6", "8"], "{ok:?}");
+    let blank: Vec<&Vec<String>> = ok.iter().filter(|r| r[6].contains("blank row")).collect();
+    assert_eq!(blank.len(), 3, "{ok:?}");
+    assert!(blank.iter().all(|r| r[5] == "unchanged"), "{blank:?}");
+    let failed = report.join("failed.csv");
+    assert!(!failed.exists() || crate::util::read_csv(&failed).1.is_empty());
+    assert_eq!(sb.store().contact_ids(&location).len(), 3);
+    sb.shutdown().await;
+}

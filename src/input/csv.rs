@@ -89,16 +89,29 @@ impl CsvFile {
         loop {
             self.allow_next_record();
             // No record starts before the line the reader stands on (see `start_line`).
-            let from = self.reader.position().line();
+            let before = self.reader.position().clone();
+            let from = before.line();
             match self.reader.read_byte_record(&mut self.record) {
                 Ok(false) => return None,
+                Ok(true) if self.is_blank_crlf_line(&before) => continue,
                 Ok(true) => strip_cr(&mut self.record),
                 Err(e) => return Some(Err(self.fatal(e))),
             }
-            if !self.record.iter().all(|f| f.is_empty()) {
-                return Some(Ok(self.row(from)));
-            }
+            return Some(Ok(self.row(from)));
         }
+    }
+
+    /// Whether the record just read is a blank line of a CRLF file (only `\r`): skipped like
+    /// the blank lines the csv crate skips itself. `""\r\n` reads as the same one field `\r`,
+    /// but is a row (see `row`): told apart by the bytes the record's own line took, which are
+    /// the bytes read less one per blank `\n` line skipped before it.
+    fn is_blank_crlf_line(&self, before: &::csv::Position) -> bool {
+        if self.record.len() != 1 || &self.record[0] != b"\r" {
+            return false;
+        }
+        let end = self.reader.position();
+        let skipped = (end.line() - before.line()).saturating_sub(1);
+        end.byte() - before.byte() - skipped <= 2
     }
 
     /// The line the record just read starts on. The csv crate's record position is taken
@@ -156,6 +169,20 @@ impl CsvFile {
         // Counting back can be one short when a quote left open swallowed the final newline
         // and the fields still matched the header (found by fuzzing).
         let row = self.start_line().max(from);
+        // A row of empty cells (`,,,` as spreadsheets pad a sheet, or `""`) is a row all the
+        // same, however many cells it has: it goes to the job, which reports it as blank.
+        if self.record.iter().all(|f| f.is_empty()) {
+            let fields = self
+                .header
+                .iter()
+                .map(|h| (h.clone(), Value::from("")))
+                .collect();
+            return Ok(InputRecord {
+                file: self.file.clone(),
+                row,
+                fields,
+            });
+        }
         match self.check() {
             Ok(fields) => Ok(InputRecord {
                 file: self.file.clone(),
@@ -528,14 +555,24 @@ mod tests {
     }
 
     #[test]
-    fn blank_and_all_empty_lines_are_skipped_and_empty_cells_kept() {
+    fn blank_lines_are_skipped_but_rows_of_empty_cells_are_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "t.csv", b"a,b\n\n,\n1,\n\n,2\n");
+        let path = write(
+            dir.path(),
+            "t.csv",
+            b"a,b\n\n,\n1,\n\r\n,2\n\"\"\r\n,,,\n\n\r\n",
+        );
         let rows = read_all(&path, None);
         let got: Vec<_> = rows.iter().map(|r| r.as_ref().unwrap()).collect();
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].row, &got[0].fields["b"]), (4, &Value::from("")));
-        assert_eq!((got[1].row, &got[1].fields["a"]), (6, &Value::from("")));
+        let lines: Vec<u64> = got.iter().map(|r| r.row).collect();
+        assert_eq!(lines, [3, 4, 6, 7, 8]);
+        assert_eq!((got[1].row, &got[1].fields["b"]), (4, &Value::from("")));
+        assert_eq!((got[2].row, &got[2].fields["a"]), (6, &Value::from("")));
+        // `""` and `,,,` are blank rows with every header column empty, not bad rows.
+        for blank in [&got[0], &got[3], &got[4]] {
+            assert_eq!(blank.fields.len(), 2);
+            assert!(blank.fields.values().all(|v| v == &Value::from("")));
+        }
     }
 
     #[test]

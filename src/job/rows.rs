@@ -573,7 +573,7 @@ fn prepare(
     for item in chunk {
         match row_of(ledger, input.table, item)? {
             Prepared::Resumed => out.resumed += 1,
-            Prepared::Bad(r) => out.bad.push(r),
+            Prepared::Settled(r) => out.bad.push(r),
             Prepared::Work(row) => out.work.push(row),
         }
     }
@@ -615,8 +615,9 @@ fn settle(
 enum Prepared {
     /// Settled by an earlier run.
     Resumed,
-    /// Could not be read: its failed record.
-    Bad(RowRecord),
+    /// Settled without the job: a row that could not be read (failed), or a blank one
+    /// (unchanged, so that it too is in a report).
+    Settled(RowRecord),
     Work(Row),
 }
 
@@ -646,8 +647,24 @@ fn row_of(ledger: &Ledger, table: &'static str, item: RowResult) -> Result<Prepa
         prior,
     };
     Ok(match bad {
-        Some(reason) => Prepared::Bad(row.failed("", reason)),
+        Some(reason) => Prepared::Settled(row.failed("", reason)),
+        None if is_blank(&row.fields) => Prepared::Settled(RowRecord {
+            detail: Some(BLANK_ROW.to_string()),
+            ..row.record(RowStatus::Unchanged, "")
+        }),
         None => Prepared::Work(row),
+    })
+}
+
+/// The note a blank row gets in `succeeded.csv`.
+pub const BLANK_ROW: &str = "blank row (every cell empty): nothing to write";
+
+/// Every cell empty or blank: `,,,` as a spreadsheet pads a sheet, `""`, or `{}`.
+fn is_blank(fields: &Map<String, Json>) -> bool {
+    fields.values().all(|v| match v {
+        Json::Null => true,
+        Json::String(s) => s.trim().is_empty(),
+        _ => false,
     })
 }
 
