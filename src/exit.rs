@@ -6,7 +6,7 @@
 //! files) · 2 usage, configuration or I/O error · 3 authentication/authorisation (token, scope,
 //! location) · 4 the location's daily request budget is spent (rerun later: it resumes) ·
 //! 5 the API kept failing after retries (rerun: it resumes) · 6 the API answered pages that
-//! cannot be followed (a repeating cursor): rerunning will not help · 130 interrupted (rerun:
+//! cannot be followed (a repeating cursor, pages that never end): rerunning will not help · 130 interrupted (rerun:
 //! it resumes).
 
 use std::path::PathBuf;
@@ -154,7 +154,7 @@ impl JobError {
                 ErrorKind::Config | ErrorKind::RedirectedOffHost | ErrorKind::UnknownId { .. } => {
                     USAGE
                 }
-                ErrorKind::CursorLoop => PAGING,
+                ErrorKind::CursorLoop | ErrorKind::EndlessListing => PAGING,
                 ErrorKind::Cancelled => crate::job::signal::interrupted_exit_code(),
                 _ => API,
             },
@@ -193,6 +193,7 @@ impl JobError {
                     | ErrorKind::Decode { .. }
                     | ErrorKind::RateLimited { .. }
                     | ErrorKind::CursorLoop
+                    | ErrorKind::EndlessListing
             )
         })
     }

@@ -15,13 +15,18 @@ use crate::util::{describe, quiet_config, run_bin, sandbox};
 const CONTACTS: usize = 30;
 
 async fn export(sb: &Sandbox, dir: &Path) -> (Option<i32>, String, String) {
+    export_with(sb, dir, &["--page-size", "10"]).await
+}
+
+async fn export_with(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
     let location = sb.location_ids()[0].clone();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let url = sb.url();
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = dir.join("out").display().to_string();
         let state = dir.join("state.sqlite").display().to_string();
-        let a = [
+        let mut a = vec![
             "export",
             "--location",
             &location,
@@ -39,9 +44,8 @@ async fn export(sb: &Sandbox, dir: &Path) -> (Option<i32>, String, String) {
             "10",
             "--timeout",
             "2",
-            "--page-size",
-            "10",
         ];
+        a.extend(extra.iter().map(String::as_str));
         let env = [("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", DEFAULT_TOKEN)];
         let o = run_bin(&a, &env, &dir);
         let d = describe(&a, &dir, &o);
@@ -250,5 +254,59 @@ async fn pages_that_repeat_or_go_backwards_and_lying_totals_lose_and_repeat_noth
             }
         }
     }
+    sb.shutdown().await;
+}
+
+/// A server whose pages never end, each of new ids, while its count says 10: the export stops
+/// with exit 6 once it has listed far more than it was told (1.5 times the count plus 10,000),
+/// naming the location, what it listed and what the server claimed, and commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_whose_pages_never_end_stops_with_exit_6_and_commits_nothing() {
+    let sb = sandbox(quiet_config(CONTACTS)).await;
+    let location = sb.location_ids()[0].clone();
+    sb.set_hostile(Some(Hostile::EndlessPages(10)), u64::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, d) =
+        export_with(&sb, dir.path(), &["--page-size", "500", "--with", "none"]).await;
+    assert_eq!(code, Some(6), "{d}");
+    // 21 pages of 500: the first count past 10 * 1.5 + 10,000.
+    assert!(stderr.contains("10500 contacts listed"), "{d}");
+    assert!(
+        stderr.contains("the server gave for this listing was 10;"),
+        "{d}"
+    );
+    assert!(stderr.contains(&location), "{d}");
+    assert_eq!(
+        sb.stats().contacts_served,
+        0,
+        "only made-up pages were answered"
+    );
+    assert!(
+        exported_ids(dir.path()).is_empty(),
+        "nothing committed\n{d}"
+    );
+    sb.shutdown().await;
+}
+
+/// A location that grows while it is listed, to far more than its first count plus the
+/// bound's 10,000, is listed to its end: every contact once, the new ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_location_that_grows_during_the_listing_is_exported_whole() {
+    let sb = sandbox(quiet_config(CONTACTS)).await;
+    let location = sb.location_ids()[0].clone();
+    // 3,000 contacts before each of the next four pages after a cursor: 12,000 in all.
+    sb.set_hostile(Some(Hostile::Grows(3_000)), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, d) = export_with(&sb, dir.path(), &["--page-size", "10", "--with", "none"]).await;
+    assert_eq!(code, Some(0), "{d}");
+    let mut listed = exported_ids(dir.path());
+    let n = listed.len();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), n, "a contact was written twice");
+    let mut want = sb.store().contact_ids(&location);
+    want.sort();
+    assert_eq!(want.len(), CONTACTS + 12_000);
+    assert_eq!(listed, want);
     sb.shutdown().await;
 }

@@ -39,6 +39,8 @@ pub enum ErrorKind {
     RedirectedOffHost,
     /// A pagination cursor repeated: continuing would loop forever.
     CursorLoop,
+    /// A listing went on far past every count the server gave for it (pages that never end).
+    EndlessListing,
     /// The run is stopping (Ctrl-C): the request was not sent.
     Cancelled,
     /// A record the whole run names (a workflow, campaign, business or user id given on the
@@ -116,6 +118,7 @@ impl Error {
                     | ErrorKind::Config
                     | ErrorKind::UnknownId { .. }
                     | ErrorKind::CursorLoop
+                    | ErrorKind::EndlessListing
             )
     }
 
@@ -212,6 +215,7 @@ impl Error {
                 human_duration(*resets_in)
             )),
             ErrorKind::CursorLoop => Some("the API answered a page it had already answered; this is a server-side pagination fault".into()),
+            ErrorKind::EndlessListing => Some("the server's pages do not end: report it to whoever runs the API (or the proxy in front of it); nothing of this listing was committed past the last part".into()),
             ErrorKind::RedirectedOffHost => Some("check --base-url (GHL_BASE_URL) and any proxy in between: the API is not answering at that address".into()),
             ErrorKind::UnknownId { what } => Some(format!("check the {what} id given on the command line: it must exist in the location")),
             _ => None,
@@ -268,6 +272,7 @@ impl fmt::Display for Error {
             ErrorKind::Config => "invalid client configuration".to_string(),
             ErrorKind::RedirectedOffHost => "redirected off the base host".to_string(),
             ErrorKind::CursorLoop => "pagination cursor repeated".to_string(),
+            ErrorKind::EndlessListing => "the listing does not end".to_string(),
             ErrorKind::Cancelled => "not sent: the run is stopping".to_string(),
             ErrorKind::UnknownId { what } => format!("no such {what}"),
         };

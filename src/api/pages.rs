@@ -12,7 +12,9 @@
 //! rerun resumes from there. Records at or before the cursor (a page that went backwards) are
 //! dropped; a page made only of records already seen is asked for again twice, and if it keeps
 //! coming, ends the stream with `ErrorKind::CursorLoop` instead of spinning forever. A `total`
-//! is only ever used for progress: the end of a listing is a short page, never a count.
+//! is used for progress (the end of a listing is a short page, never a count), and as a bound:
+//! a listing that goes on far past the largest count the server gave (see [`past_bound`]) ends
+//! with `ErrorKind::EndlessListing`, for a server whose pages, each of new ids, never end.
 //! Memory per stream is one page (plus the id set for business listings).
 
 use std::cmp::Ordering;
@@ -170,6 +172,16 @@ struct PagerState {
     cursor: Cursor,
     /// Business listings only: ids already answered.
     seen: HashSet<String>,
+    /// Contacts this stream answered, and the largest count the server gave with them.
+    listed: u64,
+    largest_total: Option<u64>,
+}
+
+/// Whether `listed` contacts are far past any count a server that tells the truth, in a
+/// location that grows while it is listed, could have given: more than 1.5 times the largest
+/// count plus 10,000. Without any count there is no bound.
+pub fn past_bound(listed: u64, largest_total: Option<u64>) -> bool {
+    largest_total.is_some_and(|t| listed > t.saturating_add(t / 2).saturating_add(10_000))
 }
 
 impl Client {
@@ -189,6 +201,8 @@ impl Client {
             source,
             cursor: from,
             seen: HashSet::new(),
+            listed: 0,
+            largest_total: None,
         };
         stream::try_unfold(state, |st| async move {
             if st.cursor == Cursor::Done {
@@ -209,6 +223,7 @@ impl Client {
             })
             .await;
             let page = page?;
+            st.count(&page)?;
             st.cursor = page.next.clone();
             Ok(Some((page, st)))
         })
@@ -228,6 +243,31 @@ impl PagerState {
     fn loop_error(&self, method: &str, path: &str, what: &str) -> Error {
         Error::new(ErrorKind::CursorLoop, method, path)
             .with_message(format!("{what} (asked after {})", self.cursor.describe()))
+    }
+
+    /// Count a page against the bound of [`past_bound`].
+    fn count(&mut self, page: &ContactPage) -> Result<()> {
+        self.listed += page.records.len() as u64;
+        self.largest_total = self.largest_total.max(page.total);
+        if !past_bound(self.listed, self.largest_total) {
+            return Ok(());
+        }
+        let (method, path) = match &self.source {
+            Source::List => ("GET", "/contacts/".to_string()),
+            Source::Search { .. } => ("POST", "/contacts/search".to_string()),
+            Source::Business { business_id } => {
+                ("GET", format!("/contacts/business/{business_id}"))
+            }
+        };
+        let told = self.largest_total.unwrap_or_default();
+        Err(
+            Error::new(ErrorKind::EndlessListing, method, &path).with_message(format!(
+                "{} contacts listed, while the largest count the server gave for this listing \
+                 was {told}; stopped at 1.5 times that plus 10,000 (asked after {})",
+                self.listed,
+                self.cursor.describe()
+            )),
+        )
     }
 
     async fn next_page(&mut self) -> Result<ContactPage> {
@@ -416,6 +456,16 @@ impl PagerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_is_one_and_a_half_times_the_largest_count_plus_ten_thousand() {
+        assert!(!past_bound(10_015, Some(10)));
+        assert!(past_bound(10_016, Some(10)));
+        assert!(!past_bound(160_000, Some(100_000)));
+        assert!(past_bound(160_001, Some(100_000)));
+        assert!(!past_bound(u64::MAX, None), "no count, no bound");
+        assert!(!past_bound(u64::MAX - 1, Some(u64::MAX)), "no overflow");
+    }
 
     #[test]
     fn sort_keys_compare_numbers_then_ids() {

@@ -414,17 +414,37 @@ async fn admit_and_run(
     if let Some(rewind) = hostile.as_ref().and_then(Hostile::rewind) {
         parts.extensions.insert(rewind);
     }
+    let grows = hostile.as_ref().map_or(0, Hostile::grows);
+    if let (Some(li), true) = (ctx.location, grows > 0) {
+        for _ in 0..grows {
+            st.store.create_contact(li, |c| {
+                let id = c["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+                c.insert("email".into(), json!(format!("grown.{id}@example.com")));
+            });
+        }
+    }
     parts.extensions.insert(ctx);
-    let mut resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let instead = hostile.as_ref().and_then(|h| {
+        let asked = query_param(&parts.uri, "limit")
+            .and_then(|l| l.parse().ok())
+            .or_else(|| json.as_ref()?.get("pageLimit")?.as_u64());
+        let size = asked.unwrap_or(100).clamp(1, 500) as usize;
+        h.answer_instead(method == Method::POST, size)
+    });
+    let mut resp = match instead {
+        Some(r) => r,
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    };
     if let Some(f) = fault {
         st.count_fault(f);
         let (p, b) = resp.into_parts();
         let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
         resp = f.spoil(p, bytes);
     }
-    if let Some(h) = hostile.filter(|h| h.rewind().is_none()) {
+    if let Some(h) = hostile.filter(|h| !h.acts_before()) {
         let (p, b) = resp.into_parts();
         let bytes = to_bytes(b, usize::MAX).await.unwrap_or_default();
         resp = h.spoil(p, bytes);

@@ -39,10 +39,20 @@ pub enum Hostile {
     PageBack(usize),
     /// Every listing's count (`meta.total`, `total`, `count`) says this instead of the truth.
     LyingTotal(u64),
+    /// Every listing answers a full page (the size it asked for) of contacts never answered
+    /// before (new ids, each added after the last), and says its count is this: pages that
+    /// never end.
+    EndlessPages(u64),
+    /// A listing asked for the page after its cursor first adds this many real contacts to
+    /// the location (added now, so after every cursor): a location that grows while listed.
+    Grows(usize),
 }
 
+/// Numbers the contacts [`Hostile::EndlessPages`] makes up, so none repeats.
+static ENDLESS_NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The names `ghl-etl sandbox --hostile` takes, for its help and errors.
-pub const MODE_NAMES: &str = "wrong-types, huge-body, trickle, invalid-utf8, redirect=URL, html-200, page-repeats, page-back=N, lying-total=N";
+pub const MODE_NAMES: &str = "wrong-types, huge-body, trickle, invalid-utf8, redirect=URL, html-200, page-repeats, page-back=N, lying-total=N, endless=TOTAL, grows=N";
 
 impl std::str::FromStr for Hostile {
     type Err = String;
@@ -66,6 +76,8 @@ impl std::str::FromStr for Hostile {
             ("redirect", Some(url)) if !url.is_empty() => Hostile::RedirectTo(url.to_string()),
             ("page-back", _) => Hostile::PageBack(number("RECORDS")? as usize),
             ("lying-total", _) => Hostile::LyingTotal(number("COUNT")?),
+            ("endless", _) => Hostile::EndlessPages(number("TOTAL")?),
+            ("grows", _) => Hostile::Grows(number("CONTACTS")? as usize),
             _ => return Err(format!("unknown hostile mode `{s}`; one of: {MODE_NAMES}")),
         })
     }
@@ -111,14 +123,18 @@ impl Hostile {
             Hostile::RepeatPage => "page_repeats",
             Hostile::PageBack(_) => "page_goes_back",
             Hostile::LyingTotal(_) => "lying_total",
+            Hostile::EndlessPages(_) => "endless_pages",
+            Hostile::Grows(_) => "grows",
         }
     }
 
     /// Whether this mode spoils an answer to `listing` (and so counts against its N).
     pub(super) fn applies_to(&self, listing: Listing) -> bool {
         match self {
-            Hostile::RepeatPage | Hostile::PageBack(_) => listing == Listing::AfterCursor,
-            Hostile::LyingTotal(_) => listing != Listing::No,
+            Hostile::RepeatPage | Hostile::PageBack(_) | Hostile::Grows(_) => {
+                listing == Listing::AfterCursor
+            }
+            Hostile::LyingTotal(_) | Hostile::EndlessPages(_) => listing != Listing::No,
             _ => true,
         }
     }
@@ -130,6 +146,34 @@ impl Hostile {
             Hostile::PageBack(n) => Some(Rewind::Records(*n)),
             _ => None,
         }
+    }
+
+    /// The contacts to add before the handler answers ([`Hostile::Grows`]).
+    pub(super) fn grows(&self) -> usize {
+        match self {
+            Hostile::Grows(n) => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether the answer is left as the handler made it (the modes that act before it).
+    pub(super) fn acts_before(&self) -> bool {
+        self.rewind().is_some() || matches!(self, Hostile::Grows(_) | Hostile::EndlessPages(_))
+    }
+
+    /// The answer given in place of the handler's ([`Hostile::EndlessPages`]): a page of
+    /// `size` contacts never answered, shaped as a search answer or as `GET /contacts/`'s.
+    pub(super) fn answer_instead(&self, search: bool, size: usize) -> Option<Response> {
+        let Hostile::EndlessPages(total) = self else {
+            return None;
+        };
+        let contacts = made_up_contacts(size, search);
+        let v = if search {
+            serde_json::json!({"contacts": contacts, "total": total})
+        } else {
+            serde_json::json!({"contacts": contacts, "meta": {"total": total}})
+        };
+        Some(axum::Json(v).into_response())
     }
 
     /// The hostile version of an answer whose body was read into `bytes`.
@@ -196,11 +240,35 @@ impl Hostile {
                 parts.headers.remove(header::CONTENT_LENGTH);
                 Response::from_parts(parts, Body::from(v.to_string()))
             }
-            Hostile::RepeatPage | Hostile::PageBack(_) => {
-                Response::from_parts(parts, Body::from(bytes))
-            }
+            Hostile::RepeatPage
+            | Hostile::PageBack(_)
+            | Hostile::Grows(_)
+            | Hostile::EndlessPages(_) => Response::from_parts(parts, Body::from(bytes)),
         }
     }
+}
+
+/// `n` contacts never answered before, each added a second after the one before it (from
+/// 2030 on, after any contact the sandbox holds); with their `searchAfter` keys for a search.
+fn made_up_contacts(n: usize, search: bool) -> Vec<Value> {
+    use std::sync::atomic::Ordering;
+    const FROM_MS: i64 = 1_893_456_000_000; // 2030-01-01T00:00:00Z
+    let first = ENDLESS_NEXT.fetch_add(n as u64, Ordering::Relaxed);
+    (first..first + n as u64)
+        .map(|i| {
+            let ms = FROM_MS + i as i64 * 1000;
+            let added = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let id = format!("endless{i:012}");
+            let mut c = serde_json::json!({"id": id, "dateAdded": added,
+                "firstName": format!("Endless {i}"), "tags": []});
+            if search {
+                c["searchAfter"] = serde_json::json!([ms, id]);
+            }
+            c
+        })
+        .collect()
 }
 
 /// The counts a listing answers (`meta.total` on `GET /contacts/`, `total` on search, `count`
