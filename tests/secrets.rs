@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ghl_etl::sandbox::{Sandbox, SandboxConfig, TokenSpec, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+use ghl_etl::sandbox::{SandboxConfig, TokenSpec, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 
 use crate::util::{describe, quiet_config, run_bin, sandbox};
 
@@ -189,7 +189,7 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
         latency: Duration::from_millis(20),
         ..quiet_config(150)
     };
-    let sb: Sandbox = sandbox(cfg).await;
+    let sb = sandbox(cfg).await;
     let location = sb.location_ids()[0].clone();
     let user = sb.store().user_ids(&location)[0].clone();
     let tmp = tempfile::tempdir().unwrap();
