@@ -516,7 +516,8 @@ async fn agency_routes_answer_in_the_spec_shape() {
     let good = json!({"companyId": company, "locationId": ids[0]});
     assert!(validate_request_body("POST", route, &good).is_ok());
     assert!(validate_request_body("POST", route, &json!({"locationId": ids[0]})).is_err());
-    sb.shutdown().await;
+    // The two requests above without appId, and without companyId.
+    sb.shutdown_expecting_violations(2).await;
 }
 
 fn mints(sb: &Sandbox) -> u64 {

@@ -1,38 +1,53 @@
 //! Contract tests: the sandbox's answers validated against the response schemas of GHL's
-//! official OpenAPI specs (copied under `tests/spec/`, CC0), and a reusable
-//! [`validate_request_body`] that other tests feed the sandbox's recorded requests.
+//! official OpenAPI specs (copied unchanged under `tests/spec/`, CC0; `tests/spec/SOURCE.md`
+//! names the upstream commit), and the request side that `traffic.rs` checks every test's
+//! recorded requests with.
 //!
-//! The specs are not strictly valid; a copy is patched in memory, each patch small and
-//! keeping the meaning (see NOTES.md "Where the spec and the wire disagree"):
+//! The specs are not strictly valid, and GHL is known to differ from them in places; a copy is
+//! patched in memory. This is the one list of patches, each small, keeping the meaning, with
+//! the section of `../shared/ghl-api/NOTES.md` it rests on ("Disagree" is "Where the spec and
+//! the wire disagree", "Quirks" is "Quirks seen in the field"):
 //!
 //! Both directions
 //! - P1. `../common/common-schemas.json#/...` references are inlined into each app's
-//!   `components` (same schemas, one document).
+//!   `components` (same schemas, one document). Disagree: "keep that relative layout or inline
+//!   them".
 //! - P2. OpenAPI 3.0 `nullable: true` becomes `type: [T, "null"]`, its JSON Schema spelling.
+//!   Disagree: "not strictly valid OpenAPI 3.0".
 //! - P3. Properties typed `object` whose example is a scalar (`dateOfBirth` in the contact
-//!   DTOs, `NumericField`/`MonetoryField.field_value`) are typed as their example.
+//!   DTOs, `NumericField`/`MonetoryField.field_value`) are typed as their example. Disagree:
+//!   "some properties are `type: object` although their values are scalars".
 //!
 //! Requests
 //! - Q1. Request DTOs are closed (`additionalProperties: false`): GHL's whitelist validation
-//!   refuses unknown properties ("property X should not exist").
+//!   refuses unknown properties ("property X should not exist"). Writing: "422 answers ...
+//!   naming the invalid fields".
 //! - Q2. `SearchBodyV2DTO` is empty in the spec; it gets the documented body (`locationId`,
 //!   `pageLimit` <= 500, `page`, `searchAfter`, `filters`, `sort`, `query`; the first two
-//!   required).
+//!   required). Disagree: "`POST /contacts/search` has an empty request schema"; Quirks: "422
+//!   without `locationId` and `pageLimit`".
 //! - Q3. A custom-field input may name its field by `id` or by `key` (the spec's own
 //!   `customFieldsInputStringSchema` says "Pass either `id` or `key`"), where the typed field
-//!   schemas require `id`.
+//!   schemas require `id`. Quirks: "written as `[{id | key, field_value}]`".
 //! - Q4. `CreateCustomFieldsDTO` also takes `fieldKey`, `description`, `parentId` and
 //!   `showInForms`, which GHL accepts without documenting them (highlevel-api-docs#300), and
-//!   `options`, the picklist values (the name the v1 API and the custom-fields API use).
+//!   `options`, the picklist values (the name the v1 API and the custom-fields API use): a
+//!   migration creates picklist fields with their options. Quirks: "Unknown fields appear over
+//!   time" (Reading contacts); the spec's DTO has no way to give a picklist its values.
 //!
 //! Responses
 //! - R1. Every property also accepts `null`: the wire sends null where the spec says string.
+//!   Disagree: "absent values often come as `null`".
 //! - R2. A contact custom field's `value` is any JSON (numbers, arrays, objects on the wire).
+//!   Disagree: "custom-field `value`s can be numbers, arrays ... or objects".
 //! - R3. `LocationTaskListSuccessfulResponseDto.tasks` holds task objects, not arrays.
-//! - R4. `UpdateTagsResponseDTO.responses` holds objects (as its own example shows).
-//! - R5. `POST /contacts/search` declares no 200 body; it is `{contacts: [ContactsSearchSchema], total}`.
+//!   Disagree: "the location task search answer is typed as a list of lists".
+//! - R4. `UpdateTagsResponseDTO.responses` holds objects (as its own example shows). Quirks:
+//!   "read each contact's `responses` entry".
+//! - R5. `POST /contacts/search` declares no 200 body; it is `{contacts: [ContactsSearchSchema],
+//!   total}`. Reading contacts (the search answer).
 //! - R6. `GET /contacts/search/duplicate` declares no 200 body; it is `{contact}`, the contact
-//!   as `GetContectByIdSchema` or null.
+//!   as `GetContectByIdSchema` or null. Writing (upsert matches by the duplicate settings).
 
 use ghl_etl::sandbox::{
     Sandbox, SandboxConfig, TokenSpec, DEFAULT_TOKEN, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
@@ -288,6 +303,39 @@ fn specs() -> &'static Specs {
     })
 }
 
+/// The spec's operation `method route`, in the patched request documents: which document, and
+/// the operation object.
+pub(crate) fn request_operation(method: &str, route: &str) -> Option<(usize, &'static Value)> {
+    operation(&specs().requests, method, route)
+}
+
+/// Checks `value` against `schema` of the patched request document `doc_index`.
+pub(crate) fn validate_request_value(
+    doc_index: usize,
+    schema: &Value,
+    value: &Value,
+) -> Result<(), Vec<String>> {
+    validate("req", doc_index, &specs().requests, schema, value)
+}
+
+/// The validator of `method route`'s request body schema, if the operation has one.
+pub(crate) fn request_body_validator(
+    method: &str,
+    route: &str,
+) -> Option<Arc<jsonschema::Validator>> {
+    let docs = &specs().requests;
+    let (i, op) = operation(docs, method, route)?;
+    let schema = body_schema(op)?;
+    validator("req", i, docs, schema).ok()
+}
+
+fn body_schema(op: &Value) -> Option<&Value> {
+    op.pointer("/requestBody/content")
+        .and_then(Value::as_object)
+        .and_then(|c| c.get("application/json").or_else(|| c.values().next()))
+        .and_then(|c| c.get("schema"))
+}
+
 fn operation<'a>(docs: &'a [Value], method: &str, route: &str) -> Option<(usize, &'a Value)> {
     docs.iter().enumerate().find_map(|(i, d)| {
         let op = d
@@ -298,6 +346,26 @@ fn operation<'a>(docs: &'a [Value], method: &str, route: &str) -> Option<(usize,
     })
 }
 
+fn validator(
+    which: &str,
+    doc_index: usize,
+    docs: &[Value],
+    schema: &Value,
+) -> Result<Arc<jsonschema::Validator>, Vec<String>> {
+    let key = format!("{which}|{doc_index}|{schema}");
+    let mut cache = specs().validators.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = cache.get(&key) {
+        return Ok(v.clone());
+    }
+    let root = json!({"allOf": [schema], "components": docs[doc_index]["components"]});
+    let v = Arc::new(
+        jsonschema::validator_for(&root)
+            .map_err(|e| vec![format!("schema does not compile: {e}")])?,
+    );
+    cache.insert(key, v.clone());
+    Ok(v)
+}
+
 fn validate(
     which: &str,
     doc_index: usize,
@@ -305,22 +373,7 @@ fn validate(
     schema: &Value,
     body: &Value,
 ) -> Result<(), Vec<String>> {
-    let key = format!("{which}|{doc_index}|{schema}");
-    let validator = {
-        let mut cache = specs().validators.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.get(&key) {
-            Some(v) => v.clone(),
-            None => {
-                let root = json!({"allOf": [schema], "components": docs[doc_index]["components"]});
-                let v = Arc::new(
-                    jsonschema::validator_for(&root)
-                        .map_err(|e| vec![format!("schema does not compile: {e}")])?,
-                );
-                cache.insert(key, v.clone());
-                v
-            }
-        }
-    };
+    let validator = validator(which, doc_index, docs, schema)?;
     let errors: Vec<String> = validator
         .iter_errors(body)
         .map(|e| format!("at {}: {e}", e.instance_path))
@@ -340,12 +393,7 @@ pub fn validate_request_body(method: &str, route: &str, body: &Value) -> Result<
     let Some((i, op)) = operation(docs, method, route) else {
         return Err(vec![format!("the spec has no operation {method} {route}")]);
     };
-    let schema = op
-        .pointer("/requestBody/content")
-        .and_then(Value::as_object)
-        .and_then(|c| c.get("application/json").or_else(|| c.values().next()))
-        .and_then(|c| c.get("schema"));
-    match schema {
+    match body_schema(op) {
         Some(s) => validate("req", i, docs, s, body),
         None if body.is_null() || body == &json!({}) => Ok(()),
         None => Err(vec![format!("{method} {route} takes no request body")]),

@@ -26,4 +26,5 @@ mod sinks;
 mod spec;
 mod tag;
 mod tag_cost;
+mod traffic;
 mod users_day;

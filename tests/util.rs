@@ -25,10 +25,65 @@ pub fn sandbox_rate(s: &str) -> RateLimit {
     s.parse::<RateSpec>().expect("a rate such as 300/1s").into()
 }
 
-pub async fn sandbox(cfg: SandboxConfig) -> Sandbox {
-    Sandbox::start(cfg)
+/// A sandbox that records every request, and checks them all against the official spec
+/// (`traffic.rs`) when it is shut down or dropped: a test whose client sent anything the spec
+/// does not allow fails, naming the request.
+pub async fn sandbox(mut cfg: SandboxConfig) -> CheckedSandbox {
+    cfg.record_requests = true;
+    let sb = Sandbox::start(cfg)
         .await
-        .expect("sandbox starts on 127.0.0.1:0")
+        .expect("sandbox starts on 127.0.0.1:0");
+    CheckedSandbox(Some(sb))
+}
+
+/// See [`sandbox`]. Derefs to the sandbox.
+pub struct CheckedSandbox(Option<Sandbox>);
+
+impl CheckedSandbox {
+    /// Checks the traffic, then stops the server.
+    pub async fn shutdown(mut self) {
+        let sb = self.0.take().expect("not shut down yet");
+        let checked = crate::traffic::check_traffic(&sb.recorded_requests());
+        sb.shutdown().await;
+        if let Err(e) = checked {
+            panic!("{e}");
+        }
+    }
+}
+
+impl CheckedSandbox {
+    /// For a test that sends requests the spec refuses on purpose (to see the sandbox refuse
+    /// them too): exactly `n` of the recorded requests break the spec, then stop the server.
+    pub async fn shutdown_expecting_violations(mut self, n: usize) {
+        let sb = self.0.take().expect("not shut down yet");
+        let recorded = sb.recorded_requests();
+        sb.shutdown().await;
+        let bad: Vec<_> = recorded
+            .iter()
+            .filter(|r| crate::traffic::check_request(r).is_err())
+            .collect();
+        assert_eq!(bad.len(), n, "requests that break the spec: {bad:#?}");
+    }
+}
+
+impl std::ops::Deref for CheckedSandbox {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().expect("not shut down yet")
+    }
+}
+
+impl Drop for CheckedSandbox {
+    fn drop(&mut self) {
+        let Some(sb) = &self.0 else { return };
+        if std::thread::panicking() {
+            return;
+        }
+        if let Err(e) = crate::traffic::check_traffic(&sb.recorded_requests()) {
+            panic!("{e}");
+        }
+    }
 }
 
 /// Retries fast enough for tests (the schedule's shape is the production one).

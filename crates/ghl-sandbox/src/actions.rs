@@ -24,21 +24,21 @@ use axum::http::StatusCode;
 use axum::Extension;
 use serde_json::{json, Map, Value};
 
-const BULK_TAGS: Dto = &[
+pub(crate) const BULK_TAGS: Dto = &[
     ("contacts", P::StrArr),
     ("tags", P::StrArr),
     ("locationId", P::Str),
     ("removeAllTags", P::Bool),
 ];
-const BULK_BUSINESS: Dto = &[
+pub(crate) const BULK_BUSINESS: Dto = &[
     ("locationId", P::Str),
     ("ids", P::StrArr),
     ("businessId", P::StrN),
 ];
-const WORKFLOW: Dto = &[("eventStartTime", P::Str)];
+pub(crate) const WORKFLOW: Dto = &[("eventStartTime", P::Str)];
 /// `AddContactToCampaignDto` has no properties.
-const CAMPAIGN: Dto = &[];
-const FOLLOWERS: Dto = &[("followers", P::StrArr)];
+pub(crate) const CAMPAIGN: Dto = &[];
+pub(crate) const FOLLOWERS: Dto = &[("followers", P::StrArr)];
 
 /// The per-contact error entry of a bulk answer.
 fn failed(cid: &str, msg: &str) -> Value {

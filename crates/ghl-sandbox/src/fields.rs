@@ -26,7 +26,7 @@ use std::collections::HashMap;
 /// `CreateCustomFieldsDTO`, plus what GHL accepts without documenting it: `fieldKey`,
 /// `description`, `parentId` and `showInForms` (highlevel-api-docs#300) and `options`, the
 /// picklist values (named as in the v1 API and the custom-fields API's DTO).
-const CREATE_FIELD: Dto = &[
+pub(crate) const CREATE_FIELD: Dto = &[
     ("name", P::Str),
     ("dataType", P::Str),
     ("placeholder", P::Str),
@@ -35,7 +35,7 @@ const CREATE_FIELD: Dto = &[
     ("maxNumberOfFiles", P::Num),
     ("textBoxListOptions", P::Arr),
     ("position", P::Num),
-    ("model", P::Str),
+    ("model", P::OneOf(&["contact", "opportunity"])),
     ("fieldKey", P::Str),
     ("description", P::Str),
     ("parentId", P::Str),
@@ -147,9 +147,6 @@ pub async fn create_custom_field(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("contact");
-    if !["contact", "opportunity"].contains(&model) {
-        errs.push("model must be one of the following values: contact, opportunity".into());
-    }
     refuse(errs)?;
     let li = need_location(&ctx)?;
     let key = field_key(model, text("fieldKey"), text("name"));

@@ -149,8 +149,20 @@ pub fn unknown_route(method: &Method, uri: &Uri) -> Response {
     err_404(&format!("Cannot {} {}", method, uri.path())).into_response()
 }
 
-pub async fn not_found(method: Method, uri: Uri) -> Response {
-    unknown_route(&method, &uri)
+/// The answer to a path (or method) the sandbox does not serve: recorded like any request,
+/// so that the spec tests see it too.
+pub async fn not_found(State(st): State<Arc<SandboxState>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if st.recording() {
+        st.record(recorded(
+            &parts.method,
+            parts.uri.path(),
+            &parts,
+            None,
+            false,
+        ));
+    }
+    unknown_route(&parts.method, &parts.uri)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -160,6 +172,48 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// A request as the spec tests check it; the credential of an `authorization` header is left
+/// out (its scheme is kept).
+fn recorded(
+    method: &Method,
+    route: &str,
+    parts: &axum::http::request::Parts,
+    body: Option<Value>,
+    unreadable_body: bool,
+) -> RecordedRequest {
+    let query = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = if name == header::AUTHORIZATION {
+                value.split(' ').next().unwrap_or_default().to_string()
+            } else {
+                value.into_owned()
+            };
+            (name.as_str().to_string(), value)
+        })
+        .collect();
+    RecordedRequest {
+        method: method.to_string(),
+        route: route.to_string(),
+        path: parts.uri.path().to_string(),
+        query,
+        headers,
+        body,
+        unreadable_body,
+    }
 }
 
 /// A form-encoded body as a JSON object of strings, so recorded OAuth requests can be checked
@@ -266,6 +320,11 @@ async fn admit_and_run(
     next: Next,
 ) -> (Response, Option<String>) {
     let Some(info) = route_info(method, template) else {
+        if st.recording() {
+            let (parts, _) = req.into_parts();
+            st.record(recorded(method, parts.uri.path(), &parts, None, false));
+            return (unknown_route(method, &parts.uri), None);
+        }
         return (unknown_route(method, req.uri()), None);
     };
     let (mut parts, body) = req.into_parts();
@@ -284,13 +343,11 @@ async fn admit_and_run(
     let _in_flight = (method == Method::POST && template == "/contacts/upsert")
         .then(|| st.upsert_in_flight(upsert_keys(json.as_ref())));
     if st.recording() {
-        st.record(RecordedRequest {
-            method: method.to_string(),
-            route: template.to_string(),
-            body: json
-                .clone()
-                .or_else(|| form_as_json(&parts.headers, &bytes)),
-        });
+        let body = json
+            .clone()
+            .or_else(|| form_as_json(&parts.headers, &bytes));
+        let unreadable = body.is_none() && !bytes.is_empty();
+        st.record(recorded(method, template, &parts, body, unreadable));
     }
     let host = parts
         .headers

@@ -65,7 +65,7 @@ pub(super) async fn blocking<T: Send + 'static>(
         })
 }
 
-const CONTACT_COMMON: Dto = &[
+pub(crate) const CONTACT_COMMON: Dto = &[
     ("firstName", P::StrN),
     ("lastName", P::StrN),
     ("name", P::StrN),
@@ -86,7 +86,7 @@ const CONTACT_COMMON: Dto = &[
     ("country", P::Str),
 ];
 /// CreateContactDto adds these to the common ones.
-const CONTACT_CREATE: Dto = &[
+pub(crate) const CONTACT_CREATE: Dto = &[
     ("locationId", P::Str),
     ("gender", P::Str),
     ("source", P::Str),
@@ -94,24 +94,24 @@ const CONTACT_CREATE: Dto = &[
     ("assignedTo", P::Str),
 ];
 /// UpdateContactDto: no locationId, gender or companyName; source and assignedTo nullable.
-const CONTACT_UPDATE: Dto = &[("source", P::StrN), ("assignedTo", P::StrN)];
-const CONTACT_UPSERT: Dto = &[("createNewIfDuplicateAllowed", P::Bool)];
-const TASK_PROPS: Dto = &[
+pub(crate) const CONTACT_UPDATE: Dto = &[("source", P::StrN), ("assignedTo", P::StrN)];
+pub(crate) const CONTACT_UPSERT: Dto = &[("createNewIfDuplicateAllowed", P::Bool)];
+pub(crate) const TASK_PROPS: Dto = &[
     ("title", P::Str),
     ("body", P::Str),
     ("dueDate", P::Str),
     ("completed", P::Bool),
     ("assignedTo", P::Str),
 ];
-const NOTE_PROPS: Dto = &[
+pub(crate) const NOTE_PROPS: Dto = &[
     ("userId", P::Str),
     ("body", P::Str),
     ("title", P::Str),
     ("color", P::Str),
     ("pinned", P::Bool),
 ];
-const TAGS_PROPS: Dto = &[("tags", P::StrArr)];
-const TASK_SEARCH_PROPS: Dto = &[
+pub(crate) const TAGS_PROPS: Dto = &[("tags", P::StrArr)];
+pub(crate) const TASK_SEARCH_PROPS: Dto = &[
     ("contactId", P::StrArr),
     ("completed", P::Bool),
     ("assignedTo", P::StrArr),
@@ -822,7 +822,7 @@ pub async fn complete_task(
     body: Bytes,
 ) -> Answer {
     let body = body_object(&body)?;
-    refuse(check(&body, &[&[("completed", P::Bool)]], &["completed"]))?;
+    refuse(check(&body, &[super::tables::COMPLETED], &["completed"]))?;
     update_child(&st, (&id, &task), Child::Tasks, Write::TaskComplete, body).await
 }
 

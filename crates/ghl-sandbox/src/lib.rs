@@ -54,6 +54,7 @@ mod limits;
 mod query;
 mod stats;
 mod store;
+pub mod tables;
 mod validate;
 
 pub use auth::{TokenSpec, TokenSpecError};
@@ -154,10 +155,20 @@ impl Default for SandboxConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedRequest {
     pub method: String,
-    /// The axum route template, e.g. `/contacts/{contactId}/tasks`.
+    /// The axum route template, e.g. `/contacts/{contactId}/tasks`; for a route the sandbox
+    /// does not serve, the path as sent.
     pub route: String,
-    /// The JSON body, if there was one and it parsed.
+    /// The path as sent, without the query string.
+    pub path: String,
+    /// The query string's parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The headers, names in lower case, in order. An `authorization` value keeps only its
+    /// scheme (`Bearer`, `Basic`): the credential itself is never recorded.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (or a form body as an object of strings), if there was one and it parsed.
     pub body: Option<Value>,
+    /// Whether the body was there but could not be read as JSON or a form.
+    pub unreadable_body: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -43,6 +43,8 @@ pub enum P {
     CustomFields,
     /// `dateOfBirth`: typed `object` in the spec but sent as a string on the wire.
     Any,
+    /// One of these strings (an `enum` in the spec).
+    OneOf(&'static [&'static str]),
 }
 
 /// A DTO: property names and kinds.
@@ -103,11 +105,20 @@ fn check_value(k: &str, kind: P, v: &Value, errs: &mut Vec<String>) {
             check_custom_fields(k, a, errs);
             true
         }
+        (P::OneOf(values), Value::String(s)) => {
+            if !values.contains(&s.as_str()) {
+                errs.push(format!(
+                    "{k} must be one of the following values: {}",
+                    values.join(", ")
+                ));
+            }
+            true
+        }
         _ => false,
     };
     if !fine {
         let want = match kind {
-            P::Str | P::StrN | P::Email => "must be a string",
+            P::Str | P::StrN | P::Email | P::OneOf(_) => "must be a string",
             P::Bool => "must be a boolean value",
             P::Num => "must be a number conforming to the specified constraints",
             P::StrArr | P::Arr | P::CustomFields => "must be an array",
