@@ -433,12 +433,30 @@ async fn migrate_foreign_location(format: &str, faults: bool) {
     }
     let (code, _, why) = ghl_stderr(&sb, load, dir.path()).await;
     assert_eq!(code, Some(0), "{why}");
+    if !faults {
+        assert_load_cost(&sb, &ids[1]);
+    }
     sb.set_fault_rate(0.0);
     let (code, _, why) = ghl_stderr(&sb, export(&ids[1], "b", "ndjson"), dir.path()).await;
     assert_eq!(code, Some(0), "{why}");
     let want = location_view(&foreign_dir());
     assert_eq!(want.len(), 600);
     assert_same_location(&want, &location_view(&dir.path().join("b")));
+}
+
+/// The twin of the load cost `benches/README.md` gives ("requests per contact"): a load
+/// spends one request per contact, task and note written, and at most 3% more (custom fields,
+/// bulk tags, lookups), counted by the sandbox.
+fn assert_load_cost(sb: &ghl_etl::sandbox::Sandbox, target: &str) {
+    let s = sb.stats();
+    let spent = s.by_location.get(target).copied().unwrap_or_default();
+    let floor = sb.store().contact_ids(target).len() as u64
+        + s.written("task_create")
+        + s.written("note_create");
+    assert!(floor >= 600 + 1_480 + 1_284, "{floor}");
+    let per_write = spent as f64 / floor as f64;
+    eprintln!("load: {spent} requests for {floor} records written = {per_write:.4} each");
+    assert!(per_write <= 1.03, "{spent} requests for {floor} records: {per_write:.4}");
 }
 
 /// Through a CSV export, under 5% faults (half of the faulted writes applied before the
