@@ -534,8 +534,8 @@ fn mints(sb: &Sandbox) -> u64 {
 #[tokio::test]
 async fn location_tokens_are_cached_per_location_and_reminted_before_expiry() {
     let mut cfg = agency_sandbox(2, 5);
-    // 302 s: two seconds of use, then inside the five-minute margin.
-    cfg.access_token_ttl = std::time::Duration::from_secs(302);
+    // An hour; the client's clock then moves inside the five-minute margin.
+    cfg.access_token_ttl = std::time::Duration::from_secs(3_600);
     let sb = sandbox(cfg).await;
     let ids = sb.location_ids();
     let auth =
@@ -543,6 +543,8 @@ async fn location_tokens_are_cached_per_location_and_reminted_before_expiry() {
     let mut config = ClientConfig::new(sb.url(), auth);
     config.rate = None;
     config.retry = fast_retry();
+    let clock = ghl_etl::api::Clock::default();
+    config.clock = clock.clone();
     let c = Client::new(config).unwrap();
     let (a, b) = (
         sb.store().contact_ids(&ids[0]),
@@ -553,7 +555,7 @@ async fn location_tokens_are_cached_per_location_and_reminted_before_expiry() {
     assert_eq!(mints(&sb), 1, "cached");
     c.contact_notes(&ids[1], &b[0]).await.unwrap();
     assert_eq!(mints(&sb), 2, "one per location");
-    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    clock.advance(std::time::Duration::from_secs(3_600 - 299));
     c.contact_notes(&ids[0], &a[2]).await.unwrap();
     assert_eq!(mints(&sb), 3, "minted again near expiry");
     sb.set_installed(&ids[1], false);

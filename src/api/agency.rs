@@ -64,11 +64,13 @@ pub(crate) struct LocationTokens {
     /// A slot per location; its async lock makes concurrent requests of a location wait for
     /// one mint instead of minting one each.
     slots: Mutex<HashMap<String, Slot>>,
+    clock: super::Clock,
 }
 
 impl LocationTokens {
-    pub(crate) fn new(company_id: Option<String>) -> LocationTokens {
+    pub(crate) fn new(company_id: Option<String>, clock: super::Clock) -> LocationTokens {
         LocationTokens {
+            clock,
             company_id,
             slots: Mutex::new(HashMap::new()),
         }
@@ -88,11 +90,12 @@ impl LocationTokens {
         let slot = self.slot(location);
         let mut cached = slot.lock().await;
         if let Some((token, expires)) = cached.as_ref() {
-            if Instant::now() + REMINT_MARGIN < *expires {
+            if self.clock.now() + REMINT_MARGIN < *expires {
                 return Ok(token.clone());
             }
         }
-        let (token, expires) = mint(client, location).await?;
+        let (token, ttl) = mint(client, location).await?;
+        let expires = self.clock.now() + ttl;
         *cached = Some((token.clone(), expires));
         Ok(token)
     }
@@ -109,7 +112,7 @@ impl LocationTokens {
 
 /// `POST /oauth/locationToken` with the agency token. Minting twice after a lost answer only
 /// makes a second token, so the call is retried like a read.
-async fn mint(client: &Client, location: &str) -> Result<(Secret, Instant)> {
+async fn mint(client: &Client, location: &str) -> Result<(Secret, Duration)> {
     let company = client.company_id().await?;
     let call = Call::form(
         COMPANY,
@@ -135,7 +138,7 @@ async fn mint(client: &Client, location: &str) -> Result<(Secret, Instant)> {
         expires_in_s = ttl.as_secs(),
         "Minted a location token."
     );
-    Ok((Secret::new(answer.access_token), Instant::now() + ttl))
+    Ok((Secret::new(answer.access_token), ttl))
 }
 
 /// A location the agency token cannot get a token for.

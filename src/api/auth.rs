@@ -98,12 +98,14 @@ struct OAuthState {
 pub(crate) struct Auth {
     config: AuthConfig,
     state: Mutex<OAuthState>,
+    clock: super::Clock,
 }
 
 impl Auth {
     /// An agency config is used for its agency token; location tokens are the client's.
-    pub(crate) fn new(config: AuthConfig) -> Auth {
+    pub(crate) fn new(config: AuthConfig, clock: super::Clock) -> Auth {
         Auth {
+            clock,
             config: config.split_agency().0,
             state: Mutex::new(OAuthState {
                 access: None,
@@ -131,11 +133,12 @@ impl Auth {
             AuthConfig::OAuth(cfg) => {
                 let mut state = self.state.lock().await;
                 if let Some((token, expires)) = &state.access {
-                    if Instant::now() + REFRESH_MARGIN < *expires {
+                    if self.clock.now() + REFRESH_MARGIN < *expires {
                         return Ok(token.clone());
                     }
                 }
-                let (token, expires, company_id) = refresh(http, base, cfg).await?;
+                let (token, ttl, company_id) = refresh(http, base, cfg).await?;
+                let expires = self.clock.now() + ttl;
                 state.access = Some((token.clone(), expires));
                 if company_id.is_some() {
                     state.company_id = company_id;
@@ -159,7 +162,7 @@ async fn refresh(
     http: &reqwest::Client,
     base: &str,
     cfg: &OAuthConfig,
-) -> Result<(Secret, Instant, Option<String>)> {
+) -> Result<(Secret, Duration, Option<String>)> {
     let path = "/oauth/token";
     let fail = |kind: ErrorKind, msg: String| Error::new(kind, "POST", path).with_message(msg);
     let refresh_token = read_secret_file(&cfg.refresh_token_file).map_err(|e| {
@@ -236,11 +239,7 @@ async fn refresh(
         expires_in_s = ttl.as_secs(),
         "Refreshed the OAuth access token."
     );
-    Ok((
-        Secret::new(answer.access_token),
-        Instant::now() + ttl,
-        answer.company_id,
-    ))
+    Ok((Secret::new(answer.access_token), ttl, answer.company_id))
 }
 
 /// `application/x-www-form-urlencoded` without pulling in a form crate for five fields.

@@ -70,6 +70,8 @@ pub struct ClientConfig {
     pub retry: RetryConfig,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// What token lifetimes are judged by (tests move it; see [`super::clock`]).
+    pub clock: super::Clock,
 }
 
 impl ClientConfig {
@@ -83,6 +85,7 @@ impl ClientConfig {
             retry: RetryConfig::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            clock: super::Clock::default(),
         }
     }
 }
@@ -303,13 +306,13 @@ impl Client {
             inner: Arc::new(Inner {
                 base,
                 http,
-                auth: Auth::new(config.auth.clone()),
+                auth: Auth::new(config.auth.clone(), config.clock.clone()),
                 agency: config
                     .auth
                     .clone()
                     .split_agency()
                     .1
-                    .map(LocationTokens::new),
+                    .map(|company| LocationTokens::new(company, config.clock.clone())),
                 config,
                 limiters: Mutex::new(HashMap::new()),
                 stats: ClientStats::default(),

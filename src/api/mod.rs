@@ -3,7 +3,8 @@
 //! - `client`: the HTTP pool, the per-location limiters, the retry loop, counters.
 //! - `answer`: one answer (status, headers, body) classified: the body, or which error, and
 //!   what the client must do about it (count it, pause the location, forget the token). Pure.
-//! - `auth`: static tokens and OAuth refresh-token rotation.
+//! - `auth`: static tokens and OAuth refresh-token rotation; `clock`: the clock token
+//!   lifetimes are judged by (tests move it forward).
 //! - `agency`: agency (company) tokens: installed locations, per-location tokens minted from it.
 //! - `limiter`: per-location pacing from the rate-limit budget and answer headers.
 //! - `pages`: contact listings as streams of pages with resumable cursors.
@@ -20,6 +21,7 @@ pub mod agency;
 mod answer;
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod endpoints;
 pub mod error;
 pub mod filter;
@@ -36,6 +38,7 @@ pub use auth::{AgencyConfig, AuthConfig, OAuthConfig};
 pub use client::{
     Call, Client, ClientConfig, RetryConfig, StatsSnapshot, API_VERSION, DEFAULT_BASE_URL,
 };
+pub use clock::Clock;
 pub use error::{Error, ErrorKind};
 pub use pages::{ContactPage, Cursor, Source};
 pub use rate::RateSpec;

@@ -6,8 +6,8 @@
 //! (`POST /oauth/locationToken`); uninstalling the app from a location ([`Auth::uninstall`])
 //! voids the tokens minted for it, as GHL does when an agency removes an app.
 //!
-//! Expiry uses `tokio::time::Instant`, so tests running under a paused clock can age a token
-//! without waiting. Deciding which scope a route needs is left to [`super::gate`].
+//! Expiry uses `tokio::time::Instant`, moved forward by [`Auth::advance_clock`], so a test can
+//! age a token without waiting (and without depending on how fast the machine is). Deciding which scope a route needs is left to [`super::gate`].
 
 use super::ids::hashed_id;
 use std::collections::{HashMap, HashSet};
@@ -180,6 +180,8 @@ pub struct Auth {
     /// Refresh tokens not used yet; using one removes it.
     refresh: RwLock<HashMap<String, Grant>>,
     counter: AtomicU64,
+    /// How far tests have moved the token clock forward, in milliseconds.
+    clock_ms: AtomicU64,
 }
 
 impl Auth {
@@ -207,7 +209,19 @@ impl Auth {
             tokens: RwLock::new(tokens),
             refresh: RwLock::new(HashMap::new()),
             counter: AtomicU64::new(0),
+            clock_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Now, as token lifetimes see it.
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_millis(self.clock_ms.load(Ordering::Relaxed))
+    }
+
+    /// Move the token clock forward: tokens issued before age by `by` at once.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_ms
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The grant of a bearer token, unless unknown, expired, or minted for a location the app
@@ -215,7 +229,7 @@ impl Auth {
     pub fn lookup(&self, token: &str) -> Option<Grant> {
         let tokens = self.tokens.read().unwrap_or_else(PoisonError::into_inner);
         let g = tokens.get(token)?;
-        if matches!(g.expires_at, Some(t) if Instant::now() >= t) {
+        if matches!(g.expires_at, Some(t) if self.now() >= t) {
             return None;
         }
         if g.minted_for.as_deref().is_some_and(|l| !self.installed(l)) {
@@ -263,7 +277,7 @@ impl Auth {
                     .collect()
             }),
             locations: Some(vec![location.to_string()]),
-            expires_at: Some(Instant::now() + self.ttl),
+            expires_at: Some(self.now() + self.ttl),
             company: None,
             minted_for: Some(location.to_string()),
         };
@@ -314,7 +328,7 @@ impl Auth {
             .remove(refresh_token)?;
         let access_token = self.fresh(2);
         let access = Grant {
-            expires_at: Some(Instant::now() + self.ttl),
+            expires_at: Some(self.now() + self.ttl),
             ..grant.clone()
         };
         self.tokens

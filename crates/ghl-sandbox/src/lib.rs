@@ -437,6 +437,11 @@ impl SandboxState {
         self.auth.set_installed(location, installed)
     }
 
+    /// Move the clock of token lifetimes forward: every token issued so far is `by` older.
+    pub fn advance_clock(&self, by: Duration) {
+        self.auth.advance_clock(by)
+    }
+
     fn seed(&self) -> u64 {
         self.seed
     }
@@ -622,6 +627,11 @@ impl Sandbox {
 
     pub fn issue_refresh_token(&self, scopes: &[&str]) -> String {
         self.state.issue_refresh_token(scopes)
+    }
+
+    /// See [`SandboxState::advance_clock`].
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.advance_clock(by)
     }
 
     pub fn issue_company_refresh_token(&self, scopes: &[&str]) -> String {
