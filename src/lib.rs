@@ -34,6 +34,8 @@
 //! - [`tag`]: the tag job: tags added to and removed from a list of contacts (or the contacts a
 //!   search matches), batched across the whole file; `bulk` runs it with another action
 //!   (workflows, campaigns, followers, business, delete).
+//! - [`listen`]: `ghl-etl listen`: GHL's webhooks, verified and stored once each, into the
+//!   export's dataset; rules that turn events into actions, each sent at most once.
 //! - [`check`]: `auth check` and `mapping check`.
 //! - [`sandbox`]: a GHL-compatible HTTP server with seeded data, rate limits and faults: the
 //!   crate `crates/ghl-sandbox` (`ghl_sandbox`), re-exported here. It imports nothing of this
@@ -54,6 +56,7 @@ pub mod export;
 pub mod input;
 pub mod job;
 pub mod lease;
+pub mod listen;
 pub mod load;
 pub mod mapping;
 pub mod private;

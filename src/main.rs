@@ -151,6 +151,17 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
                     conn,
                 },
         } => check::mapping_check(&file, location.as_deref(), &conn.resolve()?).await,
+        Command::Listen(args) => {
+            let plan = args.resolve()?;
+            let s = ghl_etl::listen::run(plan).await?;
+            if !ui.quiet {
+                eprintln!(
+                    "Listener stopped: {} events stored, {} repeats answered without storing, {} refused; {} in the dataset; rule actions {:?}.",
+                    s.stored, s.duplicates, s.refused, s.in_dataset, s.actions
+                );
+            }
+            Ok(exit::OK)
+        }
         Command::Sandbox(args) => sandbox::run_foreground(args.resolve()?)
             .await
             .map(|_| exit::OK)

@@ -12,6 +12,8 @@ pub enum TableKind {
     Tasks,
     Notes,
     Appointments,
+    /// The webhooks `listen` received (not an export table: never in [`TableKind::ALL`]).
+    Events,
 }
 
 impl TableKind {
@@ -29,6 +31,7 @@ impl TableKind {
             TableKind::Tasks => "tasks",
             TableKind::Notes => "notes",
             TableKind::Appointments => "appointments",
+            TableKind::Events => "events",
         }
     }
 

@@ -456,7 +456,10 @@ fn assert_load_cost(sb: &ghl_etl::sandbox::Sandbox, target: &str) {
     assert!(floor >= 600 + 1_480 + 1_284, "{floor}");
     let per_write = spent as f64 / floor as f64;
     eprintln!("load: {spent} requests for {floor} records written = {per_write:.4} each");
-    assert!(per_write <= 1.03, "{spent} requests for {floor} records: {per_write:.4}");
+    assert!(
+        per_write <= 1.03,
+        "{spent} requests for {floor} records: {per_write:.4}"
+    );
 }
 
 /// Through a CSV export, under 5% faults (half of the faulted writes applied before the

@@ -106,10 +106,19 @@ fn op_is_range(op: &str) -> bool {
 
 /// `field OP value` or `field exists|missing` → (field, GHL operator, value).
 fn split(expr: &str) -> Result<(&str, &'static str, &str), String> {
+    split_with(expr, check_field)
+}
+
+/// [`split`] for any field name `check` lets through: `listen`'s rules test the same
+/// expressions against an event's own fields (`completed=true`, `contactId exists`).
+pub fn split_with<'e>(
+    expr: &'e str,
+    check: impl Fn(&'e str) -> Result<&'e str, String>,
+) -> Result<(&'e str, &'static str, &'e str), String> {
     let expr = expr.trim();
     for (word, op) in [(" exists", "exists"), (" missing", "not_exists")] {
         if let Some(field) = expr.strip_suffix(word) {
-            return Ok((check_field(field.trim())?, op, ""));
+            return Ok((check(field.trim())?, op, ""));
         }
     }
     let (at, sym, op) = OPERATORS
@@ -117,7 +126,7 @@ fn split(expr: &str) -> Result<(&str, &'static str, &str), String> {
         .filter_map(|(sym, op)| expr.find(sym).map(|at| (at, *sym, *op)))
         .min_by_key(|(at, sym, _)| (*at, std::cmp::Reverse(sym.len())))
         .ok_or("expected `field=value`, `field!=value`, `field~text`, `field!~text`, `field>=date` (or >, <, <=), `field exists` or `field missing`")?;
-    let field = check_field(expr[..at].trim())?;
+    let field = check(expr[..at].trim())?;
     let value = expr[at + sym.len()..].trim();
     if value.is_empty() {
         return Err(format!("no value after `{sym}`"));

@@ -7,6 +7,7 @@
 //! - `connection`: how to reach the API (every command that calls it).
 //! - `export`: `ghl-etl export`.
 //! - `input`: the input-file flags `load` and `tag` share.
+//! - `listen`: `ghl-etl listen`.
 //! - `load`: `ghl-etl load`.
 //! - `sandbox`: `ghl-etl sandbox`.
 //! - `tag`: `ghl-etl tag` and `ghl-etl bulk`.
@@ -18,6 +19,7 @@
 mod connection;
 mod export;
 mod input;
+mod listen;
 mod load;
 mod sandbox;
 mod tag;
@@ -28,6 +30,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use connection::ConnectionArgs;
 pub use export::ExportArgs;
+pub use listen::ListenArgs;
 pub use load::LoadArgs;
 pub use sandbox::SandboxArgs;
 pub use tag::{BulkArgs, TagArgs};
@@ -102,6 +105,9 @@ pub enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+    /// Receive GHL's webhooks into the export's dataset (verified, durable, once each), with
+    /// rules that turn events into actions.
+    Listen(Box<ListenArgs>),
     /// Run the GHL-compatible sandbox server (seeded data, rate limits, faults).
     Sandbox(SandboxArgs),
     /// Print a shell completion script: `ghl-etl completions bash > /etc/bash_completion.d/ghl-etl`.

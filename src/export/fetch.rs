@@ -68,7 +68,7 @@ async fn fetch_child(
         TableKind::Tasks => client.contact_tasks(location, id).await,
         TableKind::Notes => client.contact_notes(location, id).await,
         TableKind::Appointments => client.contact_appointments(location, id).await,
-        TableKind::Contacts => Ok(Some(Vec::new())),
+        TableKind::Contacts | TableKind::Events => Ok(Some(Vec::new())),
     }
 }
 

@@ -674,6 +674,7 @@ fn singular(kind: TableKind) -> &'static str {
         TableKind::Tasks => "task",
         TableKind::Notes => "note",
         TableKind::Appointments => "appointment",
+        TableKind::Events => "event",
     }
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn load_fields(kind: TableKind) -> &'static [&'static str] {
         TableKind::Contacts => LOAD_CONTACT_FIELDS,
         TableKind::Tasks => LOAD_TASK_FIELDS,
         TableKind::Notes => LOAD_NOTE_FIELDS,
-        TableKind::Appointments => &[],
+        TableKind::Appointments | TableKind::Events => &[],
     }
 }
 

@@ -147,6 +147,8 @@ pub(crate) fn known_roots(kind: TableKind) -> Vec<&'static str> {
         TableKind::Tasks => TASK_FIELDS.iter().map(|(f, _)| *f).collect(),
         TableKind::Notes => NOTE_FIELDS.iter().map(|(f, _)| *f).collect(),
         TableKind::Appointments => APPOINTMENT_FIELDS.iter().map(|(f, _)| *f).collect(),
+        // Not a mapping table: `listen` writes its events with columns of its own.
+        TableKind::Events => Vec::new(),
     }
 }
 

@@ -14,14 +14,17 @@
 //! cursors, committed part files and table columns), `rows` (what happened to each input row
 //! of a job that writes, and a migration's source → target contact ids), `incremental` (the
 //! runs of an incremental export, each location's watermark and the compact id sets of its
-//! last run), with `idset` the codec of those sets.
+//! last run), with `idset` the codec of those sets; `events` (the webhooks `listen` received,
+//! the dataset batches they went into, and the rule actions they call for).
 
+mod events;
 mod export;
 mod idset;
 mod incremental;
 mod jobs;
 mod rows;
 
+pub use events::{ActionRow, ActionStatus, EventBatch, NewEvent, StoredEvent};
 pub use export::{CommittedPart, LocationState};
 pub use idset::IdSet;
 pub use incremental::{Baseline, IncrRun, SetKind};
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -265,6 +268,44 @@ impl StateDb {
                  CREATE INDEX IF NOT EXISTS row_outcomes_target
                      ON row_outcomes (job, target_id);
                  PRAGMA user_version = 5;
+                 COMMIT;",
+            );
+            self.sql(r)?;
+        }
+        if version < 6 {
+            // v6: `listen`. Each webhook received once (by its webhookId), in arrival order;
+            // the dataset batches they are written in (a batch's range is fixed before its
+            // files are, so a rerun rewrites the same files); and the rule actions each calls
+            // for, recorded with it and settled one by one.
+            let r = self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS events (
+                     seq INTEGER PRIMARY KEY,
+                     webhook_id TEXT NOT NULL UNIQUE,
+                     event_type TEXT NOT NULL,
+                     location TEXT NOT NULL,
+                     received_ms INTEGER NOT NULL,
+                     body BLOB NOT NULL,
+                     batch INTEGER
+                 );
+                 CREATE INDEX IF NOT EXISTS events_batch ON events (batch, seq);
+                 CREATE TABLE IF NOT EXISTS event_batches (
+                     batch INTEGER PRIMARY KEY,
+                     first_seq INTEGER NOT NULL,
+                     last_seq INTEGER NOT NULL,
+                     committed INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE TABLE IF NOT EXISTS rule_actions (
+                     webhook_id TEXT NOT NULL,
+                     rule TEXT NOT NULL,
+                     action INTEGER NOT NULL,
+                     status TEXT NOT NULL,
+                     started_ms INTEGER,
+                     detail TEXT,
+                     PRIMARY KEY (webhook_id, rule, action)
+                 );
+                 CREATE INDEX IF NOT EXISTS rule_actions_status ON rule_actions (status);
+                 PRAGMA user_version = 6;
                  COMMIT;",
             );
             self.sql(r)?;
