@@ -33,29 +33,46 @@ struct Append {
     done: oneshot::Sender<Result<bool, Unavailable>>,
 }
 
+enum Msg {
+    Append(Append),
+    /// Store what is queued, then end the writer.
+    Stop,
+}
+
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Msg>,
     closing: Arc<AtomicBool>,
 }
 
 impl Journal {
-    /// Start the writer on its own thread; it ends when every [`Journal`] is dropped.
+    /// Start the writer on its own thread; it ends after [`Journal::stop`] (or when every
+    /// [`Journal`] is dropped).
     pub fn start(
         mut db: StateDb,
         rules: Option<Arc<Rules>>,
     ) -> (Journal, std::thread::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Append>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE + 1);
         let writer = std::thread::Builder::new()
             .name("listen-journal".into())
             .spawn(move || {
                 let mut group = Vec::with_capacity(GROUP);
-                while let Some(first) = rx.blocking_recv() {
-                    group.push(first);
-                    while group.len() < GROUP {
+                let mut stopping = false;
+                while !stopping {
+                    match rx.blocking_recv() {
+                        Some(Msg::Append(a)) => group.push(a),
+                        Some(Msg::Stop) => stopping = true,
+                        None => return,
+                    }
+                    // Everything queued behind it joins the group (after a stop: all of it).
+                    while stopping || group.len() < GROUP {
                         match rx.try_recv() {
-                            Ok(a) => group.push(a),
+                            Ok(Msg::Append(a)) => group.push(a),
+                            Ok(Msg::Stop) => stopping = true,
                             Err(_) => break,
+                        }
+                        if group.len() >= GROUP {
+                            store(&mut db, rules.as_deref(), &mut group);
                         }
                     }
                     store(&mut db, rules.as_deref(), &mut group);
@@ -76,7 +93,7 @@ impl Journal {
         }
         let (done, answer) = oneshot::channel();
         self.tx
-            .try_send(Append { event, done })
+            .try_send(Msg::Append(Append { event, done }))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => Unavailable::Busy,
                 mpsc::error::TrySendError::Closed(_) => Unavailable::ShuttingDown,
@@ -88,9 +105,18 @@ impl Journal {
     pub fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);
     }
+
+    /// Close, and end the writer once what is queued is stored.
+    pub async fn stop(&self) {
+        self.close();
+        let _ = self.tx.send(Msg::Stop).await;
+    }
 }
 
 fn store(db: &mut StateDb, rules: Option<&Rules>, group: &mut Vec<Append>) {
+    if group.is_empty() {
+        return;
+    }
     let events: Vec<NewEvent> = group.iter().map(|a| a.event.clone()).collect();
     let plan = |e: &NewEvent| match rules {
         Some(r) => {

@@ -111,7 +111,7 @@ pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
         .map_err(|e| JobError::Internal(format!("the listener failed: {e}")))?;
     let _ = stop.0.send(true);
     let _ = background.await;
-    drop(journal);
+    journal.stop().await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     // The last events into the dataset; the actions that can be settled now.
     let mut names = dataset::FieldNames::new(client.clone());
