@@ -57,6 +57,10 @@ pub const MANIFEST: &str = "_manifest.json";
 /// by the export, read by a load whose mapping says `custom_fields = "all"`.
 pub const FIELDS_DIR: &str = "_custom_fields";
 
+/// The folder of the events `listen` writes into an export's dataset (beside the export's
+/// `table=contacts`, ...): the export leaves it alone.
+pub const EVENTS_DIR: &str = "table=events";
+
 /// The type of an output column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {

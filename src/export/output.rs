@@ -213,7 +213,8 @@ impl OutputDir {
             .top_folders()
             .await?
             .into_iter()
-            .filter(|k| k.starts_with("table="))
+            // `table=events` is `listen`'s, which shares the dataset with the export.
+            .filter(|k| k.starts_with("table=") && k != crate::table::EVENTS_DIR)
             .take(1)
             .collect();
         for f in &self.folders {

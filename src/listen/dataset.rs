@@ -21,8 +21,7 @@ use crate::sink::{Format, PartWriter, SinkOptions, Store};
 use crate::state::{EventBatch, StateDb, StoredEvent};
 use crate::table::{Column, ColumnType, Row, TableKind, TableSchema, Value as Cell};
 
-/// The folder of the events table in the dataset.
-pub const EVENTS_DIR: &str = "table=events";
+pub use crate::table::EVENTS_DIR;
 
 /// When batches are cut, and how large they may be.
 #[derive(Clone, Debug)]

@@ -67,7 +67,13 @@ pub struct ListenSummary {
 pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
     let _state_lock = crate::lease::lock_state(&plan.state, "listen").await?;
     let store = Store::open(&plan.out)?;
-    let lease = crate::lease::OutputLease::acquire(&store, "listen").await?;
+    // The lease covers the events table only: the nightly export writes the rest of the
+    // dataset meanwhile.
+    let events = plan.out.join(dataset::EVENTS_DIR);
+    if let OutTarget::Dir(dir) = &events {
+        std::fs::create_dir_all(dir).map_err(|e| JobError::io("create", dir, e))?;
+    }
+    let lease = crate::lease::OutputLease::acquire(&Store::open(&events)?, "listen").await?;
     let connection = match &plan.connection {
         Some(c) => Some(Connection::open(c, true).await?),
         None => None,
