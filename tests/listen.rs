@@ -481,3 +481,71 @@ async fn the_sample_rules_act_on_the_location_once_per_event() {
     );
     sb.shutdown().await;
 }
+
+/// SIGKILL while rule actions are being sent, then a restart and GHL's retries: every contact
+/// of the 60 new-contact events has exactly one follow-up task and the tags, none two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_actions_are_sent_once_across_a_kill() {
+    let sb = sandbox(quiet_config(60)).await;
+    let location = sb.location_ids()[0].clone();
+    let ids = sb.store().contact_ids(&location);
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/rules.toml");
+    let url = sb.url();
+    let env = [
+        ("GHL_BASE_URL", url.as_str()),
+        ("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN),
+    ];
+    let args = ["--rules", rules, "--rate", "off"];
+    let bodies: Vec<Vec<u8>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let extra =
+                json!({"id": id, "firstName": format!("F{i}"), "lastName": "L", "source": "Web"});
+            event(&format!("a{i}"), "ContactCreate", &location, extra)
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let l = Listener::start(dir.path(), &signer, &args, &env);
+    for b in &bodies {
+        assert_eq!(
+            post(&http, &l.url, b.clone(), Some(signer.sign(b))).await,
+            200
+        );
+    }
+    // Killed once some actions went out (tasks made), before all did.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sb.stats().written("task_create") < 10 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await; // poll interval
+    }
+    drop(l);
+    let made_before_restart = sb.stats().written("task_create");
+    assert!(made_before_restart >= 10, "actions were under way");
+    let l = Listener::start(dir.path(), &signer, &args, &env);
+    for b in bodies.iter().step_by(2) {
+        assert_eq!(
+            post(&http, &l.url, b.clone(), Some(signer.sign(b))).await,
+            200
+        );
+    }
+    let (code, stderr) = l.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    for (i, id) in ids.iter().enumerate() {
+        let title = format!("Follow up with F{i} L");
+        let tasks = sb.store().tasks(id);
+        let n = tasks
+            .iter()
+            .filter(|t| t["title"] == title.as_str())
+            .count();
+        assert_eq!(n, 1, "contact {id}: {n} follow-up tasks");
+        let tags = sb.store().contact(id).unwrap()["tags"].clone();
+        assert!(
+            tags.as_array().unwrap().iter().any(|t| t == "new-lead"),
+            "{id}: {tags}"
+        );
+    }
+    assert_eq!(sb.stats().written("task_create"), 60);
+    sb.shutdown().await;
+}
