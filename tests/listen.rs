@@ -196,6 +196,44 @@ fn dataset(out: &Path) -> (Vec<(String, String)>, Vec<Value>) {
     (parquet, ndjson)
 }
 
+/// A string column of the event `webhook_id`, from the Parquet files.
+fn column_of(out: &Path, webhook_id: &str, column: &str) -> String {
+    let mut stack = vec![out.join("table=events")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "parquet") {
+                continue;
+            }
+            let f = std::fs::File::open(&p).unwrap();
+            for b in ParquetRecordBatchReaderBuilder::try_new(f)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let b = b.unwrap();
+                let get = |n: &str| {
+                    b.column_by_name(n)
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap()
+                        .clone()
+                };
+                let (ids, col) = (get("webhookId"), get(column));
+                if let Some(i) = (0..ids.len()).find(|&i| ids.value(i) == webhook_id) {
+                    return col.value(i).to_string();
+                }
+            }
+        }
+    }
+    panic!("{webhook_id} not in the dataset")
+}
+
 fn counts<'a>(ids: impl Iterator<Item = &'a str>) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for id in ids {
@@ -405,7 +443,8 @@ async fn the_sample_rules_act_on_the_location_once_per_event() {
     let l = Listener::start(
         dir.path(),
         &signer,
-        &["--rules", rules, "--rate", "off"],
+        // Debug logs with bodies: the most a log can show.
+        &["--rules", rules, "--rate", "off", "-vv", "--trace-bodies"],
         &[
             ("GHL_BASE_URL", url.as_str()),
             ("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN),
@@ -413,11 +452,14 @@ async fn the_sample_rules_act_on_the_location_once_per_event() {
     );
     let http = reqwest::Client::new();
     let tasks_before = sb.store().tasks(&ids[0]).len();
+    let field = sb.store().custom_fields(&location)[0].clone();
+    let custom = json!([{"id": field["id"], "value": "from the webhook"}]);
     let created = event(
         "r1",
         "ContactCreate",
         &location,
-        json!({"id": ids[0], "firstName": "Ann", "lastName": "Lee", "source": "Website"}),
+        json!({"id": ids[0], "firstName": "Ann", "lastName": "Lee", "source": "Website",
+               "customFields": custom}),
     );
     for _ in 0..3 {
         assert_eq!(
@@ -474,6 +516,22 @@ async fn the_sample_rules_act_on_the_location_once_per_event() {
             == 1,
         "{notes:?} (had {notes_before} before)"
     );
+    // Neither the token nor the signing key's public half (nor a signature) is in the log.
+    assert!(stderr.contains("POST"), "the log shows requests: {stderr}");
+    assert!(
+        !stderr.contains(ghl_etl::sandbox::DEFAULT_TOKEN),
+        "the token was logged"
+    );
+    let key_line = signer.pem.lines().nth(1).unwrap();
+    assert!(!stderr.contains(key_line), "the key was logged");
+    assert!(
+        !stderr.contains(&signer.sign(&created)),
+        "a signature was logged"
+    );
+    // Custom fields by name, read from the location's definitions.
+    let by_name = column_of(&dir.path().join("out"), "r1", "customFields");
+    let want = json!({field["name"].as_str().unwrap(): "from the webhook"});
+    assert_eq!(serde_json::from_str::<Value>(&by_name).unwrap(), want);
     // Three actions (task, tags, note); the task without a contact matched no rule.
     assert!(
         stderr.contains("(\"done\", 3)") && !stderr.contains("failed"),
