@@ -118,6 +118,9 @@ pub struct Grant {
     pub company: Option<String>,
     /// The location an agency token minted this token for; uninstalling the app there voids it.
     pub minted_for: Option<String>,
+    /// Requests the token may still make (issued tokens under [`Auth::limit_uses`]); shared by
+    /// the grant's clones.
+    pub uses_left: Option<std::sync::Arc<AtomicU64>>,
 }
 
 impl Grant {
@@ -129,6 +132,7 @@ impl Grant {
             expires_at: None,
             company,
             minted_for: None,
+            uses_left: None,
         }
     }
 
@@ -182,6 +186,8 @@ pub struct Auth {
     counter: AtomicU64,
     /// How far tests have moved the token clock forward, in milliseconds.
     clock_ms: AtomicU64,
+    /// Requests an issued access token may make before it is refused (0: no limit).
+    max_uses: AtomicU64,
 }
 
 impl Auth {
@@ -210,7 +216,20 @@ impl Auth {
             refresh: RwLock::new(HashMap::new()),
             counter: AtomicU64::new(0),
             clock_ms: AtomicU64::new(0),
+            max_uses: AtomicU64::new(0),
         }
+    }
+
+    /// Issued access tokens (OAuth and minted location tokens) are refused after `uses`
+    /// requests, as an expired one is: a test gets its 401 mid-run after a number of
+    /// requests, not after a time that depends on the machine's speed.
+    pub fn limit_uses(&self, uses: Option<u64>) {
+        self.max_uses.store(uses.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    fn uses(&self) -> Option<std::sync::Arc<AtomicU64>> {
+        let n = self.max_uses.load(Ordering::Relaxed);
+        (n > 0).then(|| std::sync::Arc::new(AtomicU64::new(n)))
     }
 
     /// Now, as token lifetimes see it.
@@ -231,6 +250,13 @@ impl Auth {
         let g = tokens.get(token)?;
         if matches!(g.expires_at, Some(t) if self.now() >= t) {
             return None;
+        }
+        if let Some(left) = &g.uses_left {
+            let spent =
+                left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            if spent.is_err() {
+                return None;
+            }
         }
         if g.minted_for.as_deref().is_some_and(|l| !self.installed(l)) {
             return None;
@@ -280,6 +306,7 @@ impl Auth {
             expires_at: Some(self.now() + self.ttl),
             company: None,
             minted_for: Some(location.to_string()),
+            uses_left: self.uses(),
         };
         self.tokens
             .write()
@@ -329,6 +356,7 @@ impl Auth {
         let access_token = self.fresh(2);
         let access = Grant {
             expires_at: Some(self.now() + self.ttl),
+            uses_left: self.uses(),
             ..grant.clone()
         };
         self.tokens
@@ -380,6 +408,18 @@ mod tests {
             "x=contacts.readonly@".parse::<TokenSpec>(),
             Err(TokenSpecError::Shape(_))
         ));
+    }
+
+    #[test]
+    fn an_issued_token_is_refused_after_its_uses() {
+        let auth = Auth::new(1, ("d", "a"), Vec::new(), Duration::from_secs(3600));
+        auth.limit_uses(Some(2));
+        let refresh = auth.issue_refresh(&["contacts.readonly"], false);
+        let issued = auth.refresh(&refresh).unwrap();
+        assert!(auth.lookup(&issued.access_token).is_some());
+        assert!(auth.lookup(&issued.access_token).is_some());
+        assert!(auth.lookup(&issued.access_token).is_none(), "the third use");
+        assert!(auth.lookup("d").is_some(), "the default token has no limit");
     }
 
     #[test]

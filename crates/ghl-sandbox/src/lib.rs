@@ -124,6 +124,9 @@ pub struct SandboxConfig {
     pub record_requests: bool,
     /// Lifetime of the OAuth access tokens the sandbox issues.
     pub access_token_ttl: Duration,
+    /// Requests an issued access token may make before it is refused as expired (`None`: no
+    /// limit): an expiry mid-run that does not depend on the machine's speed.
+    pub access_token_uses: Option<u64>,
     /// Seed each location's custom fields. Off gives locations with none, as a fresh migration
     /// target has; it needs `contacts = 0` (seeded contacts carry values for those fields).
     pub custom_fields: bool,
@@ -145,6 +148,7 @@ impl Default for SandboxConfig {
             tokens: Vec::new(),
             record_requests: false,
             access_token_ttl: Duration::from_secs(86_399),
+            access_token_uses: None,
             custom_fields: true,
             fixture: None,
         }
@@ -309,14 +313,16 @@ impl SandboxState {
                 },
             ));
         }
+        let auth = Auth::new(
+            cfg.seed,
+            (DEFAULT_TOKEN, DEFAULT_AGENCY_TOKEN),
+            extra,
+            cfg.access_token_ttl,
+        );
+        auth.limit_uses(cfg.access_token_uses);
         Ok(SandboxState {
             store,
-            auth: Auth::new(
-                cfg.seed,
-                (DEFAULT_TOKEN, DEFAULT_AGENCY_TOKEN),
-                extra,
-                cfg.access_token_ttl,
-            ),
+            auth,
             limiter: Limiter::default(),
             seed: cfg.seed,
             rate_limit: RwLock::new(cfg.rate_limit),
