@@ -397,6 +397,20 @@ async fn without_the_task_search_scope_a_delta_fetches_the_tasks_of_written_cont
 /// The flags of the kill tests: pages of 100, a chunk every 200 contacts.
 const SMALL_CHUNKS: &[&str] = &["--page-size", "100", "--part-rows", "200"];
 
+/// Ids of `table` in two runs' partitions together, each at most once.
+fn in_runs(out: &Path, table: &str, loc: &str, runs: [&str; 2], what: &str) -> BTreeSet<String> {
+    let ids: Vec<String> = runs
+        .iter()
+        .flat_map(|r| column(&partition(out, table, loc, r), "id"))
+        .collect();
+    once(ids, &format!("{what}: {table} of {runs:?}"))
+}
+
+/// A delta killed by each failpoint (after a commit, mid-chunk, before a commit) and rerun,
+/// with contacts changed and tasks and notes added before the kill and while the run is down:
+/// the rerun finishes the killed run (no third run), and that run and the next hold, between
+/// them, every changed contact, every added task, and every note of each written contact,
+/// each exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_delta_reruns_without_gap_or_duplicate() {
     let sb = sandbox(quiet_config(1_000)).await;
@@ -413,10 +427,15 @@ async fn a_killed_delta_reruns_without_gap_or_duplicate() {
         let out = dir.path().join(format!("lake-{i}"));
         let r0 = run_name(&run_ok(&sb, &out, SMALL_CHUNKS).await);
 
-        // Changes spread over the whole listing.
+        // Changes spread over the whole listing; a task and a note on every third of them.
         let first: Vec<String> = (0..1_000).step_by(97).map(|k| ids[k].clone()).collect();
-        for id in &first {
+        let mut new_tasks = BTreeSet::new();
+        for (k, id) in first.iter().enumerate() {
             update(&c, &loc, id, &format!("A{i}")).await;
+            if k % 3 == 0 {
+                new_tasks.insert(add_task(&c, &loc, id, &format!("task A{i}")).await);
+                add_note(&c, &loc, id, &format!("note A{i}")).await;
+            }
         }
         let (code, _, d) = export(&sb, &out, SMALL_CHUNKS, Some(failpoint)).await;
         assert!(
@@ -424,11 +443,15 @@ async fn a_killed_delta_reruns_without_gap_or_duplicate() {
             "{failpoint} killed the run:\n{d}"
         );
 
-        // While the run is down: one change in a chunk it committed, one in a chunk it did not.
+        // While the run is down: one change in a chunk it committed, one in a chunk it did
+        // not, each with a new task and a new note.
         let early = ids[(i * 7) % 100 + 1].clone();
         let late = ids[990 - i].clone();
-        update(&c, &loc, &early, &format!("B{i}")).await;
-        update(&c, &loc, &late, &format!("B{i}")).await;
+        for id in [&early, &late] {
+            update(&c, &loc, id, &format!("B{i}")).await;
+            new_tasks.insert(add_task(&c, &loc, id, &format!("task B{i}")).await);
+            add_note(&c, &loc, id, &format!("note B{i}")).await;
+        }
 
         let rerun = run_ok(&sb, &out, SMALL_CHUNKS).await;
         let r1 = run_name(&rerun);
@@ -460,12 +483,8 @@ async fn a_killed_delta_reruns_without_gap_or_duplicate() {
         // again nothing the killed run already wrote.
         let next = run_ok(&sb, &out, SMALL_CHUNKS).await;
         let r2 = run_name(&next);
-        let got2 = once(
-            column(&partition(&out, "contacts", &loc, &r2), "id"),
-            failpoint,
-        );
-        let mut union: Vec<String> = got.iter().chain(got2.iter()).cloned().collect();
-        union.sort();
+        let both = [r1.as_str(), r2.as_str()];
+        let union = in_runs(&out, "contacts", &loc, both, failpoint);
         assert!(
             union.contains(&early),
             "{failpoint}: no gap: the early change arrives"
@@ -475,21 +494,29 @@ async fn a_killed_delta_reruns_without_gap_or_duplicate() {
             .cloned()
             .chain([early.clone(), late.clone()])
             .collect();
+        assert_eq!(union, want, "{failpoint}: r0 {r0}, r1 {r1}, r2 {r2}");
         assert_eq!(
-            once(union, "union of the deltas"),
-            want,
-            "{failpoint}: r0 {r0}, r1 {r1}, r2 {r2}"
+            in_runs(&out, "tasks", &loc, both, failpoint),
+            new_tasks,
+            "{failpoint}: every new task once, no other"
         );
-        // No leftover: every file in the run folders is a finished part.
-        for table in ["contacts", "tasks", "notes"] {
-            column(&partition(&out, table, &loc, &r1), "id");
-        }
+        let want_notes: BTreeSet<String> = want
+            .iter()
+            .flat_map(|id| children(&sb, id, "notes"))
+            .collect();
+        assert_eq!(
+            in_runs(&out, "notes", &loc, both, failpoint),
+            want_notes,
+            "{failpoint}: every note of each written contact once, no other"
+        );
     }
     sb.shutdown().await;
 }
 
 /// The benchmark of benches/README.md: requests of a delta after 1% of the contacts changed, as a
-/// share of a full run's (run with `--nocapture` to see the figures).
+/// share of a full run's (run with `--nocapture` to see the figures). The requests are counted
+/// by the sandbox, and each manifest's `requests` and contacts written agree with the
+/// sandbox's figures; the delta holds exactly the changed contacts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_after_one_percent_changed_costs_under_five_percent_of_a_full_run() {
     let n = 5_000;
@@ -499,24 +526,34 @@ async fn a_delta_after_one_percent_changed_costs_under_five_percent_of_a_full_ru
     let ids = sb.store().contact_ids(&loc);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lake");
+    assert_eq!(sb.stats().requests, 0);
     let full = run_ok(&sb, &out, &[]).await;
-    for id in ids.iter().step_by(100) {
+    let f = sb.stats().requests;
+    let changed: BTreeSet<String> = ids.iter().step_by(100).cloned().collect();
+    for id in &changed {
         update(&c, &loc, id, "Changed").await;
     }
+    sb.reset_stats();
     let delta = run_ok(&sb, &out, &[]).await;
-    let (f, d) = (
-        full["requests"].as_f64().unwrap(),
-        delta["requests"].as_f64().unwrap(),
-    );
-    let share = d / f;
+    let d = sb.stats().requests;
+    // The manifests' figures are the sandbox's: requests answered, contacts written.
+    for (m, requests, contacts) in [(&full, f, n), (&delta, d, changed.len())] {
+        assert_eq!(m["requests"], requests, "{}: {m}", m["mode"]);
+        assert_eq!(m["tables"]["contacts"], contacts, "{}: {m}", m["mode"]);
+    }
+    let share = d as f64 / f as f64;
     println!(
         "incremental share: {n} contacts, {} changed: full run {f} requests, delta {d} requests = {:.2}%",
-        n / 100,
+        changed.len(),
         share * 100.0
     );
+    assert_eq!(changed.len(), n / 100);
     assert_eq!(
-        column(&partition(&out, "contacts", &loc, &run_name(&delta)), "id").len(),
-        n / 100
+        once(
+            column(&partition(&out, "contacts", &loc, &run_name(&delta)), "id"),
+            "delta"
+        ),
+        changed
     );
     assert!(
         share <= 0.05,

@@ -109,6 +109,9 @@ fn commands(location: &str, user: &str, work: &Path) -> Vec<Vec<String>> {
             &load_report,
             "--rate",
             "off",
+            // One row at a time, so that a request follows the first (see `run_expiring`).
+            "--concurrency",
+            "1",
         ],
         vec![
             "tag",
@@ -158,6 +161,40 @@ struct Mode {
     env: Vec<(&'static str, String)>,
     /// OAuth: the refresh token file (rewritten by every refresh).
     refresh_file: Option<PathBuf>,
+    /// The exit codes, and a piece of stderr, that show the failure happened: a run that
+    /// never met it proves nothing about what it prints.
+    codes: &'static [i32],
+    shows: &'static str,
+}
+
+/// The routes of each command's first API request: held in the OAuth mode while the token
+/// clock moves a day on, so that the access token in the client's hand expires mid-run.
+const FIRST_ROUTES: [&str; 4] = [
+    "GET /locations/{locationId}/customFields",
+    "GET /contacts/",
+    "POST /contacts/upsert",
+    "POST /contacts/search",
+];
+
+/// Runs the command; once its first request arrives at the sandbox (and is let through),
+/// every access token issued so far expires, so its next request is answered 401.
+async fn run_expiring(
+    sb: &ghl_etl::sandbox::Sandbox,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    cwd: PathBuf,
+) -> (std::process::Output, String) {
+    let hold = sb.hold(&FIRST_ROUTES);
+    let expire = async move {
+        hold.arrived(1).await;
+        sb.advance_clock(Duration::from_secs(86_400));
+        hold.release();
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        out = run(args, env, cwd) => out,
+        () = expire => unreachable!("pending"),
+    }
 }
 
 async fn run(
@@ -184,8 +221,9 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
             token(&format!("{GOOD}={SCOPES}")),
             token(&format!("{FORBIDDEN}={SCOPES}@1")),
         ],
-        // Access tokens expire during a run: the 401 in the middle, answered by a refresh.
-        access_token_ttl: Duration::from_millis(300),
+        // Access tokens live a day, so the client trusts the one in its hand; the OAuth mode
+        // makes it expire mid-run ([`run_expiring`]). (A lifetime shorter than the client's
+        // refresh margin would only make it refresh before every request, never meet a 401.)
         latency: Duration::from_millis(20),
         ..quiet_config(150)
     };
@@ -220,16 +258,23 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
             name: "bad token (401)",
             env: static_env(BAD, &url),
             refresh_file: None,
+            codes: &[ghl_etl::exit::AUTH],
+            shows: "unauthorized (HTTP 401)",
         },
         Mode {
             name: "no access to the location (403)",
             env: static_env(FORBIDDEN, &url),
             refresh_file: None,
+            codes: &[ghl_etl::exit::AUTH],
+            shows: "forbidden (HTTP 403)",
         },
         Mode {
             name: "network gone",
             env: static_env(GOOD, &format!("http://{closed}")),
             refresh_file: None,
+            // A load fails its rows and goes on; the other commands stop.
+            codes: &[ghl_etl::exit::RECORD_FAILURES, ghl_etl::exit::API],
+            shows: "Connection refused",
         },
         Mode {
             name: "injected panic",
@@ -239,11 +284,17 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
             ]
             .concat(),
             refresh_file: None,
+            // A panic in the main task ends the process with 101; the export reports a
+            // pipeline task's as a fatal error.
+            codes: &[ghl_etl::exit::USAGE, 101],
+            shows: "injected panic (GHL_ETL_FAILPOINT=panic-in-request)",
         },
         Mode {
             name: "working token, bodies traced",
             env: static_env(GOOD, &url),
             refresh_file: None,
+            codes: &[ghl_etl::exit::OK, ghl_etl::exit::RECORD_FAILURES],
+            shows: "status=200",
         },
     ];
     let rt_file = creds.join("refresh-token");
@@ -257,6 +308,8 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
             ("GHL_REFRESH_TOKEN_FILE", rt_file.display().to_string()),
         ],
         refresh_file: Some(rt_file.clone()),
+        codes: &[ghl_etl::exit::OK, ghl_etl::exit::RECORD_FAILURES],
+        shows: "status=200",
     });
 
     let mut runs = 0;
@@ -269,7 +322,11 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
         {
             let work = tmp.path().join(format!("m{m}"));
             std::fs::create_dir_all(&work).unwrap();
-            let (out, d) = run(args.clone(), mode.env.clone(), work.clone()).await;
+            sb.reset_stats();
+            let (out, d) = match mode.refresh_file {
+                Some(_) => run_expiring(&sb, args.clone(), mode.env.clone(), work.clone()).await,
+                None => run(args.clone(), mode.env.clone(), work.clone()).await,
+            };
             runs += 1;
             if let Some(f) = &mode.refresh_file {
                 // Each rotation's refresh token is a secret too.
@@ -279,27 +336,41 @@ async fn no_token_or_oauth_secret_reaches_any_output_in_any_failure_mode() {
                 }
             }
             let what = format!("{} / {}", mode.name, args[0]);
+            let code = out
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("{what}: killed\n{d}"));
             assert!(
-                out.status.code().is_some(),
-                "{what}: killed by a signal\n{d}"
+                mode.codes.contains(&code)
+                    && String::from_utf8_lossy(&out.stderr).contains(mode.shows),
+                "{what}: the failure did not happen as meant: exit {code}, not {:?}, or no {:?} \
+                 in stderr\n{d}",
+                mode.codes,
+                mode.shows
             );
-            if mode.name.starts_with("working") {
-                let code = out.status.code();
-                assert!(
-                    matches!(code, Some(0) | Some(1)),
-                    "{what}: should work\n{d}"
+            if mode.refresh_file.is_some() {
+                // The token expired in the client's hand: a 401 answered by a refresh (one
+                // more token request). `mapping check` sends one request, so it cannot meet one.
+                let stats = sb.stats();
+                let tokens: u64 = stats.by_route["POST /oauth/token"].values().sum();
+                let single = args[0] == "mapping";
+                assert_eq!(
+                    (stats.status_count(401) >= 1, tokens >= 2),
+                    (!single, !single),
+                    "{what}: {tokens} token requests, answers {:?}\n{d}",
+                    stats.by_route
                 );
-                if c == 0 {
-                    let log = String::from_utf8_lossy(&out.stderr);
-                    assert!(
-                        log.contains("HTTP.") && log.contains("status=200"),
-                        "{what}: -vv traces HTTP\n{d}"
-                    );
-                    assert!(
-                        log.contains("HTTP body."),
-                        "{what}: --trace-bodies traces bodies\n{d}"
-                    );
-                }
+            }
+            if mode.name.starts_with("working") && c == 0 {
+                let log = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    log.contains("HTTP.") && log.contains("status=200"),
+                    "{what}: -vv traces HTTP\n{d}"
+                );
+                assert!(
+                    log.contains("HTTP body."),
+                    "{what}: --trace-bodies traces bodies\n{d}"
+                );
             }
             bytes_searched += out.stdout.len() + out.stderr.len();
             found.extend(hits(&secrets, &format!("{what}: stdout"), &out.stdout));

@@ -449,27 +449,40 @@ struct ExportFlags {
     export: ghl_etl::cli::ExportArgs,
 }
 
-/// `export --where` takes the same conditions: exactly the matching contacts are exported.
+/// `export --where` takes the same conditions: the contact ids in the exported files are
+/// exactly those of the sandbox's contacts that match (tagged `vip` and with an email), each
+/// once, and the conditions did leave contacts out on both counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_where_exports_exactly_the_matching_contacts() {
     use clap::Parser;
     let sb = sandbox(quiet_config(800)).await;
     let location = sb.location_ids()[0].clone();
-    let want = sb
+    let all: Vec<serde_json::Value> = sb
         .store()
         .contact_ids(&location)
         .iter()
         .map(|id| sb.store().contact(id).unwrap())
-        .filter(|c| {
-            let vip = c["tags"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| t.as_str() == Some("vip"));
-            vip && c["email"].as_str().is_some_and(|e| !e.is_empty())
-        })
-        .count() as u64;
-    assert!(want > 0);
+        .collect();
+    let vip = |c: &serde_json::Value| {
+        c["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t.as_str() == Some("vip"))
+    };
+    let email = |c: &serde_json::Value| c["email"].as_str().is_some_and(|e| !e.is_empty());
+    let ids_where = |f: &dyn Fn(&serde_json::Value) -> bool| -> BTreeSet<String> {
+        all.iter()
+            .filter(|c| f(c))
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let want = ids_where(&|c| vip(c) && email(c));
+    assert!(!want.is_empty());
+    assert!(
+        want.len() < ids_where(&vip).len() && want.len() < ids_where(&email).len(),
+        "each condition leaves contacts out"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let url = sb.url();
@@ -503,7 +516,15 @@ async fn export_where_exports_exactly_the_matching_contacts() {
     let summary = ghl_etl::export::export(&conn, &plan, ghl_etl::job::Ui::QUIET)
         .await
         .unwrap();
-    assert_eq!(summary.contacts, want);
+    let exported: Vec<String> =
+        crate::export::strings(&crate::export::read_parquet(&out, "contacts"), "id")
+            .into_iter()
+            .map(|id| id.expect("every row has an id"))
+            .collect();
+    let got: BTreeSet<String> = exported.iter().cloned().collect();
+    assert_eq!(got.len(), exported.len(), "a contact exported twice");
+    assert_eq!(got, want, "the exported contacts are the matching ones");
+    assert_eq!(summary.contacts, want.len() as u64);
     sb.shutdown().await;
 }
 

@@ -14,6 +14,7 @@ mod export;
 mod hardening_inputs;
 mod hardening_server;
 mod incremental;
+mod kills;
 mod listen;
 mod load;
 mod mapping;

@@ -498,8 +498,10 @@ impl Client {
         // The token first: a refresh must not hold one of the location's places in the window.
         let token = self.token_for(&call.location).await?;
         // The secrets test injects a panic with a token in hand: what it prints must not show it.
+        // Every request checks the name against the one list of failpoints, so an unknown one
+        // stops any command that talks to the API.
         #[cfg(feature = "failpoints")]
-        if std::env::var("GHL_ETL_FAILPOINT").as_deref() == Ok("panic-in-request") {
+        if crate::armed_failpoint!().as_deref() == Some("panic-in-request") {
             panic!(
                 "injected panic (GHL_ETL_FAILPOINT=panic-in-request) in {method} {}",
                 call.path

@@ -424,10 +424,11 @@ impl Store {
 
 /// Test builds: `GHL_ETL_FAILPOINT=mid-upload` aborts the process, as a kill would, in the
 /// middle of an upload that has already sent a chunk (three chunks were handed over with at
-/// most [`UPLOADS_IN_FLIGHT`] in flight, so one has completed).
+/// most [`UPLOADS_IN_FLIGHT`] in flight, so one has completed). The name is checked against
+/// the one list of failpoints (`crate::armed_failpoint!`): an unknown one stops the run.
 #[cfg(feature = "failpoints")]
 fn mid_upload_failpoint(sent: u64) {
-    let armed = std::env::var("GHL_ETL_FAILPOINT").is_ok_and(|v| v == "mid-upload");
+    let armed = crate::armed_failpoint!().is_some_and(|v| v == "mid-upload");
     if armed && sent >= 3 * UPLOAD_CHUNK as u64 {
         eprintln!("failpoint mid-upload reached: aborting");
         std::process::abort();
