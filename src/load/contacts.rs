@@ -65,7 +65,9 @@ pub async fn load_contact(load: &Load, cx: &Row, mut body: Body) -> Result<RowDo
             let _turns = load.match_turns(body.email(), body.phone()).await;
             upsert(load, cx, &key, request).await?
         }
-        Mode::Upsert | Mode::Create => create_once(load, cx, &key, &body, request).await?,
+        Mode::Upsert | Mode::Create => {
+            create_once(load, cx, &key, &body, request, tags.is_some()).await?
+        }
         Mode::Update => update(load, cx, &key, &body, request).await?,
         Mode::Delete => delete(load, cx, &key, &body).await?,
     };
@@ -173,6 +175,7 @@ async fn create_once(
     key: &str,
     body: &Body,
     request: Json,
+    tags_to_add: bool,
 ) -> Result<RowRecord> {
     let fp = fingerprint(body);
     // Rows that look alike in the target take turns, and each settles before the next looks.
@@ -194,9 +197,22 @@ async fn create_once(
         fingerprint: &fp,
         request,
     };
-    let made = |r: &Row, id: &str| r.done(RowStatus::Created, key, id);
+    // With tags still to add, the contact is recorded made but not settled (`sending` with its
+    // id): a run killed before the chunk's tags reruns the row, which finds the contact by
+    // that id instead of making it again, and adds the tags.
+    let made = |r: &Row, id: &str| {
+        let status = if tags_to_add {
+            RowStatus::Sending
+        } else {
+            RowStatus::Created
+        };
+        r.done(status, key, id)
+    };
     let mut records = exactly_once(&load.ledger, &[cx], key, Some(&fp), &write, made).await?;
-    let record = records.pop().expect("one record for the one row");
+    let mut record = records.pop().expect("one record for the one row");
+    if record.status == RowStatus::Sending && record.target_id.is_some() {
+        record.status = RowStatus::Created;
+    }
     let keyless = body.email().is_none() && body.phone().is_none();
     if record.status == RowStatus::Created && keyless && load.plan.external_id.is_none() {
         load.keyless_created
