@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::api::RateSpec;
 use crate::exit::{JobError, Result};
-use crate::sandbox::{ForegroundPlan, Hostile, SandboxConfig, TokenSpec};
+use crate::sandbox::{ForegroundPlan, Hostile, SandboxConfig, Schemes, TokenSpec, WebhookConfig};
 
 /// A burst limit such as `100/10s`, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,52 @@ pub struct SandboxArgs {
     /// other locations (at least one) start empty, as a migration target.
     #[arg(long, value_name = "DIR")]
     pub fixture: Option<std::path::PathBuf>,
+    /// Send GHL's webhooks for every write to this URL (e.g. a `ghl-etl listen`), signed;
+    /// the public keys to verify them are printed on start.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Seconds before a webhook answered 429 is sent again (GHL: about 10 minutes; up to 6
+    /// times). Any other failure loses the event, as with GHL.
+    #[arg(
+        long,
+        default_value_t = 600.0,
+        value_name = "SECS",
+        requires = "webhook_url"
+    )]
+    pub webhook_retry_delay: f64,
+    /// Share of webhooks (0.0 to 1.0) delivered twice, same body and webhookId.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        requires = "webhook_url"
+    )]
+    pub webhook_duplicates: f64,
+    /// Share of webhooks (0.0 to 1.0) held back and sent after the next one.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        requires = "webhook_url"
+    )]
+    pub webhook_reorder: f64,
+    /// Share of TaskCreate webhooks (0.0 to 1.0) sent without contactId, as GHL has been
+    /// seen to.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        requires = "webhook_url"
+    )]
+    pub webhook_drop_contact_id: f64,
+    /// Signature headers: ed25519 (x-ghl-signature), rsa (x-wh-signature) or both.
+    #[arg(
+        long,
+        default_value = "both",
+        value_name = "ed25519|rsa|both",
+        requires = "webhook_url"
+    )]
+    pub webhook_schemes: Schemes,
 }
 
 impl SandboxArgs {
@@ -84,6 +130,7 @@ impl SandboxArgs {
             )));
         }
         let mut config = self.config();
+        config.webhooks = self.webhooks()?;
         if let Some(dir) = &self.fixture {
             let fixture = crate::sandbox::Fixture::read(dir)
                 .map_err(|e| JobError::usage(format!("--fixture: {e}")))?;
@@ -99,6 +146,47 @@ impl SandboxArgs {
                 .clone()
                 .map(|h| (h, self.hostile_answers.unwrap_or(u64::MAX))),
         })
+    }
+
+    /// The webhook settings, checked.
+    fn webhooks(&self) -> Result<Option<WebhookConfig>> {
+        let Some(url) = &self.webhook_url else {
+            return Ok(None);
+        };
+        let parsed = url::Url::parse(url)
+            .map_err(|e| JobError::usage(format!("--webhook-url {url}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(JobError::usage(format!(
+                "--webhook-url {url}: expected an http:// or https:// URL"
+            )));
+        }
+        for (flag, rate) in [
+            ("--webhook-duplicates", self.webhook_duplicates),
+            ("--webhook-reorder", self.webhook_reorder),
+            ("--webhook-drop-contact-id", self.webhook_drop_contact_id),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(JobError::usage(format!(
+                    "{flag} must be between 0.0 and 1.0, got {rate}"
+                )));
+            }
+        }
+        let retry_delay = Duration::try_from_secs_f64(self.webhook_retry_delay).map_err(|_| {
+            JobError::usage(format!(
+                "--webhook-retry-delay must be a number of seconds, 0 or more, got {}",
+                self.webhook_retry_delay
+            ))
+        })?;
+        Ok(Some(WebhookConfig {
+            url: url.clone(),
+            schemes: self.webhook_schemes,
+            retry_delay,
+            duplicate_rate: self.webhook_duplicates,
+            reorder_rate: self.webhook_reorder,
+            drop_contact_id_rate: self.webhook_drop_contact_id,
+            seed: self.seed,
+            ..WebhookConfig::default()
+        }))
     }
 
     fn config(&self) -> SandboxConfig {
@@ -168,5 +256,58 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--hostile-answers", "2"]).is_err());
         let cli = Cli::try_parse_from(["x", "--fault-rate", "1.5"]).unwrap();
         assert!(cli.args.resolve().is_err());
+    }
+
+    #[test]
+    fn parses_webhook_flags() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.args.resolve().unwrap().config.webhooks, None);
+        let cli = Cli::try_parse_from([
+            "x",
+            "--webhook-url",
+            "http://127.0.0.1:8080/webhooks/ghl",
+            "--webhook-retry-delay",
+            "0.25",
+            "--webhook-duplicates",
+            "0.1",
+            "--webhook-reorder",
+            "0.2",
+            "--webhook-drop-contact-id",
+            "1",
+            "--webhook-schemes",
+            "rsa",
+            "--seed",
+            "7",
+        ])
+        .unwrap();
+        let w = cli.args.resolve().unwrap().config.webhooks.unwrap();
+        assert_eq!(w.url, "http://127.0.0.1:8080/webhooks/ghl");
+        assert_eq!(w.retry_delay, Duration::from_millis(250));
+        assert_eq!(w.max_retries, 6);
+        assert_eq!(
+            (w.duplicate_rate, w.reorder_rate, w.drop_contact_id_rate),
+            (0.1, 0.2, 1.0)
+        );
+        assert_eq!((w.schemes, w.seed), (Schemes::Rsa, 7));
+        let cli = Cli::try_parse_from(["x", "--webhook-url", "http://h/"]).unwrap();
+        let w = cli.args.resolve().unwrap().config.webhooks.unwrap();
+        assert_eq!(
+            (w.schemes, w.retry_delay),
+            (Schemes::Both, Duration::from_secs(600))
+        );
+        // The knobs need a URL; bad values are refused.
+        assert!(Cli::try_parse_from(["x", "--webhook-reorder", "0.5"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "--webhook-url", "u", "--webhook-schemes", "hmac"]).is_err()
+        );
+        for bad in [
+            ["--webhook-url", "not a url", "--webhook-reorder", "0"],
+            ["--webhook-url", "ftp://h/", "--webhook-reorder", "0"],
+            ["--webhook-url", "http://h/", "--webhook-duplicates", "2"],
+            ["--webhook-url", "http://h/", "--webhook-retry-delay", "inf"],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("x").chain(bad)).unwrap();
+            assert!(cli.args.resolve().is_err(), "{bad:?}");
+        }
     }
 }

@@ -10,6 +10,10 @@
 //! "Campaign not found", in the shape of GHL's "Contact not found". Enrolling twice or leaving
 //! something the contact is not in succeeds. Followers must be users of the location.
 //! Validation helpers are [`super::validate`]'s; routing and faults are [`super::gate`]'s.
+//!
+//! Webhooks: a bulk tag change sends ContactTagUpdate for each contact whose tags changed, a
+//! bulk business change ContactUpdate for each contact whose business changed; enrolments and
+//! followers send none (GHL's contact payload has neither).
 
 use super::answers::{contact_not_found, err_400, ApiError};
 use super::catalog::Program;
@@ -17,6 +21,7 @@ use super::gate::Ctx;
 use super::handlers::{contact_raw, need_location, ok, Answer, St};
 use super::stats::Write;
 use super::validate::{body_object, check, refuse, strings, tag_list, too_many, Dto, P};
+use super::webhooks::Kind;
 use super::SandboxState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -136,7 +141,7 @@ fn retag(
     new: impl FnOnce(&[String]) -> Vec<String>,
 ) -> Result<Value, Value> {
     let mut report = None;
-    st.store.update_contact(raw, |m| {
+    let changed = st.store.change_contact(raw, |m| {
         let old = strings(m.get("tags"));
         let now = new(&old);
         let added: Vec<&String> = now.iter().filter(|t| !old.contains(t)).collect();
@@ -147,6 +152,9 @@ fn retag(
         );
         m.insert("tags".into(), json!(now));
     });
+    if let Some((old, new)) = changed {
+        st.emit_contact_change(&old, &new, false);
+    }
     report.ok_or_else(|| failed(cid, "contact is deleted"))
 }
 
@@ -182,8 +190,11 @@ pub async fn bulk_business(State(st): St, Extension(ctx): Extension<Ctx>, body: 
         let set = |m: &mut Map<String, Value>| {
             m.insert("businessId".into(), business.clone());
         };
-        if st.store.update_contact(raw, set).is_some() {
+        if let Some((old, new)) = st.store.change_contact(raw, set) {
             st.count_write(Write::BulkBusiness);
+            if old.get("businessId") != new.get("businessId") {
+                st.emit_contact(Kind::ContactUpdate, &new);
+            }
             done.push(id);
         }
     }

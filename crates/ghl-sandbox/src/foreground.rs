@@ -1,12 +1,13 @@
 //! `ghl-etl sandbox`: runs the sandbox in the foreground and prints what a user needs to
-//! point the CLI (or curl) at it. Its flags are `cli::sandbox`'s.
+//! point the CLI (or curl) at it, and, when it sends webhooks, what a listener needs to verify
+//! them (the two public keys, as `export` lines). Its flags are `cli::sandbox`'s.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::{
-    Hostile, Sandbox, SandboxConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN, OAUTH_CLIENT_ID,
-    OAUTH_CLIENT_SECRET,
+    Hostile, Sandbox, SandboxConfig, WebhookConfig, APP_ID, DEFAULT_AGENCY_TOKEN, DEFAULT_TOKEN,
+    OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
 };
 
 /// The server `ghl-etl sandbox` runs.
@@ -93,6 +94,9 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
     if let Some(first) = ids.first() {
         let _ = writeln!(b, "  ghl-etl export --location {first} --out ./export");
     }
+    if let Some(w) = &cfg.webhooks {
+        webhook_banner(&mut b, sb, w, &url);
+    }
     let _ = writeln!(b, "\nCounters: curl {url}/_sandbox/stats");
     let _ = writeln!(
         b,
@@ -100,6 +104,48 @@ fn banner(sb: &Sandbox, plan: &ForegroundPlan, refresh: &str) -> String {
     );
     let _ = writeln!(b, "Press Ctrl-C to stop.");
     b
+}
+
+/// Where webhooks go, how, and the keys to verify them, ready to paste.
+fn webhook_banner(b: &mut String, sb: &Sandbox, w: &WebhookConfig, url: &str) {
+    let keys = sb.webhook_public_keys();
+    let _ = writeln!(b, "\nWebhooks: POST {}", w.url);
+    let _ = writeln!(
+        b,
+        "  signatures {}, a 429 retried every {} s up to {} times, duplicates {}, reorder {}, TaskCreate without contactId {}",
+        w.schemes,
+        w.retry_delay.as_secs_f64(),
+        w.max_retries,
+        w.duplicate_rate,
+        w.reorder_rate,
+        w.drop_contact_id_rate
+    );
+    let _ = writeln!(
+        b,
+        "  change a contact without a token: curl -X POST {url}/_sandbox/contacts/<id> -H 'Content-Type: application/json' -d '{{\"firstName\":\"Ann\",\"tags\":[\"vip\"]}}'"
+    );
+    let _ = writeln!(b, "  counters: curl {url}/_sandbox/webhooks");
+    let _ = writeln!(
+        b,
+        "\nEd25519 public key (x-ghl-signature; new at every start):"
+    );
+    let _ = write!(b, "{}", keys.ed25519_pem);
+    let _ = writeln!(
+        b,
+        "RSA public key (x-wh-signature; a test key that signs only sandbox webhooks):"
+    );
+    let _ = write!(b, "{}", keys.rsa_pem);
+    let _ = writeln!(b, "\nPaste into the listener's shell:");
+    let _ = writeln!(
+        b,
+        "export WEBHOOK_SIGNATURE_PUBLIC_KEY=\"{}\"",
+        keys.ed25519_pem.trim_end()
+    );
+    let _ = writeln!(
+        b,
+        "export WEBHOOK_PUBLIC_KEY=\"{}\"",
+        keys.rsa_pem.trim_end()
+    );
 }
 
 /// Runs the sandbox until Ctrl-C.
@@ -118,6 +164,17 @@ pub async fn run_foreground(plan: ForegroundPlan) -> std::io::Result<()> {
     print!("{}", banner(&sb, &plan, &refresh));
     tokio::signal::ctrl_c().await?;
     tracing::info!("Sandbox stopping.");
+    if plan.config.webhooks.is_some() {
+        let w = sb.webhook_stats();
+        tracing::info!(
+            emitted = w.emitted,
+            delivered = w.delivered,
+            retried = w.retried,
+            lost = w.lost,
+            duplicates_sent = w.duplicates_sent,
+            "Webhooks stop being delivered."
+        );
+    }
     sb.shutdown().await;
     Ok(())
 }
@@ -154,6 +211,44 @@ mod tests {
         ] {
             assert!(text.contains(needle), "banner lacks {needle:?}:\n{text}");
         }
+        assert!(!text.contains("WEBHOOK"), "{text}");
+        sb.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn banner_prints_the_webhook_keys_to_paste() {
+        let plan = ForegroundPlan {
+            config: SandboxConfig {
+                contacts: 1,
+                webhooks: Some(WebhookConfig::new("http://127.0.0.1:9/hooks")),
+                ..SandboxConfig::default()
+            },
+            addr: "127.0.0.1:0".parse().unwrap(),
+            hostile: None,
+        };
+        let sb = Sandbox::start(plan.config.clone()).await.unwrap();
+        let text = banner(&sb, &plan, "RT");
+        let keys = sb.webhook_public_keys();
+        let ed = format!(
+            "export WEBHOOK_SIGNATURE_PUBLIC_KEY=\"{}\"\n",
+            keys.ed25519_pem.trim_end()
+        );
+        let rsa = format!(
+            "export WEBHOOK_PUBLIC_KEY=\"{}\"\n",
+            keys.rsa_pem.trim_end()
+        );
+        for needle in [
+            "Webhooks: POST http://127.0.0.1:9/hooks",
+            "signatures both, a 429 retried every 600 s up to 6 times",
+            "/_sandbox/contacts/<id>",
+            keys.ed25519_pem.as_str(),
+            keys.rsa_pem.as_str(),
+            ed.as_str(),
+            rsa.as_str(),
+        ] {
+            assert!(text.contains(needle), "banner lacks {needle:?}:\n{text}");
+        }
+        assert!(ed.contains("-----BEGIN PUBLIC KEY-----\n"));
         sb.shutdown().await;
     }
 }

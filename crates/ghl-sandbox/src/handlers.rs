@@ -11,7 +11,12 @@
 //! and read back as `{id, value}`; an upsert matches by the location's duplicate rule (a
 //! contact with neither e-mail nor phone is created anew every time), and a create that rule
 //! matches is refused, as locations that do not allow duplicates do. Each applied write is
-//! counted in the stats by kind.
+//! counted in the stats by kind, and sends the webhooks GHL would ([`super::webhooks`]):
+//! ContactCreate, ContactUpdate (with ContactTagUpdate and ContactDndUpdate when tags or dnd
+//! changed), ContactDelete, ContactTagUpdate alone from the tag routes, NoteCreate, NoteUpdate,
+//! NoteDelete, TaskCreate, TaskComplete (from `…/completed` with `completed: true`, or an
+//! update that completes the task) and TaskDelete. A task update sends nothing else: GHL has
+//! no TaskUpdate.
 //!
 //! Authentication, scopes, location access, limits and faults have already been dealt with by
 //! [`super::gate`]; data lives in [`super::store`]. Handlers that may scan a whole location
@@ -30,6 +35,7 @@ use super::query::{
 use super::stats::Write;
 use super::store::{now_ms, Child, DupKey, Hit, PageItem};
 use super::validate::{body_object, check, refuse, strings, tag_list, Dto, P};
+use super::webhooks::Kind;
 use super::{SandboxState, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -524,6 +530,7 @@ pub async fn create_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
         .store
         .create_contact(li, |m| apply_contact(&body, &fields, m));
     st.count_write(Write::ContactCreate);
+    st.emit_contact(Kind::ContactCreate, &c);
     refuse(unknown)?;
     ok(StatusCode::CREATED, json!({"contact": c}))
 }
@@ -561,12 +568,32 @@ pub async fn update_contact(State(st): St, Path(id): Path<String>, body: Bytes) 
     let raw = contact_raw(&st, &id)?;
     refuse(check(&body, &[CONTACT_COMMON, CONTACT_UPDATE], &[]))?;
     let fields = resolve_custom_fields(&st, (raw >> 32) as usize, &body).known()?;
-    let c = st
+    let (old, c) = st
         .store
-        .update_contact(raw, |m| apply_contact(&body, &fields, m))
+        .change_contact(raw, |m| apply_contact(&body, &fields, m))
         .ok_or_else(contact_not_found)?;
     st.count_write(Write::ContactUpdate);
+    st.emit_contact_change(&old, &c, true);
     ok(StatusCode::OK, json!({"succeded": true, "contact": c}))
+}
+
+/// `POST /_sandbox/contacts/{contactId}` (no token): changes a contact as `PUT
+/// /contacts/{contactId}` would, with the same checks, and sends the same webhooks, so a demo
+/// can make a change a listener hears. Not counted as an API write. 404 for an unknown or
+/// deleted contact.
+pub async fn sandbox_edit_contact(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
+    let body = body_object(&body)?;
+    let Some((_, raw)) = st.store.decode(&id) else {
+        return Err(super::answers::err_404(&format!("no contact {id}")));
+    };
+    refuse(check(&body, &[CONTACT_COMMON, CONTACT_UPDATE], &[]))?;
+    let fields = resolve_custom_fields(&st, (raw >> 32) as usize, &body).known()?;
+    let (old, c) = st
+        .store
+        .change_contact(raw, |m| apply_contact(&body, &fields, m))
+        .ok_or_else(|| super::answers::err_404(&format!("no contact {id}")))?;
+    st.emit_contact_change(&old, &c, true);
+    ok(StatusCode::OK, json!({"contact": c}))
 }
 
 /// `POST /contacts/upsert`: updates the contact the location's duplicate rule finds (see
@@ -579,15 +606,15 @@ pub async fn upsert_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
     refuse(check(&body, &dto, &["locationId"]))?;
     let li = need_location(&ctx)?;
     let fields = resolve_custom_fields(&st, li, &body).known()?;
-    let (is_new, c) = blocking(&st, move |st| {
+    let (old, c) = blocking(&st, move |st| {
         let updated = upsert_target(st, li, &mut body).and_then(|raw| {
             st.store
-                .update_contact(raw, |m| apply_contact(&body, &fields, m))
+                .change_contact(raw, |m| apply_contact(&body, &fields, m))
         });
         match updated {
-            Some(c) => (false, c),
+            Some((old, c)) => (Some(old), c),
             None => (
-                true,
+                None,
                 st.store
                     .create_contact(li, |m| apply_contact(&body, &fields, m)),
             ),
@@ -595,6 +622,11 @@ pub async fn upsert_contact(State(st): St, Extension(ctx): Extension<Ctx>, body:
     })
     .await?;
     st.count_write(Write::ContactUpsert);
+    match &old {
+        Some(old) => st.emit_contact_change(old, &c, true),
+        None => st.emit_contact(Kind::ContactCreate, &c),
+    }
+    let is_new = old.is_none();
     let trace = super::ids::hashed_id(&[now_ms() as u64, li as u64]);
     ok(
         StatusCode::OK,
@@ -648,10 +680,9 @@ pub async fn duplicate_contact(
 }
 
 pub async fn delete_contact(State(st): St, Path(id): Path<String>) -> Answer {
-    if !st.store.delete_contact(&id) {
-        return Err(contact_not_found());
-    }
+    let old = st.store.remove_contact(&id).ok_or_else(contact_not_found)?;
     st.count_write(Write::ContactDelete);
+    st.emit_contact(Kind::ContactDelete, &old);
     ok(StatusCode::OK, json!({"succeded": true}))
 }
 
@@ -669,14 +700,15 @@ fn contact_tags(c: &Value) -> Vec<String> {
 pub async fn add_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
     let raw = contact_raw(&st, &id)?;
     let add = tags_body(&body)?;
-    let c = st
+    let (old, c) = st
         .store
-        .update_contact(raw, |m| {
+        .change_contact(raw, |m| {
             let now = tag_list(strings(m.get("tags")).into_iter().chain(add));
             m.insert("tags".into(), json!(now));
         })
         .ok_or_else(contact_not_found)?;
     st.count_write(Write::TagsAdd);
+    st.emit_contact_change(&old, &c, false);
     ok(StatusCode::CREATED, json!({"tags": contact_tags(&c)}))
 }
 
@@ -684,15 +716,16 @@ pub async fn add_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Ans
 pub async fn remove_tags(State(st): St, Path(id): Path<String>, body: Bytes) -> Answer {
     let raw = contact_raw(&st, &id)?;
     let remove = tags_body(&body)?;
-    let c = st
+    let (old, c) = st
         .store
-        .update_contact(raw, |m| {
+        .change_contact(raw, |m| {
             let mut now = strings(m.get("tags"));
             now.retain(|t| !remove.contains(&t.to_lowercase()));
             m.insert("tags".into(), json!(now));
         })
         .ok_or_else(contact_not_found)?;
     st.count_write(Write::TagsRemove);
+    st.emit_contact_change(&old, &c, false);
     ok(StatusCode::OK, json!({"tags": contact_tags(&c)}))
 }
 
@@ -708,6 +741,14 @@ fn child_writes(kind: Child) -> (Write, Write, Write) {
     match kind {
         Child::Tasks => (Write::TaskCreate, Write::TaskUpdate, Write::TaskDelete),
         Child::Notes => (Write::NoteCreate, Write::NoteUpdate, Write::NoteDelete),
+    }
+}
+
+/// The webhooks of a child's create and delete.
+fn child_events(kind: Child) -> (Kind, Kind) {
+    match kind {
+        Child::Tasks => (Kind::TaskCreate, Kind::TaskDelete),
+        Child::Notes => (Kind::NoteCreate, Kind::NoteDelete),
     }
 }
 
@@ -748,33 +789,50 @@ async fn create_child(st: &SandboxState, id: &str, kind: Child, bytes: &Bytes) -
         .with_children(raw, kind, move |list| list.push(stored))
         .ok_or_else(contact_not_found)?;
     st.count_write(child_writes(kind).0);
+    // A stored task has no dateAdded; the webhook of its creation carries one, as GHL's does.
+    let mut event = item.clone();
+    if let Some(m) = event.as_object_mut() {
+        m.entry("dateAdded")
+            .or_insert_with(|| json!(iso_ms(now_ms())));
+    }
+    st.emit(child_events(kind).0, raw, &event);
     ok(StatusCode::CREATED, json!({ child_path(kind).1: item }))
 }
 
+/// Updates a child; `event` names the webhook, if any, of its (before, after).
 async fn update_child(
     st: &SandboxState,
     (id, child): (&str, &str),
     kind: Child,
     write: Write,
     body: Map<String, Value>,
+    event: impl FnOnce(&Value, &Value) -> Option<Kind>,
 ) -> Answer {
     let raw = contact_raw(st, id)?;
     let (_, one, missing) = child_path(kind);
-    let updated = st
+    let (before, updated) = st
         .store
         .with_children(raw, kind, |list| {
             let item = list
                 .iter_mut()
                 .find(|t| t.get("id").and_then(Value::as_str) == Some(child))?;
+            let before = item.clone();
             if let Some(m) = item.as_object_mut() {
                 m.extend(body);
             }
-            Some(item.clone())
+            Some((before, item.clone()))
         })
         .ok_or_else(contact_not_found)?
         .ok_or_else(|| err_400(missing))?;
     st.count_write(write);
+    if let Some(k) = event(&before, &updated) {
+        st.emit(k, raw, &updated);
+    }
     ok(StatusCode::OK, json!({ one: updated }))
+}
+
+fn completed(task: &Value) -> bool {
+    task.get("completed").and_then(Value::as_bool) == Some(true)
 }
 
 async fn delete_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> Answer {
@@ -782,15 +840,17 @@ async fn delete_child(st: &SandboxState, id: &str, child: &str, kind: Child) -> 
     let removed = st
         .store
         .with_children(raw, kind, |list| {
-            let before = list.len();
-            list.retain(|t| t.get("id").and_then(Value::as_str) != Some(child));
-            before != list.len()
+            let at = list
+                .iter()
+                .position(|t| t.get("id").and_then(Value::as_str) == Some(child))?;
+            Some(list.remove(at))
         })
         .ok_or_else(contact_not_found)?;
-    if !removed {
+    let Some(removed) = removed else {
         return Err(err_400(child_path(kind).2));
-    }
+    };
     st.count_write(child_writes(kind).2);
+    st.emit(child_events(kind).1, raw, &removed);
     ok(StatusCode::OK, json!({"succeded": true}))
 }
 
@@ -813,7 +873,19 @@ pub async fn update_task(
 ) -> Answer {
     let body = body_object(&body)?;
     refuse(check(&body, &[TASK_PROPS], &[]))?;
-    update_child(&st, (&id, &task), Child::Tasks, Write::TaskUpdate, body).await
+    // An update that completes the task is a completion, to GHL as to its webhooks.
+    let event = |before: &Value, after: &Value| {
+        (!completed(before) && completed(after)).then_some(Kind::TaskComplete)
+    };
+    update_child(
+        &st,
+        (&id, &task),
+        Child::Tasks,
+        Write::TaskUpdate,
+        body,
+        event,
+    )
+    .await
 }
 
 pub async fn complete_task(
@@ -823,7 +895,16 @@ pub async fn complete_task(
 ) -> Answer {
     let body = body_object(&body)?;
     refuse(check(&body, &[super::tables::COMPLETED], &["completed"]))?;
-    update_child(&st, (&id, &task), Child::Tasks, Write::TaskComplete, body).await
+    let event = |_: &Value, after: &Value| completed(after).then_some(Kind::TaskComplete);
+    update_child(
+        &st,
+        (&id, &task),
+        Child::Tasks,
+        Write::TaskComplete,
+        body,
+        event,
+    )
+    .await
 }
 
 pub async fn delete_task(State(st): St, Path((id, task)): Path<(String, String)>) -> Answer {
@@ -849,7 +930,16 @@ pub async fn update_note(
 ) -> Answer {
     let body = body_object(&body)?;
     refuse(check(&body, &[NOTE_PROPS], &[]))?;
-    update_child(&st, (&id, &note), Child::Notes, Write::NoteUpdate, body).await
+    let event = |_: &Value, _: &Value| Some(Kind::NoteUpdate);
+    update_child(
+        &st,
+        (&id, &note),
+        Child::Notes,
+        Write::NoteUpdate,
+        body,
+        event,
+    )
+    .await
 }
 
 pub async fn delete_note(State(st): St, Path((id, note)): Path<(String, String)>) -> Answer {

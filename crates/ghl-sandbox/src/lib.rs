@@ -14,6 +14,11 @@
 //! and every applied write is counted by kind in [`Stats::writes`], also when an injected
 //! fault then spoils its answer.
 //!
+//! With [`SandboxConfig::webhooks`] set, every applied write also sends the webhooks GHL would
+//! (ContactCreate, ContactUpdate, ContactTagUpdate, NoteCreate, TaskComplete…) to a listener,
+//! signed both ways and delivered by GHL's rules (a 429 retried, anything else lost), with
+//! knobs for duplicates, reordering and a missing `contactId`; see [`webhooks`].
+//!
 //! Layout: [`ids`] (hashing, reversible ids), [`data`] (seeded records), [`store`] (order
 //! index + write overlay), [`catalog`] (created custom fields, workflows, campaigns,
 //! duplicate rules), [`query`] (search filters), [`auth`] (tokens, OAuth), [`agency`] (installed
@@ -23,7 +28,9 @@
 //! (requests held for a test), [`gate`] (the per-request
 //! middleware), [`answers`] (error bodies), [`validate`] (request bodies), [`handlers`]
 //! (contact, task, note and read routes), [`fields`] (custom fields), [`actions`] (bulk
-//! actions, workflows, campaigns, followers), [`stats`], [`foreground`].
+//! actions, workflows, campaigns, followers), [`webhooks`] (events of writes, signed and
+//! delivered by GHL's rules: [`WebhookConfig`], [`WebhookKeys`], [`WebhookStats`]), [`stats`],
+//! [`foreground`].
 //!
 //! This crate imports nothing of the `ghl-etl` tool: the client side of the API lives there
 //! (`ghl_etl::api`), and the tool converts its own rate type into [`RateLimit`] where it
@@ -56,6 +63,7 @@ mod stats;
 mod store;
 pub mod tables;
 mod validate;
+mod webhooks;
 
 pub use auth::{TokenSpec, TokenSpecError};
 pub use catalog::DuplicateRule;
@@ -65,6 +73,7 @@ pub use hostile::Hostile;
 pub use limits::RateLimit;
 pub use stats::Stats;
 pub use store::{phone_key, Store};
+pub use webhooks::{Schemes, WebhookConfig, WebhookKeys, WebhookStats, ED25519_HEADER, RSA_HEADER};
 
 use auth::{Auth, Grant};
 use axum::extract::{Path, State};
@@ -76,7 +85,7 @@ use limits::{Limiter, Refusal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use stats::Write;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,6 +94,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use webhooks::{Kind, Webhooks};
 
 /// The token that always exists: every scope, every location.
 pub const DEFAULT_TOKEN: &str = "sandbox-token";
@@ -133,6 +143,8 @@ pub struct SandboxConfig {
     /// Seed the first location from a fixture folder (see [`Fixture`]); the others stay
     /// empty. Needs `contacts = 0`.
     pub fixture: Option<Fixture>,
+    /// Send GHL's webhooks for every applied write, and where (`None`: nothing is sent).
+    pub webhooks: Option<WebhookConfig>,
 }
 
 impl Default for SandboxConfig {
@@ -151,6 +163,7 @@ impl Default for SandboxConfig {
             access_token_uses: None,
             custom_fields: true,
             fixture: None,
+            webhooks: None,
         }
     }
 }
@@ -191,6 +204,8 @@ pub enum SandboxError {
     CustomFieldsNeedNoContacts,
     #[error("could not build the sandbox data: {0}")]
     Build(String),
+    #[error("{0}")]
+    Webhooks(String),
 }
 
 impl From<SandboxError> for std::io::Error {
@@ -228,6 +243,8 @@ pub struct SandboxState {
     hostile: Mutex<Option<(Hostile, u64)>>,
     /// Match keys (email, phone) of the upserts in flight, with how many carry each.
     upserts_in_flight: Mutex<HashMap<String, u32>>,
+    /// Events of applied writes, queued for the delivery task [`serve`] starts.
+    webhooks: Webhooks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -263,6 +280,7 @@ impl SandboxState {
         if !(0.0..=1.0).contains(&cfg.fault_rate) {
             return Err(SandboxError::FaultRate(cfg.fault_rate));
         }
+        let webhooks = Webhooks::new(cfg.webhooks.clone()).map_err(SandboxError::Webhooks)?;
         let mut store = Store::new(cfg.seed, cfg.locations, cfg.contacts);
         if cfg.fixture.is_some() && cfg.contacts > 0 {
             return Err(SandboxError::Build(
@@ -338,6 +356,7 @@ impl SandboxState {
             bulk_limit: AtomicUsize::new(DEFAULT_BULK_LIMIT),
             hostile: Mutex::new(None),
             upserts_in_flight: Mutex::new(HashMap::new()),
+            webhooks,
         })
     }
 
@@ -520,6 +539,73 @@ impl SandboxState {
         }
     }
 
+    /// The public keys webhooks are signed with.
+    pub fn webhook_public_keys(&self) -> WebhookKeys {
+        self.webhooks.keys()
+    }
+
+    pub fn webhook_stats(&self) -> WebhookStats {
+        self.webhooks.stats()
+    }
+
+    /// The `webhookId` of every delivery answered 2xx, in the order of the answers (a
+    /// duplicate delivered twice is listed twice).
+    pub fn delivered_ids(&self) -> Vec<String> {
+        self.webhooks.delivered_ids()
+    }
+
+    /// Waits until every webhook emitted so far has been delivered or lost (retries
+    /// included); for tests, under a timeout.
+    pub async fn webhooks_settled(&self) {
+        self.webhooks.settled().await
+    }
+
+    /// Emits an event of the record of contact `raw` (the contact, its task or its note).
+    pub(crate) fn emit(&self, kind: Kind, raw: u64, record: &Value) {
+        if self.webhooks.config().is_none() {
+            return;
+        }
+        let location = &self.store.location((raw >> 32) as usize).id;
+        self.webhooks.emit(kind, location, record);
+    }
+
+    /// Emits an event of a stored contact.
+    pub(crate) fn emit_contact(&self, kind: Kind, contact: &Value) {
+        if self.webhooks.config().is_none() {
+            return;
+        }
+        let raw = contact
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| self.store.decode(id));
+        let (_, raw) = raw.expect("a stored contact has an id the store handed out");
+        self.emit(kind, raw, contact);
+    }
+
+    /// The events of a contact changed from `old` to `new`: ContactUpdate when `update`, then
+    /// ContactTagUpdate if its tags changed and ContactDndUpdate if `dnd` or `dndSettings` did.
+    pub(crate) fn emit_contact_change(&self, old: &Value, new: &Value, update: bool) {
+        if update {
+            self.emit_contact(Kind::ContactUpdate, new);
+        }
+        let tags = |c: &Value| -> BTreeSet<String> {
+            c.get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        if tags(old) != tags(new) {
+            self.emit_contact(Kind::ContactTagUpdate, new);
+        }
+        let dnd = |c: &Value| (c.get("dnd").cloned(), c.get("dndSettings").cloned());
+        if dnd(old) != dnd(new) {
+            self.emit_contact(Kind::ContactDndUpdate, new);
+        }
+    }
+
     fn count_served(&self, n: usize) {
         lock(&self.stats).contacts_served += n as u64;
     }
@@ -614,6 +700,27 @@ impl Sandbox {
 
     pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
         self.state.recorded_requests()
+    }
+
+    /// The public keys of the webhooks' signatures, as PEM: the Ed25519 one is new at every
+    /// start, the RSA one is the committed test key.
+    pub fn webhook_public_keys(&self) -> WebhookKeys {
+        self.state.webhook_public_keys()
+    }
+
+    /// Webhook counters (all zero when webhooks are off).
+    pub fn webhook_stats(&self) -> WebhookStats {
+        self.state.webhook_stats()
+    }
+
+    /// See [`SandboxState::delivered_ids`].
+    pub fn delivered_ids(&self) -> Vec<String> {
+        self.state.delivered_ids()
+    }
+
+    /// See [`SandboxState::webhooks_settled`].
+    pub async fn webhooks_settled(&self) {
+        self.state.webhooks_settled().await
     }
 
     /// Spoil the next `times` API answers with `hostile` (`None` disarms).
@@ -776,12 +883,24 @@ pub fn app(state: Arc<SandboxState>) -> Router {
             "/_sandbox/locations/{locationId}",
             get(admin_location).post(admin_set_location),
         )
-        .route("/_sandbox/settings", post(admin_settings));
+        .route("/_sandbox/settings", post(admin_settings))
+        .route("/_sandbox/webhooks", get(admin_webhooks))
+        .route(
+            "/_sandbox/contacts/{contactId}",
+            post(h::sandbox_edit_contact),
+        );
     api.merge(admin).fallback(gate::not_found).with_state(state)
 }
 
 async fn admin_stats(State(st): State<Arc<SandboxState>>) -> Json<Stats> {
     Json(st.stats())
+}
+
+/// `GET /_sandbox/webhooks`: the webhook counters, with `pending` (not yet delivered or lost).
+async fn admin_webhooks(State(st): State<Arc<SandboxState>>) -> Json<Value> {
+    let mut v = json!(st.webhook_stats());
+    v["pending"] = json!(st.webhooks.pending());
+    Json(v)
 }
 
 async fn admin_reset(State(st): State<Arc<SandboxState>>) -> Json<Stats> {
@@ -902,13 +1021,24 @@ async fn admin_settings(
 }
 
 /// Serves `app(state)` on a bound listener until `shutdown` resolves, like mini-redis
-/// `server::run`.
+/// `server::run`, and delivers the state's webhooks meanwhile (the first `serve` of a state
+/// only): delivery stops with the server.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<SandboxState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _delivery = state.webhooks.start().map(AbortOnDrop);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Aborts a task when dropped, so that delivery stops however `serve` ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

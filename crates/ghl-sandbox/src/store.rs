@@ -703,6 +703,16 @@ impl Store {
         raw: u64,
         f: impl FnOnce(&mut Map<String, Value>),
     ) -> Option<Value> {
+        self.change_contact(raw, f).map(|(_, new)| new)
+    }
+
+    /// Like [`Store::update_contact`], returning the contact before and after, for the
+    /// webhooks that depend on what changed.
+    pub(crate) fn change_contact(
+        &self,
+        raw: u64,
+        f: impl FnOnce(&mut Map<String, Value>),
+    ) -> Option<(Value, Value)> {
         let mut ov = self.write();
         let old = self.current(&ov, raw)?;
         let Value::Object(mut m) = old.clone() else {
@@ -714,7 +724,7 @@ impl Store {
         Self::reindex(&mut ov, (raw >> 32) as usize, raw, Some(&old), Some(&v));
         ov.contacts.insert(raw, Some(v.clone()));
         ov.generation += 1;
-        Some(v)
+        Some((old, v))
     }
 
     /// Changes a contact's fields as `PUT /contacts/{id}` would, without the API's checks: for
@@ -729,20 +739,21 @@ impl Store {
 
     /// Deletes a contact as DELETE /contacts/{id} would; false if it was unknown or gone.
     pub fn delete_contact(&self, id: &str) -> bool {
-        let Some((li, raw)) = self.decode(id) else {
-            return false;
-        };
+        self.remove_contact(id).is_some()
+    }
+
+    /// Deletes a contact, returning it as it was (`None` if it was unknown or gone).
+    pub(crate) fn remove_contact(&self, id: &str) -> Option<Value> {
+        let (li, raw) = self.decode(id)?;
         let mut ov = self.write();
-        let Some(old) = self.current(&ov, raw) else {
-            return false;
-        };
+        let old = self.current(&ov, raw)?;
         Self::reindex(&mut ov, li, raw, Some(&old), None);
         ov.contacts.insert(raw, None);
         ov.tasks.remove(&raw);
         ov.notes.remove(&raw);
         ov.deleted_count[li] += 1;
         ov.generation += 1;
-        true
+        Some(old)
     }
 
     fn dup_index(&self, li: usize) -> &DupIndex {
