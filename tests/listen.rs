@@ -58,6 +58,18 @@ impl Listener {
     /// Start `ghl-etl listen` in `dir` on a free port, trusting `signer`; waits until it
     /// answers /healthz.
     fn start(dir: &Path, signer: &Signer, extra: &[&str], env: &[(&str, &str)]) -> Listener {
+        Listener::launch(dir, &signer.pem, 0, extra, env)
+    }
+
+    /// [`Listener::start`] on `port`, trusting the Ed25519 key `ed_pem` (and whatever `env`
+    /// says).
+    fn launch(
+        dir: &Path,
+        ed_pem: &str,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Listener {
         let port_file = dir.join("port");
         let _ = std::fs::remove_file(&port_file);
         let mut cmd = Command::new(bin());
@@ -65,7 +77,7 @@ impl Listener {
             .args([
                 "listen",
                 "--port",
-                "0",
+                &port.to_string(),
                 "--port-file",
                 "port",
                 "--out",
@@ -75,7 +87,7 @@ impl Listener {
             .args(extra)
             .env_remove("GHL_TOKEN")
             .env_remove("GHL_BASE_URL")
-            .env("WEBHOOK_SIGNATURE_PUBLIC_KEY", &signer.pem)
+            .env("WEBHOOK_SIGNATURE_PUBLIC_KEY", ed_pem)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -605,5 +617,96 @@ async fn rule_actions_are_sent_once_across_a_kill() {
         );
     }
     assert_eq!(sb.stats().written("task_create"), 60);
+    sb.shutdown().await;
+}
+
+/// The README's demo, as a test: a sandbox that sends GHL's webhooks (signed both ways, each
+/// event twice, pairs swapped, TaskCreate without contactId) to the listener, a contact made
+/// through the API: every event the sandbox delivered is in the dataset once, and the rule's
+/// follow-up task is on the new contact, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandboxs_webhooks_land_in_the_dataset_and_the_rules_act_once() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut hooks =
+        ghl_etl::sandbox::WebhookConfig::new(format!("http://127.0.0.1:{port}/webhooks/ghl"));
+    hooks.duplicate_rate = 1.0;
+    hooks.reorder_rate = 1.0;
+    hooks.drop_contact_id_rate = 1.0;
+    hooks.retry_delay = Duration::from_millis(50);
+    let mut cfg = quiet_config(3);
+    cfg.webhooks = Some(hooks);
+    let sb = sandbox(cfg).await;
+    let location = sb.location_ids()[0].clone();
+    let keys = sb.webhook_public_keys();
+    let dir = tempfile::tempdir().unwrap();
+    let url = sb.url();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/rules.toml");
+    let l = Listener::launch(
+        dir.path(),
+        &keys.ed25519_pem,
+        port,
+        &["--rules", rules, "--rate", "off"],
+        &[
+            ("GHL_BASE_URL", url.as_str()),
+            ("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN),
+            ("WEBHOOK_PUBLIC_KEY", keys.rsa_pem.as_str()),
+        ],
+    );
+    // A change through the API: a new contact with a source.
+    let http = reqwest::Client::new();
+    let made: Value = http
+        .post(format!("{url}/contacts/upsert"))
+        .bearer_auth(ghl_etl::sandbox::DEFAULT_TOKEN)
+        .header("Version", "2021-07-28")
+        .json(&json!({"locationId": location, "email": "ann@example.org",
+                      "firstName": "Ann", "lastName": "Lee", "source": "Website"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["contact"]["id"].as_str().unwrap().to_string();
+    // And a change through the sandbox's own control route.
+    let other = sb.store().contact_ids(&location)[0].clone();
+    let changed = http
+        .post(format!("{url}/_sandbox/contacts/{other}"))
+        .json(&json!({"firstName": "Changed"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(changed.status().is_success());
+    tokio::time::timeout(Duration::from_secs(60), sb.webhooks_settled())
+        .await
+        .expect("every event delivered or lost");
+    // The rule's task (and the sandbox's own TaskCreate webhook of it) come next.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sb.store().tasks(&id).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll interval
+    }
+    tokio::time::timeout(Duration::from_secs(60), sb.webhooks_settled())
+        .await
+        .expect("the task's event delivered too");
+    let (code, stderr) = l.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let stats = sb.webhook_stats();
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    assert!(stats.duplicates_sent > 0, "{stats:?}");
+    let delivered: std::collections::BTreeSet<String> = sb.delivered_ids().into_iter().collect();
+    let (parquet, ndjson) = dataset(&dir.path().join("out"));
+    let by_id = counts(parquet.iter().map(|(w, _)| w.as_str()));
+    let stored: std::collections::BTreeSet<String> = by_id.keys().cloned().collect();
+    assert_eq!(stored, delivered, "every delivered event, and only those");
+    assert!(by_id.values().all(|n| *n == 1), "{by_id:?}");
+    let types: Vec<&str> = ndjson.iter().filter_map(|v| v["type"].as_str()).collect();
+    for t in ["ContactCreate", "ContactUpdate", "TaskCreate"] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    let tasks = sb.store().tasks(&id);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["title"], "Follow up with Ann Lee");
     sb.shutdown().await;
 }
