@@ -11,6 +11,7 @@ mod collide;
 mod deleted;
 mod docs;
 mod export;
+mod flag_checks;
 mod hardening_inputs;
 mod hardening_server;
 mod incremental;

@@ -1,0 +1,281 @@
+//! Flags no other test passes, each run through the binary as a user would, each test failing
+//! if its flag were ignored: `--csv-safe` / `--no-csv-safe`, `--list-separator`,
+//! `--updated-since`, `--token-file`, and `ghl-etl sandbox` started as a process with
+//! `--contacts` and `--seed`, the README's export run against it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::export::parts;
+use crate::util::{bin, describe, ghl_stderr, quiet_config, read_csv, run_bin, sandbox};
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// `export --format csv` of the sandbox's first location into `dir/out` with `extra` flags.
+fn csv_export(location: &str, dir: &Path, extra: &[&str]) -> Vec<String> {
+    let d = dir.display();
+    let mut a = strings(&[
+        "export",
+        "--location",
+        location,
+        "--out",
+        &format!("{d}/out"),
+        "--state",
+        &format!("{d}/state.sqlite"),
+        "--format",
+        "csv",
+        "--with",
+        "none",
+        "--rate",
+        "off",
+    ]);
+    a.extend(strings(extra));
+    a
+}
+
+/// Every row of the contacts CSV files, as (header, rows).
+fn contact_rows(dir: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = Vec::new();
+    let mut rows = Vec::new();
+    for p in parts(&dir.join("out"), "contacts", "csv") {
+        let (h, r) = read_csv(&p);
+        header = h;
+        rows.extend(r);
+    }
+    (header, rows)
+}
+
+fn cell<'r>(header: &[String], row: &'r [String], name: &str) -> &'r str {
+    let at = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    &row[at]
+}
+
+/// A first name that a spreadsheet would run as a formula: defused (`'=1+1`) with
+/// `--csv-safe`, written as it is with `--no-csv-safe`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_safe_defuses_formulas_and_no_csv_safe_keeps_them() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let id = sb.store().contact_ids(&location)[0].clone();
+    sb.store().edit_contact(&id, |c| {
+        c.insert("firstName".into(), json!("=1+1"));
+    });
+    for (flag, want) in [("--csv-safe", "'=1+1"), ("--no-csv-safe", "=1+1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, _, d) =
+            ghl_stderr(&sb, csv_export(&location, dir.path(), &[flag]), dir.path()).await;
+        assert_eq!(code, Some(0), "{d}");
+        let (h, rows) = contact_rows(dir.path());
+        let row = rows
+            .iter()
+            .find(|r| cell(&h, r, "id") == id)
+            .expect("the contact");
+        assert_eq!(cell(&h, row, "firstName"), want, "{flag}");
+    }
+    sb.shutdown().await;
+}
+
+/// `--list-separator '|'` joins a contact's tags with `|`, the default with `;`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_separator_joins_the_tags_cell() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let id = sb.store().contact_ids(&location)[0].clone();
+    sb.store().edit_contact(&id, |c| {
+        c.insert("tags".into(), json!(["alpha", "beta"]));
+    });
+    for (extra, want) in [
+        (vec!["--list-separator", "|"], "alpha|beta"),
+        (vec![], "alpha;beta"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = csv_export(&location, dir.path(), &extra);
+        let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+        assert_eq!(code, Some(0), "{d}");
+        let (h, rows) = contact_rows(dir.path());
+        let row = rows
+            .iter()
+            .find(|r| cell(&h, r, "id") == id)
+            .expect("the contact");
+        assert_eq!(cell(&h, row, "tags"), want, "{extra:?}");
+    }
+    sb.shutdown().await;
+}
+
+/// `--updated-since` exports exactly the contacts updated at or after the instant: three
+/// edited now, none of the others (seeded with past dates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updated_since_exports_exactly_the_contacts_updated_since() {
+    let sb = sandbox(quiet_config(40)).await;
+    let location = sb.location_ids()[0].clone();
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let edited: BTreeSet<String> = sb.store().contact_ids(&location)[..3]
+        .iter()
+        .cloned()
+        .collect();
+    for id in &edited {
+        sb.store().edit_contact(id, |c| {
+            c.insert("city".into(), json!("Edited"));
+        });
+    }
+    let want: BTreeSet<String> = sb
+        .store()
+        .contact_ids(&location)
+        .into_iter()
+        .filter(|id| {
+            let c = sb.store().contact(id).unwrap();
+            ghl_etl::api::pages::epoch_ms(&c["dateUpdated"]).unwrap() >= since.timestamp_millis()
+        })
+        .collect();
+    assert_eq!(want, edited, "only the edited contacts are that recent");
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let args = csv_export(&location, dir.path(), &["--updated-since", &stamp]);
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let (h, rows) = contact_rows(dir.path());
+    let got: BTreeSet<String> = rows.iter().map(|r| cell(&h, r, "id").to_string()).collect();
+    assert_eq!(got, edited);
+    sb.shutdown().await;
+}
+
+/// `--token-file` is where the token comes from (no GHL_TOKEN): the right one exports, a
+/// wrong one in the file is refused with exit 3 and never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_comes_from_token_file() {
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let url = sb.url();
+    for (token, want) in [
+        (ghl_etl::sandbox::DEFAULT_TOKEN, 0),
+        ("wrong-token-in-a-file-123", 3),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let mut a = csv_export(&location, dir.path(), &[]);
+        a.extend(strings(&["--token-file", &file.display().to_string()]));
+        let (url, cwd) = (url.clone(), dir.path().to_path_buf());
+        let (code, stderr, d) = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let out = run_bin(&a, &[("GHL_BASE_URL", url.as_str())], &cwd);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.code(), stderr, describe(&a, &cwd, &out))
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, Some(want), "{d}");
+        assert!(!stderr.contains(token) || want == 0, "{d}");
+        if want == 0 {
+            assert_eq!(contact_rows(dir.path()).1.len(), 5, "{d}");
+        }
+    }
+    sb.shutdown().await;
+}
+
+/// A `ghl-etl sandbox` process; killed when dropped.
+struct SandboxProcess(std::process::Child);
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ghl-etl sandbox` as a process on a free port with `args`; answers it, its URL and the
+/// first location id it prints, once it listens.
+fn start_sandbox(args: &[&str]) -> (SandboxProcess, String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(bin())
+        .args(["sandbox", "--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    // Its printout: "Locations:", then one id a line.
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let location = loop {
+        let line = lines
+            .next()
+            .expect("the sandbox prints its locations")
+            .unwrap();
+        if line.trim() == "Locations:" {
+            break lines.next().unwrap().unwrap().trim().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ghl-etl sandbox ended: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sandbox never listened"
+        );
+        std::thread::sleep(Duration::from_millis(10)); // poll interval
+    }
+    (SandboxProcess(child), url, location)
+}
+
+/// `ghl-etl sandbox --contacts 37 --seed S` as a process, and the README's export against it
+/// (with the URL and token it prints): 37 contacts; the same seed gives the same contacts, another
+/// seed others.
+#[test]
+fn the_sandbox_command_honours_contacts_and_seed_and_the_readme_export_runs_against_it() {
+    let export_ids = |seed: &str| -> BTreeSet<String> {
+        let flags = ["--contacts", "37", "--seed", seed, "--rate-limit", "off"];
+        let (_sb, url, location) = start_sandbox(&flags);
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("GHL_BASE_URL", url.as_str()),
+            ("GHL_TOKEN", ghl_etl::sandbox::DEFAULT_TOKEN),
+        ];
+        let a = [
+            "export",
+            "--location",
+            &location,
+            "--out",
+            "./export",
+            "--format",
+            "csv",
+        ];
+        let out = run_bin(&a, &env, dir.path());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            describe(&a, dir.path(), &out)
+        );
+        let mut ids = BTreeSet::new();
+        for p in parts(&dir.path().join("export"), "contacts", "csv") {
+            let (h, rows) = read_csv(&p);
+            ids.extend(rows.iter().map(|r| cell(&h, r, "id").to_string()));
+        }
+        ids
+    };
+    let a = export_ids("7");
+    assert_eq!(a.len(), 37);
+    assert_eq!(export_ids("7"), a, "the same seed, the same contacts");
+    assert!(
+        export_ids("8").is_disjoint(&a),
+        "another seed, other contacts"
+    );
+}
