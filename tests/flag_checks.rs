@@ -279,3 +279,122 @@ fn the_sandbox_command_honours_contacts_and_seed_and_the_readme_export_runs_agai
         "another seed, other contacts"
     );
 }
+
+/// `bulk campaign-add --campaign C` enrols exactly the listed contacts in C (the sandbox's
+/// store says so), `campaign-remove` takes them out again, and `business-clear` clears the
+/// business of exactly the listed contacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_add_remove_and_business_clear_change_exactly_the_listed_contacts() {
+    let sb = sandbox(quiet_config(12)).await;
+    let location = sb.location_ids()[0].clone();
+    let ids = sb.store().contact_ids(&location);
+    let (listed, others) = ids.split_at(5);
+    let campaign = sb.store().campaign_ids(&location)[0].clone();
+    let business = sb.store().business_ids(&location)[0].clone();
+    for id in &ids {
+        sb.store().edit_contact(id, |c| {
+            c.insert("businessId".into(), json!(business));
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("ids.csv");
+    crate::bulk::id_list(&list, listed);
+    let run = |action: &str, extra: &[&str], name: &str| {
+        let d = dir.path().display();
+        let mut a = strings(&["bulk", action, "--location", &location, "--input"]);
+        a.push(list.display().to_string());
+        a.extend(strings(extra));
+        a.extend(strings(&[
+            "--state",
+            &format!("{d}/{name}.sqlite"),
+            "--report",
+        ]));
+        a.push(format!("{d}/{name}"));
+        a.extend(strings(&["--rate", "off"]));
+        a
+    };
+    let in_campaign = |sb: &crate::util::CheckedSandbox| -> BTreeSet<String> {
+        ids.iter()
+            .filter(|id| sb.store().campaigns_of(id).contains(&campaign))
+            .cloned()
+            .collect()
+    };
+    let want: BTreeSet<String> = listed.iter().cloned().collect();
+    let args = run("campaign-add", &["--campaign", &campaign], "add");
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert_eq!(in_campaign(&sb), want);
+    let args = run("campaign-remove", &["--campaign", &campaign], "remove");
+    let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert!(in_campaign(&sb).is_empty());
+    let (code, _, d) = ghl_stderr(&sb, run("business-clear", &[], "clear"), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let business_of = |id: &String| sb.store().contact(id).unwrap()["businessId"].clone();
+    assert!(listed.iter().all(|id| business_of(id).is_null()), "cleared");
+    assert!(
+        others.iter().all(|id| business_of(id) == json!(business)),
+        "others kept"
+    );
+    sb.shutdown().await;
+}
+
+/// `--tasks-per-contact` reads tasks with one request per contact (the sandbox counts them);
+/// without it, through the bulk task search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_per_contact_reads_each_contacts_tasks() {
+    let sb = sandbox(quiet_config(8)).await;
+    let location = sb.location_ids()[0].clone();
+    for (extra, per_contact) in [(vec!["--tasks-per-contact"], 8), (vec![], 0)] {
+        sb.reset_stats();
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = csv_export(&location, dir.path(), &extra);
+        let at = args.iter().position(|a| a == "none").unwrap();
+        args[at] = "tasks".into();
+        let (code, _, d) = ghl_stderr(&sb, args, dir.path()).await;
+        assert_eq!(code, Some(0), "{d}");
+        let by_route = sb.stats().by_route;
+        let n = |route: &str| by_route.get(route).map_or(0, |m| m.values().sum::<u64>());
+        assert_eq!(
+            n("GET /contacts/{contactId}/tasks"),
+            per_contact,
+            "{extra:?}: {by_route:?}"
+        );
+        assert_eq!(
+            n("POST /locations/{locationId}/tasks/search") > 0,
+            per_contact == 0
+        );
+    }
+    sb.shutdown().await;
+}
+
+/// `export --sandbox --sandbox-contacts 23`: the embedded sandbox holds 23 contacts, all
+/// exported.
+#[test]
+fn sandbox_contacts_sizes_the_embedded_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = [
+        "export",
+        "--sandbox",
+        "--sandbox-contacts",
+        "23",
+        "--out",
+        "./x",
+        "--format",
+        "csv",
+        "--with",
+        "none",
+    ];
+    let out = run_bin(&a, &[], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        describe(&a, dir.path(), &out)
+    );
+    let rows: usize = parts(&dir.path().join("x"), "contacts", "csv")
+        .iter()
+        .map(|p| read_csv(p).1.len())
+        .sum();
+    assert_eq!(rows, 23);
+}
