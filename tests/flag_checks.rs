@@ -398,3 +398,153 @@ fn sandbox_contacts_sizes_the_embedded_sandbox() {
         .sum();
     assert_eq!(rows, 23);
 }
+
+/// Tag column flags: a list whose columns are named `Record`, `Mail` and `Mobile` tags exactly
+/// its contacts by id, email and phone with `--id-column`, `--email-column` and
+/// `--phone-column`, with the per-row tags of `--add-column`; without the flags nothing matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_column_flags_name_the_lists_own_columns() {
+    let sb = sandbox(quiet_config(10)).await;
+    let location = sb.location_ids()[0].clone();
+    let ids = sb.store().contact_ids(&location);
+    let field = |id: &String, k: &str| {
+        sb.store().contact(id).unwrap()[k]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.csv");
+    let mut text = String::from("Record,Mail,Mobile,Labels\n");
+    text.push_str(&format!("{},,,by-id\n", ids[0]));
+    text.push_str(&format!(",{},,by-email\n", field(&ids[1], "email")));
+    text.push_str(&format!(",,{},by-phone\n", field(&ids[2], "phone")));
+    std::fs::write(&list, text).unwrap();
+    let args = |name: &str, cols: &[&str]| {
+        let d = dir.path().display();
+        let mut a = strings(&["tag", "--location", &location, "--input"]);
+        a.push(list.display().to_string());
+        a.extend(strings(cols));
+        a.extend(strings(&[
+            "--state",
+            &format!("{d}/{name}.sqlite"),
+            "--report",
+        ]));
+        a.push(format!("{d}/{name}"));
+        a.extend(strings(&["--rate", "off"]));
+        a
+    };
+    let (code, _, d) =
+        ghl_stderr(&sb, args("plain", &["--add-column", "Labels"]), dir.path()).await;
+    assert_eq!(
+        code,
+        Some(2),
+        "no column to match on without the flags: {d}"
+    );
+    let cols = [
+        "--id-column",
+        "Record",
+        "--email-column",
+        "Mail",
+        "--phone-column",
+        "Mobile",
+        "--add-column",
+        "Labels",
+    ];
+    let (code, _, d) = ghl_stderr(&sb, args("named", &cols), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    let tags = |id: &String| sb.store().contact(id).unwrap()["tags"].clone();
+    for (id, tag) in [
+        (&ids[0], "by-id"),
+        (&ids[1], "by-email"),
+        (&ids[2], "by-phone"),
+    ] {
+        assert!(
+            tags(id).as_array().unwrap().iter().any(|t| t == tag),
+            "{id}: {}",
+            tags(id)
+        );
+    }
+    for id in &ids[3..] {
+        let t = tags(id);
+        assert!(
+            !t.as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str().is_some_and(|s| s.starts_with("by-"))),
+            "{id}: {t}"
+        );
+    }
+    sb.shutdown().await;
+}
+
+/// `load --input-format csv` reads a CSV saved as `.txt`; `--tags replace` sends the row's
+/// tags in the body (the contact keeps only those), `--tags add` (the default) adds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_format_and_tags_mode_are_honoured() {
+    let sb = sandbox(quiet_config(0)).await;
+    let location = sb.location_ids()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "version = 1\ndirection = \"load\"\n\n[contacts]\n\n[[contacts.columns]]\nname = \"email\"\nfrom = \"email\"\n\n[[contacts.columns]]\nname = \"tags\"\nfrom = \"tags\"\n",
+    )
+    .unwrap();
+    let load = |file: &Path, extra: &[&str], name: &str| {
+        let d = dir.path().display();
+        let mut a = strings(&["load", "--location", &location, "--contacts"]);
+        a.push(file.display().to_string());
+        a.extend(strings(&["--mapping", &mapping.display().to_string()]));
+        a.extend(strings(extra));
+        a.extend(strings(&[
+            "--state",
+            &format!("{d}/{name}.sqlite"),
+            "--report",
+        ]));
+        a.push(format!("{d}/{name}"));
+        a.extend(strings(&["--rate", "off"]));
+        a
+    };
+    let first = dir.path().join("people.txt");
+    std::fs::write(&first, "email,tags\nann@example.org,one\n").unwrap();
+    let (code, _, d) = ghl_stderr(
+        &sb,
+        load(&first, &["--input-format", "csv"], "a"),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{d}");
+    let id = sb.store().contact_ids(&location)[0].clone();
+    let tags = || -> BTreeSet<String> {
+        let c = sb.store().contact(&id).unwrap();
+        c["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(tags(), BTreeSet::from(["one".to_string()]));
+    let second = dir.path().join("second.txt");
+    std::fs::write(&second, "email,tags\nann@example.org,two\n").unwrap();
+    let (code, _, d) = ghl_stderr(
+        &sb,
+        load(&second, &["--input-format", "csv"], "b"),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{d}");
+    assert_eq!(
+        tags(),
+        BTreeSet::from(["one".to_string(), "two".to_string()]),
+        "added"
+    );
+    let third = dir.path().join("third.txt");
+    std::fs::write(&third, "email,tags\nann@example.org,three\n").unwrap();
+    let replace = ["--input-format", "csv", "--tags", "replace"];
+    let (code, _, d) = ghl_stderr(&sb, load(&third, &replace, "c"), dir.path()).await;
+    assert_eq!(code, Some(0), "{d}");
+    assert_eq!(tags(), BTreeSet::from(["three".to_string()]), "replaced");
+    sb.shutdown().await;
+}
