@@ -195,6 +195,12 @@ impl Drop for SandboxProcess {
 /// `ghl-etl sandbox` as a process on a free port with `args`; answers it, its URL and the
 /// first location id it prints, once it listens.
 fn start_sandbox(args: &[&str]) -> (SandboxProcess, String, String) {
+    let (p, url, mut all) = start_sandbox_all(args);
+    (p, url, all.remove(0))
+}
+
+/// [`start_sandbox`], answering every location id it prints.
+fn start_sandbox_all(args: &[&str]) -> (SandboxProcess, String, Vec<String>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -211,15 +217,23 @@ fn start_sandbox(args: &[&str]) -> (SandboxProcess, String, String) {
     // Its printout: "Locations:", then one id a line.
     use std::io::BufRead;
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let location = loop {
+    loop {
         let line = lines
             .next()
             .expect("the sandbox prints its locations")
             .unwrap();
         if line.trim() == "Locations:" {
-            break lines.next().unwrap().unwrap().trim().to_string();
+            break;
         }
-    };
+    }
+    let mut locations = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        locations.push(line.trim().to_string());
+    }
     std::thread::spawn(move || lines.for_each(drop));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -232,7 +246,7 @@ fn start_sandbox(args: &[&str]) -> (SandboxProcess, String, String) {
         );
         std::thread::sleep(Duration::from_millis(10)); // poll interval
     }
-    (SandboxProcess(child), url, location)
+    (SandboxProcess(child), url, locations)
 }
 
 /// `ghl-etl sandbox --contacts 37 --seed S` as a process, and the README's export against it
@@ -547,4 +561,116 @@ async fn input_format_and_tags_mode_are_honoured() {
     assert_eq!(code, Some(0), "{d}");
     assert_eq!(tags(), BTreeSet::from(["three".to_string()]), "replaced");
     sb.shutdown().await;
+}
+
+/// `ghl-etl sandbox` flags, each on its own sandbox process, each seen through an export that
+/// would end otherwise if the flag were ignored: `--token NAME=scope` (a token without
+/// contacts.readonly: exit 3), `--rate-limit 5/1s` (an unpaced export meets 429s), `--daily-limit`
+/// (exit 4), `--hostile page-repeats` (exit 6), `--fault-rate 1` (exit 5), `--locations 2`
+/// (two locations printed and exported).
+#[test]
+fn the_sandbox_commands_flags_each_have_their_effect() {
+    let cases: [(&[&str], &[&str], &str, i32, &str); 5] = [
+        (
+            &["--token", "reader=businesses.readonly"],
+            &[],
+            "reader",
+            3,
+            "contacts.readonly",
+        ),
+        (
+            &["--rate-limit", "5/1s"],
+            &["--rate", "off", "--page-size", "1"],
+            "sandbox-token",
+            0,
+            "answered 429",
+        ),
+        (
+            &["--daily-limit", "3"],
+            &["--daily-reserve", "0", "--page-size", "1"],
+            "sandbox-token",
+            4,
+            "daily",
+        ),
+        (
+            &["--hostile", "page-repeats"],
+            &["--page-size", "10"],
+            "sandbox-token",
+            6,
+            "already listed",
+        ),
+        (
+            &["--fault-rate", "1"],
+            &["--max-attempts", "2"],
+            "sandbox-token",
+            5,
+            "rerun",
+        ),
+    ];
+    for (flags, extra, token, want, says) in cases {
+        let mut all = vec!["--contacts", "30"];
+        all.extend_from_slice(flags);
+        let (_sb, url, location) = start_sandbox(&all);
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = vec![
+            "export",
+            "--location",
+            &location,
+            "--out",
+            "./x",
+            "--with",
+            "none",
+        ];
+        a.extend_from_slice(extra);
+        let out = run_bin(
+            &a,
+            &[("GHL_BASE_URL", url.as_str()), ("GHL_TOKEN", token)],
+            dir.path(),
+        );
+        let d = describe(&a, dir.path(), &out);
+        assert_eq!(out.status.code(), Some(want), "{flags:?}: {d}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            stderr.contains(&says.to_lowercase()),
+            "{flags:?}: stderr lacks {says:?}: {d}"
+        );
+        if want == 0 {
+            let n = stderr
+                .split(" answered 429")
+                .next()
+                .and_then(|s| s.rsplit(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok());
+            assert!(n.is_some_and(|n| n > 0), "{flags:?}: 429s met: {d}");
+        }
+    }
+    let (_sb, url, locations) = start_sandbox_all(&["--contacts", "4", "--locations", "2"]);
+    assert_eq!(locations.len(), 2, "{locations:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let a = [
+        "export",
+        "--location",
+        &locations[1],
+        "--out",
+        "./x",
+        "--with",
+        "none",
+        "--format",
+        "csv",
+    ];
+    let env = [
+        ("GHL_BASE_URL", url.as_str()),
+        ("GHL_TOKEN", "sandbox-token"),
+    ];
+    let out = run_bin(&a, &env, dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        describe(&a, dir.path(), &out)
+    );
+    let rows: usize = parts(&dir.path().join("x"), "contacts", "csv")
+        .iter()
+        .map(|p| read_csv(p).1.len())
+        .sum();
+    assert_eq!(rows, 4, "the second location's contacts");
 }
