@@ -563,6 +563,15 @@ async fn input_format_and_tags_mode_are_honoured() {
     sb.shutdown().await;
 }
 
+/// Sandbox flags, export flags, token, exit code, and a word stderr must hold.
+type Case = (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+    i32,
+    &'static str,
+);
+
 /// `ghl-etl sandbox` flags, each on its own sandbox process, each seen through an export that
 /// would end otherwise if the flag were ignored: `--token NAME=scope` (a token without
 /// contacts.readonly: exit 3), `--rate-limit 5/1s` (an unpaced export meets 429s), `--daily-limit`
@@ -570,7 +579,7 @@ async fn input_format_and_tags_mode_are_honoured() {
 /// (two locations printed and exported).
 #[test]
 fn the_sandbox_commands_flags_each_have_their_effect() {
-    let cases: [(&[&str], &[&str], &str, i32, &str); 5] = [
+    let cases: [Case; 5] = [
         (
             &["--token", "reader=businesses.readonly"],
             &[],
