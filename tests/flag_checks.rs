@@ -683,3 +683,47 @@ fn the_sandbox_commands_flags_each_have_their_effect() {
         .sum();
     assert_eq!(rows, 4, "the second location's contacts");
 }
+
+/// OAuth with `--client-secret-file` (no GHL_CLIENT_SECRET): the secret is read from the file
+/// (the export runs and the refresh token file is rotated); a wrong secret in the file is
+/// refused with exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_secret_comes_from_client_secret_file() {
+    use ghl_etl::sandbox::{OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET};
+    let sb = sandbox(quiet_config(5)).await;
+    let location = sb.location_ids()[0].clone();
+    let url = sb.url();
+    for (secret, want) in [(OAUTH_CLIENT_SECRET, 0), ("not-the-secret", 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, secret).unwrap();
+        let refresh_file = dir.path().join("refresh");
+        let refresh = sb.issue_refresh_token(&["contacts.readonly"]);
+        std::fs::write(&refresh_file, &refresh).unwrap();
+        let mut a = csv_export(&location, dir.path(), &[]);
+        a.extend(strings(&[
+            "--client-id",
+            OAUTH_CLIENT_ID,
+            "--client-secret-file",
+        ]));
+        a.push(secret_file.display().to_string());
+        a.push("--refresh-token-file".into());
+        a.push(refresh_file.display().to_string());
+        let (url, cwd) = (url.clone(), dir.path().to_path_buf());
+        let (code, d) = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let out = run_bin(&a, &[("GHL_BASE_URL", url.as_str())], &cwd);
+            (out.status.code(), describe(&a, &cwd, &out))
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, Some(want), "{d}");
+        let rotated = std::fs::read_to_string(&refresh_file).unwrap() != refresh;
+        assert_eq!(
+            rotated,
+            want == 0,
+            "the refresh token was used only with the right secret"
+        );
+    }
+    sb.shutdown().await;
+}
