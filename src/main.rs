@@ -155,10 +155,7 @@ async fn run(cli: Cli) -> Result<i32, JobError> {
             let plan = args.resolve()?;
             let s = ghl_etl::listen::run(plan).await?;
             if !ui.quiet {
-                eprintln!(
-                    "Listener stopped: {} events stored, {} repeats answered without storing, {} refused; {} in the dataset; rule actions {:?}.",
-                    s.stored, s.duplicates, s.refused, s.in_dataset, s.actions
-                );
+                eprintln!("{s}");
             }
             Ok(exit::OK)
         }

@@ -546,7 +546,7 @@ async fn the_sample_rules_act_on_the_location_once_per_event() {
     assert_eq!(serde_json::from_str::<Value>(&by_name).unwrap(), want);
     // Three actions (task, tags, note); the task without a contact matched no rule.
     assert!(
-        stderr.contains("(\"done\", 3)") && !stderr.contains("failed"),
+        stderr.contains("Rule actions: 3 done.") && !stderr.contains("failed"),
         "{stderr}"
     );
     sb.shutdown().await;

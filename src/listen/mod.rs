@@ -135,6 +135,25 @@ pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
     summary(&plan, &shared)
 }
 
+impl std::fmt::Display for ListenSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Listener stopped: {} events stored, {} repeats answered without storing, {} refused; {} in the dataset.",
+            self.stored, self.duplicates, self.refused, self.in_dataset
+        )?;
+        if !self.actions.is_empty() {
+            let parts: Vec<String> = self
+                .actions
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect();
+            write!(f, " Rule actions: {}.", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 fn summary(plan: &ListenPlan, shared: &server::Shared) -> Result<ListenSummary> {
     let db = StateDb::open(&plan.state)?;
     let c = &shared.counters;
