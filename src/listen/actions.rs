@@ -67,6 +67,7 @@ pub async fn run_open(state: &std::path::Path, rules: &Rules, client: &Client) -
                     return Ok(settled);
                 }
             }
+            db.release_event_body(&a.webhook_id)?;
             settled += 1;
         }
     }

@@ -223,10 +223,34 @@ impl StateDb {
         Ok(Ok(()))
     }
 
+    /// Mark `batch` committed, and drop the bodies of its events that no action still needs:
+    /// the dataset holds them now, and a repeat is known by its webhookId alone, so the state
+    /// database keeps about a hundred bytes an event instead of the whole body.
     pub fn commit_event_batch(&mut self, batch: &EventBatch) -> Result<()> {
         let r = self.conn.execute(
             "UPDATE event_batches SET committed = 1 WHERE batch = ?1",
             [batch.batch],
+        );
+        self.sql(r)?;
+        let r = self.conn.execute(
+            "UPDATE events SET body = x'' WHERE seq BETWEEN ?1 AND ?2 AND NOT EXISTS (
+                 SELECT 1 FROM rule_actions a WHERE a.webhook_id = events.webhook_id
+                 AND a.status IN ('planned', 'sending'))",
+            params![batch.first_seq, batch.last_seq],
+        );
+        self.sql(r).map(|_| ())
+    }
+
+    /// Drop the body of one event once its actions are settled, if the dataset holds it.
+    pub fn release_event_body(&mut self, webhook_id: &str) -> Result<()> {
+        let r = self.conn.execute(
+            "UPDATE events SET body = x'' WHERE webhook_id = ?1
+             AND seq <= (SELECT COALESCE(MAX(last_seq), 0) FROM event_batches WHERE committed = 1)
+             AND NOT EXISTS (SELECT 1 FROM event_batches b WHERE b.committed = 0
+                             AND events.seq BETWEEN b.first_seq AND b.last_seq)
+             AND NOT EXISTS (SELECT 1 FROM rule_actions a WHERE a.webhook_id = events.webhook_id
+                             AND a.status IN ('planned', 'sending'))",
+            [webhook_id],
         );
         self.sql(r).map(|_| ())
     }
@@ -361,6 +385,13 @@ mod tests {
         assert_eq!(seen, ["a", "b"]);
         db.commit_event_batch(&b).unwrap();
         assert_eq!(db.next_event_batch(10).unwrap(), None);
+        // Their actions are open: the bodies stay until they are settled.
+        assert!(!db.event("a").unwrap().unwrap().body.is_empty());
+        let a = db.open_actions(10).unwrap().remove(0);
+        db.set_action(&a, ActionStatus::Done, None, None).unwrap();
+        db.release_event_body("a").unwrap();
+        assert!(db.event("a").unwrap().unwrap().body.is_empty());
+        assert!(!db.event("b").unwrap().unwrap().body.is_empty());
         db.append_events(&[event("c")], plan).unwrap();
         assert_eq!(db.unbatched_events().unwrap().0, 1);
         let c = db.next_event_batch(10).unwrap().unwrap();
