@@ -12,6 +12,8 @@ mod deleted;
 mod docs;
 mod export;
 mod flag_checks;
+mod flags;
+mod flags_sandbox;
 mod hardening_inputs;
 mod hardening_server;
 mod incremental;
