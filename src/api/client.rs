@@ -401,17 +401,11 @@ impl Client {
 
     /// The rate this client paces each location at, if any.
     pub fn rate(&self, location: &str) -> Option<RateSpec> {
-        self.inner.config.rate?;
         self.limiter(location).map(|l| l.spec())
     }
 
-    /// The location's limiter. Without a rate (`--rate off`) it still keeps the daily
-    /// reserve, pacing at a rate no run reaches.
     fn limiter(&self, location: &str) -> Option<Arc<LocationLimiter>> {
-        let spec = self.inner.config.rate.unwrap_or(RateSpec {
-            max: 1_000_000,
-            interval: Duration::from_secs(1),
-        });
+        let spec = self.inner.config.rate?;
         let mut map = self
             .inner
             .limiters
