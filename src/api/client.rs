@@ -139,6 +139,8 @@ struct Inner {
     base: String,
     http: reqwest::Client,
     auth: Auth,
+    /// Without a rate (no limiter): the locations whose daily budget fell to the reserve.
+    daily_spent: Mutex<std::collections::HashSet<String>>,
     /// With an agency token: the location tokens minted from it.
     agency: Option<LocationTokens>,
     config: ClientConfig,
@@ -315,6 +317,7 @@ impl Client {
                     .map(|company| LocationTokens::new(company, config.clock.clone())),
                 config,
                 limiters: Mutex::new(HashMap::new()),
+                daily_spent: Mutex::new(std::collections::HashSet::new()),
                 stats: ClientStats::default(),
                 in_flight: std::sync::OnceLock::new(),
             }),
@@ -516,7 +519,10 @@ impl Client {
         let limiter = self.limiter(&call.location);
         let permit = match &limiter {
             Some(l) => Some(self.place(l, call).await?),
-            None => None,
+            None => {
+                self.check_daily_unpaced(call)?;
+                None
+            }
         };
         let req = self.request(call, &token);
         bump(&self.inner.stats.requests);
@@ -533,8 +539,12 @@ impl Client {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(p) = permit {
-            p.answered(&RateHeaders::parse(&headers));
+        match permit {
+            Some(p) => {
+                p.answered(&RateHeaders::parse(&headers));
+            }
+            // Unpaced (`--rate off`): the daily reserve is kept all the same.
+            None => self.note_daily_unpaced(&call.location, &RateHeaders::parse(&headers)),
         }
         let read = read_capped(response, MAX_BODY_BYTES).await;
         trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
@@ -545,6 +555,41 @@ impl Client {
         self.heed(&answer, &call.location, limiter.as_deref(), &token)
             .await;
         answer.result
+    }
+
+    /// Without a limiter: the error that the location's daily budget is down to the reserve.
+    fn check_daily_unpaced(&self, call: &Call) -> Result<()> {
+        let spent = self
+            .inner
+            .daily_spent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !spent.contains(&call.location) {
+            return Ok(());
+        }
+        let resets_in = answer::until_utc_midnight(Utc::now());
+        Err(Error::new(
+            ErrorKind::DailyBudgetExhausted { resets_in },
+            call.method.as_str(),
+            &call.path,
+        )
+        .with_message(format!(
+            "location {} has at most {} requests left today",
+            call.location, self.inner.config.daily_reserve
+        )))
+    }
+
+    fn note_daily_unpaced(&self, location: &str, h: &RateHeaders) {
+        if h.daily_remaining
+            .is_some_and(|d| d <= self.inner.config.daily_reserve)
+        {
+            let mut spent = self
+                .inner
+                .daily_spent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            spent.insert(location.to_string());
+        }
     }
 
     /// A place in the location's window, or the error that its daily budget is down to the
