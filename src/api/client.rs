@@ -139,8 +139,6 @@ struct Inner {
     base: String,
     http: reqwest::Client,
     auth: Auth,
-    /// Without a rate (no limiter): the locations whose daily budget fell to the reserve.
-    daily_spent: Mutex<std::collections::HashSet<String>>,
     /// With an agency token: the location tokens minted from it.
     agency: Option<LocationTokens>,
     config: ClientConfig,
@@ -317,7 +315,6 @@ impl Client {
                     .map(|company| LocationTokens::new(company, config.clock.clone())),
                 config,
                 limiters: Mutex::new(HashMap::new()),
-                daily_spent: Mutex::new(std::collections::HashSet::new()),
                 stats: ClientStats::default(),
                 in_flight: std::sync::OnceLock::new(),
             }),
@@ -404,27 +401,29 @@ impl Client {
 
     /// The rate this client paces each location at, if any.
     pub fn rate(&self, location: &str) -> Option<RateSpec> {
-        self.limiter(location).map(|l| l.spec())
+        self.inner.config.rate?;
+        Some(self.limiter(location).spec())
     }
 
-    fn limiter(&self, location: &str) -> Option<Arc<LocationLimiter>> {
-        let spec = self.inner.config.rate?;
+    /// The location's limiter: pacing at the configured rate, or (`--rate off`) keeping only
+    /// the daily reserve.
+    fn limiter(&self, location: &str) -> Arc<LocationLimiter> {
+        let config = &self.inner.config;
         let mut map = self
             .inner
             .limiters
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        Some(
-            map.entry(location.to_string())
-                .or_insert_with(|| {
-                    Arc::new(LocationLimiter::new(
-                        spec,
-                        self.inner.config.rate_safety,
-                        self.inner.config.daily_reserve,
-                    ))
+        map.entry(location.to_string())
+            .or_insert_with(|| {
+                Arc::new(match config.rate {
+                    Some(spec) => {
+                        LocationLimiter::new(spec, config.rate_safety, config.daily_reserve)
+                    }
+                    None => LocationLimiter::unpaced(config.daily_reserve),
                 })
-                .clone(),
-        )
+            })
+            .clone()
     }
 
     /// Send `call` (with retries) and decode its answer.
@@ -517,13 +516,7 @@ impl Client {
             None => None,
         };
         let limiter = self.limiter(&call.location);
-        let permit = match &limiter {
-            Some(l) => Some(self.place(l, call).await?),
-            None => {
-                self.check_daily_unpaced(call)?;
-                None
-            }
-        };
+        let permit = self.place(&limiter, call).await?;
         let req = self.request(call, &token);
         bump(&self.inner.stats.requests);
         let started = std::time::Instant::now();
@@ -539,57 +532,15 @@ impl Client {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        match permit {
-            Some(p) => {
-                p.answered(&RateHeaders::parse(&headers));
-            }
-            // Unpaced (`--rate off`): the daily reserve is kept all the same.
-            None => self.note_daily_unpaced(&call.location, &RateHeaders::parse(&headers)),
-        }
+        permit.answered(&RateHeaders::parse(&headers));
         let read = read_capped(response, MAX_BODY_BYTES).await;
         trace_exchange(method, &call.path, Some(status.as_u16()), started.elapsed());
         if let Ok(bytes) = &read {
             trace_body("answer", &call.path, bytes, token.expose());
         }
         let answer = answer::classify(method, &call.path, status, &headers, read, Utc::now());
-        self.heed(&answer, &call.location, limiter.as_deref(), &token)
-            .await;
+        self.heed(&answer, &call.location, &limiter, &token).await;
         answer.result
-    }
-
-    /// Without a limiter: the error that the location's daily budget is down to the reserve.
-    fn check_daily_unpaced(&self, call: &Call) -> Result<()> {
-        let spent = self
-            .inner
-            .daily_spent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !spent.contains(&call.location) {
-            return Ok(());
-        }
-        let resets_in = answer::until_utc_midnight(Utc::now());
-        Err(Error::new(
-            ErrorKind::DailyBudgetExhausted { resets_in },
-            call.method.as_str(),
-            &call.path,
-        )
-        .with_message(format!(
-            "location {} has at most {} requests left today",
-            call.location, self.inner.config.daily_reserve
-        )))
-    }
-
-    fn note_daily_unpaced(&self, location: &str, h: &RateHeaders) {
-        if h.daily_remaining
-            .is_some_and(|d| d <= self.inner.config.daily_reserve)
-        {
-            let mut spent = self
-                .inner
-                .daily_spent
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            spent.insert(location.to_string());
-        }
     }
 
     /// A place in the location's window, or the error that its daily budget is down to the
@@ -650,7 +601,7 @@ impl Client {
         &self,
         answer: &Answer,
         location: &str,
-        limiter: Option<&LocationLimiter>,
+        limiter: &LocationLimiter,
         token: &Secret,
     ) {
         let stats = &self.inner.stats;
@@ -663,10 +614,10 @@ impl Client {
                 Tally::TransportError => &stats.transport_errors,
             });
         }
-        if let (Some(pause), Some(l)) = (answer.pause, limiter) {
-            l.pause(match pause {
+        if let Some(pause) = answer.pause.filter(|_| limiter.paces()) {
+            limiter.pause(match pause {
                 Pause::RetryAfter(d) => d,
-                Pause::Window => l.throttle_pause(),
+                Pause::Window => limiter.throttle_pause(),
             });
         }
         if answer.forget_token {

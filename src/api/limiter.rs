@@ -240,6 +240,8 @@ pub struct LocationLimiter {
     answered: Notify,
     safety: f64,
     daily_reserve: u64,
+    /// False for [`LocationLimiter::unpaced`]: it keeps the daily reserve only.
+    paces: bool,
 }
 
 /// A granted request. Say when its answer arrived with [`Permit::answered`]; dropping it
@@ -291,7 +293,26 @@ impl LocationLimiter {
             answered: Notify::new(),
             safety,
             daily_reserve,
+            paces: true,
         }
+    }
+
+    /// A limiter that does not pace (`--rate off`): no budget of its own, none learnt from the
+    /// answers, no pause after a 429; it keeps the daily reserve all the same.
+    pub fn unpaced(daily_reserve: u64) -> LocationLimiter {
+        let unreachable = RateSpec {
+            max: 1_000_000,
+            interval: Duration::from_secs(1),
+        };
+        LocationLimiter {
+            paces: false,
+            ..LocationLimiter::new(unreachable, 1.0, daily_reserve)
+        }
+    }
+
+    /// Whether it paces requests (and pauses after a 429).
+    pub fn paces(&self) -> bool {
+        self.paces
     }
 
     fn lock(&self) -> MutexGuard<'_, Window> {
@@ -410,7 +431,7 @@ impl LocationLimiter {
             w.in_flight = w.in_flight.saturating_sub(1);
             w.answered.push_back(now);
             if let Some(h) = headers {
-                if let Some(budget) = h.budget() {
+                if let Some(budget) = h.budget().filter(|_| self.paces) {
                     if w.server != Some(budget) {
                         let before = w.pace();
                         if budget.per_second() < w.ceiling.per_second() * 0.999 {
@@ -539,6 +560,27 @@ mod tests {
         let p = lim.acquire().await.unwrap();
         assert!(Instant::now() - t0 >= Duration::from_secs(3));
         let exhausted = p.answered(&RateHeaders {
+            daily_remaining: Some(40),
+            ..Default::default()
+        });
+        assert!(exhausted);
+        assert!(lim.acquire().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unpaced_keeps_the_daily_reserve_but_no_budget() {
+        let lim = LocationLimiter::unpaced(50);
+        assert!(!lim.paces());
+        lim.acquire()
+            .await
+            .unwrap()
+            .answered(&headers(100, 99, 10_000));
+        assert_ne!(
+            lim.spec(),
+            RateSpec::GHL_BURST,
+            "the server's budget is not adopted"
+        );
+        let exhausted = lim.acquire().await.unwrap().answered(&RateHeaders {
             daily_remaining: Some(40),
             ..Default::default()
         });
