@@ -26,15 +26,14 @@ enum Outcome {
 
 /// Settle every open action; answers how many were settled. Stops early (leaving the rest
 /// planned) when the API cannot take actions now.
-pub async fn run_open(state: &std::path::Path, rules: &Rules, client: &Client) -> Result<u64> {
+pub async fn run_open(db: &mut StateDb, rules: &Rules, client: &Client) -> Result<u64> {
     let mut settled = 0;
     loop {
-        let open = StateDb::open(state)?.open_actions(64)?;
+        let open = db.open_actions(64)?;
         if open.is_empty() {
             return Ok(settled);
         }
         for a in open {
-            let mut db = StateDb::open(state)?;
             let Some(event) = db.event(&a.webhook_id)? else {
                 continue;
             };
@@ -45,7 +44,7 @@ pub async fn run_open(state: &std::path::Path, rules: &Rules, client: &Client) -
                 continue;
             };
             let outcome = act(
-                &mut db,
+                db,
                 &a,
                 action,
                 client,

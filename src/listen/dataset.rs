@@ -297,69 +297,54 @@ fn open_pair(folder: &Path, schema: &Arc<TableSchema>, part: u32) -> Result<[Par
     Ok([open(Format::Parquet)?, open(Format::Ndjson)?])
 }
 
-/// Cut and write every batch that is due; answers how many events went out.
+/// Cut and write every batch that is due; answers how many events went out. `db` is the
+/// caller's connection; a batch's files are written on a blocking thread with one of its own.
 pub async fn flush(
-    state: &Path,
+    db: &mut StateDb,
     store: &Store,
     cadence: &Cadence,
     names: &mut FieldNames,
     force: bool,
 ) -> Result<i64> {
     let mut written = 0;
-    loop {
-        let path = state.to_path_buf();
-        let (every, max) = (cadence.every, cadence.every_events);
-        let due =
-            tokio::task::spawn_blocking(move || -> Result<Option<(EventBatch, Vec<String>)>> {
-                let mut db = StateDb::open(&path)?;
-                let (waiting, oldest) = db.unbatched_events()?;
-                let old = oldest.is_some_and(|t| {
-                    chrono::Utc::now().timestamp_millis() - t >= every.as_millis() as i64
-                });
-                let pending = db.next_open_batch()?;
-                let batch = match pending {
-                    Some(b) => Some(b),
-                    None if waiting >= max || (waiting > 0 && (old || force)) => {
-                        db.next_event_batch(max)?
-                    }
-                    None => None,
-                };
-                let Some(b) = batch else { return Ok(None) };
-                let mut locations = Vec::new();
-                db.for_each_event(&b, |e| {
-                    if !locations.contains(&e.location) {
-                        locations.push(e.location);
-                    }
-                    Ok(())
-                })?
-                .map_err(|e| JobError::Internal(e.to_string()))?;
-                Ok(Some((b, locations)))
-            })
-            .await
-            .map_err(|e| JobError::Internal(format!("the dataset task failed: {e}")))??;
-        let Some((batch, locations)) = due else {
-            return Ok(written);
-        };
-        names.learn(locations.into_iter()).await;
-        written += write_and_commit(state, store, &batch, names).await?;
+    while let Some(batch) = due_batch(db, cadence, force)? {
+        names.learn(db.batch_locations(&batch)?.into_iter()).await;
+        written += write_and_commit(db, store, &batch, names).await?;
     }
+    Ok(written)
+}
+
+/// The batch to write now: one left uncommitted, else a new one when enough events wait or
+/// the oldest has waited long enough (or `force`).
+fn due_batch(db: &mut StateDb, cadence: &Cadence, force: bool) -> Result<Option<EventBatch>> {
+    if let Some(b) = db.next_open_batch()? {
+        return Ok(Some(b));
+    }
+    let (waiting, oldest) = db.unbatched_events()?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = oldest.is_some_and(|t| now - t >= cadence.every.as_millis() as i64);
+    if waiting >= cadence.every_events || (waiting > 0 && (old || force)) {
+        return Ok(db.next_event_batch(cadence.every_events)?);
+    }
+    Ok(None)
 }
 
 async fn write_and_commit(
-    state: &Path,
+    db: &mut StateDb,
     store: &Store,
     batch: &EventBatch,
     names: &FieldNames,
 ) -> Result<i64> {
+    let state = db.path().to_path_buf();
     let root = match store.local_root() {
         Some(r) => r.to_path_buf(),
-        None => crate::sink::staging_dir(state, "listen"),
+        None => crate::sink::staging_dir(&state, "listen"),
     };
     // Names were read on this task; the writing itself blocks (files, SQLite).
-    let (path, b, names) = (state.to_path_buf(), *batch, names.clone());
+    let (b, names) = (*batch, names.clone());
     let files = tokio::task::spawn_blocking(move || {
-        let db = StateDb::open(&path)?;
-        write_batch(&db, &b, &root, &names)
+        let reader = StateDb::open(&state)?;
+        write_batch(&reader, &b, &root, &names)
     })
     .await
     .map_err(|e| JobError::Internal(format!("the dataset task failed: {e}")))??;
@@ -369,7 +354,6 @@ async fn write_and_commit(
             let _ = std::fs::remove_file(local);
         }
     }
-    let mut db = StateDb::open(state)?;
     db.commit_event_batch(batch)?;
     Ok(batch.last_seq - batch.first_seq + 1)
 }

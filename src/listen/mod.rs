@@ -96,9 +96,9 @@ pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
         .local_addr()
         .map_err(|e| JobError::Internal(e.to_string()))?;
     announce(&plan, addr)?;
-    let stop = stop_flag();
+    let stop = tokio::sync::watch::channel(false);
     let background = tokio::spawn(background(
-        plan.state.clone(),
+        StateDb::open(&plan.state)?,
         store.clone(),
         plan.cadence.clone(),
         rules.clone(),
@@ -116,14 +116,20 @@ pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
         .await
         .map_err(|e| JobError::Internal(format!("the listener failed: {e}")))?;
     let _ = stop.0.send(true);
-    let _ = background.await;
+    // The background task's connection and custom-field names serve the last round too.
+    let (mut db, mut names) = match background.await {
+        Ok(kept) => kept,
+        Err(_) => (
+            StateDb::open(&plan.state)?,
+            dataset::FieldNames::new(client.clone()),
+        ),
+    };
     journal.stop().await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     // The last events into the dataset; the actions that can be settled now.
-    let mut names = dataset::FieldNames::new(client.clone());
-    let in_now = dataset::flush(&plan.state, &store, &plan.cadence, &mut names, true).await;
+    let in_now = dataset::flush(&mut db, &store, &plan.cadence, &mut names, true).await;
     if let (Some(r), Some(c)) = (&rules, &client) {
-        if let Err(e) = actions::run_open(&plan.state, r, c).await {
+        if let Err(e) = actions::run_open(&mut db, r, c).await {
             tracing::warn!(error = %e, "Rule actions left for the next start.");
         }
     }
@@ -132,7 +138,7 @@ pub async fn run(plan: ListenPlan) -> Result<ListenSummary> {
         c.close().await;
     }
     in_now?;
-    summary(&plan, &shared)
+    summary(&db, &shared)
 }
 
 impl std::fmt::Display for ListenSummary {
@@ -154,8 +160,7 @@ impl std::fmt::Display for ListenSummary {
     }
 }
 
-fn summary(plan: &ListenPlan, shared: &server::Shared) -> Result<ListenSummary> {
-    let db = StateDb::open(&plan.state)?;
+fn summary(db: &StateDb, shared: &server::Shared) -> Result<ListenSummary> {
     let c = &shared.counters;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     Ok(ListenSummary {
@@ -165,14 +170,6 @@ fn summary(plan: &ListenPlan, shared: &server::Shared) -> Result<ListenSummary> 
         in_dataset: db.event_counts()?.1,
         actions: db.action_counts()?,
     })
-}
-
-/// A stop flag the background loop watches.
-fn stop_flag() -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::sync::watch::Receiver<bool>,
-) {
-    tokio::sync::watch::channel(false)
 }
 
 /// Say where the listener is (stderr, and `--port-file` for scripts).
@@ -186,29 +183,30 @@ fn announce(plan: &ListenPlan, addr: std::net::SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// Every second: due batches into the dataset, open actions settled. A failure (an object
-/// store out of reach, the API refusing) is logged and tried again: the events are safe in
-/// the state database meanwhile.
+/// Every half second: due batches into the dataset, open actions settled. A failure (an
+/// object store out of reach, the API refusing) is logged and tried again: the events are safe
+/// in the state database meanwhile. Answers its connection and the field names it learnt, for
+/// the last round after it.
 async fn background(
-    state: PathBuf,
+    mut db: StateDb,
     store: Store,
     cadence: Cadence,
     rules: Option<Arc<rules::Rules>>,
     client: Option<Client>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> (StateDb, dataset::FieldNames) {
     let mut names = dataset::FieldNames::new(client.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return (db, names),
         }
-        if let Err(e) = dataset::flush(&state, &store, &cadence, &mut names, false).await {
+        if let Err(e) = dataset::flush(&mut db, &store, &cadence, &mut names, false).await {
             tracing::warn!(error = %e, "Could not write events into the dataset yet; trying again.");
         }
         if let (Some(r), Some(c)) = (&rules, &client) {
-            if let Err(e) = actions::run_open(&state, r, c).await {
+            if let Err(e) = actions::run_open(&mut db, r, c).await {
                 tracing::warn!(error = %e, "Could not settle rule actions yet; trying again.");
             }
         }

@@ -80,6 +80,18 @@ pub struct ActionRow {
     pub started_ms: Option<i64>,
 }
 
+/// An event read by `SELECT seq, webhook_id, event_type, location, received_ms, body`.
+fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        webhook_id: r.get(1)?,
+        event_type: r.get(2)?,
+        location: r.get(3)?,
+        received_ms: r.get(4)?,
+        body: r.get(5)?,
+    })
+}
+
 impl StateDb {
     /// Store events in one transaction: each new `webhookId` once, with the rule actions
     /// `plan` calls for. Answers, per event, whether it was new (a repeat stores nothing).
@@ -185,6 +197,21 @@ impl StateDb {
         }))
     }
 
+    /// The locations `batch`'s events name, each once.
+    pub fn batch_locations(&self, batch: &EventBatch) -> Result<Vec<String>> {
+        let mut stmt = self
+            .sql(self.conn.prepare_cached(
+                "SELECT DISTINCT location FROM events WHERE seq BETWEEN ?1 AND ?2",
+            ))?;
+        let rows = stmt.query_map(params![batch.first_seq, batch.last_seq], |r| r.get(0));
+        let rows = self.sql(rows)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.sql(r)?);
+        }
+        Ok(out)
+    }
+
     /// Events not in a batch yet: how many, and when the oldest arrived.
     pub fn unbatched_events(&self) -> Result<(i64, Option<i64>)> {
         let r = self.conn.query_row(
@@ -208,15 +235,7 @@ impl StateDb {
         ))?;
         let mut rows = self.sql(stmt.query(params![batch.first_seq, batch.last_seq]))?;
         while let Some(r) = self.sql(rows.next())? {
-            let e = StoredEvent {
-                seq: self.sql(r.get(0))?,
-                webhook_id: self.sql(r.get(1))?,
-                event_type: self.sql(r.get(2))?,
-                location: self.sql(r.get(3))?,
-                received_ms: self.sql(r.get(4))?,
-                body: self.sql(r.get(5))?,
-            };
-            if let Err(e) = f(e) {
+            if let Err(e) = f(self.sql(stored_event(r))?) {
                 return Ok(Err(e));
             }
         }
@@ -275,16 +294,7 @@ impl StateDb {
                 "SELECT seq, webhook_id, event_type, location, received_ms, body FROM events
                  WHERE webhook_id = ?1",
                 [webhook_id],
-                |r| {
-                    Ok(StoredEvent {
-                        seq: r.get(0)?,
-                        webhook_id: r.get(1)?,
-                        event_type: r.get(2)?,
-                        location: r.get(3)?,
-                        received_ms: r.get(4)?,
-                        body: r.get(5)?,
-                    })
-                },
+                stored_event,
             )
             .optional();
         self.sql(r)
