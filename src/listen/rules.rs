@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
-use crate::mapping::{MappingError, MappingErrors};
+use crate::mapping::{did_you_mean, MappingError, MappingErrors, SourceMap};
 
 /// The event types rules can name (GHL's contact, note and task webhooks).
 pub const EVENT_TYPES: &[&str] = &[
@@ -155,8 +155,9 @@ impl Rules {
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Rules, MappingErrors> {
+        let src = SourceMap::new(file, text);
         let at = |offset: usize, message: String, help: Option<String>| {
-            let (line, column) = line_col(text, offset);
+            let (line, column) = src.position(offset);
             MappingError {
                 file: file.to_string(),
                 line,
@@ -195,8 +196,8 @@ impl Rules {
             }
             for t in &rule.on {
                 if !EVENT_TYPES.contains(&t.as_str()) {
-                    let hint = closest(t, EVENT_TYPES)
-                        .map_or(String::new(), |c| format!("did you mean `{c}`? "));
+                    let hint = did_you_mean(t, EVENT_TYPES.iter().copied())
+                        .map_or(String::new(), |h| format!("{h} "));
                     errors.push(at(
                         r.on.span().start,
                         format!("unknown event type `{t}`"),
@@ -303,8 +304,8 @@ fn action(a: ActionFile) -> Result<Action, (String, String)> {
             workflow_id: need(a.workflow_id, "workflow_id")?,
         },
         other => {
-            let names: Vec<&str> = ACTIONS.split(", ").collect();
-            let hint = closest(other, &names).map_or(String::new(), |c| format!("did you mean `{c}`? "));
+            let hint = did_you_mean(other, ACTIONS.split(", "))
+                .map_or(String::new(), |h| format!("{h} "));
             return Err((format!("unknown action `{other}`"), format!("{hint}`do` is one of {ACTIONS}")));
         }
     })
@@ -431,40 +432,6 @@ pub fn render(template: &str, payload: &Value) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// The name a mistyped one most likely meant: the same but for case, or close in spelling.
-fn closest<'n>(given: &str, names: &[&'n str]) -> Option<&'n str> {
-    let g = given.to_lowercase();
-    names
-        .iter()
-        .map(|n| (strsim_distance(&g, &n.to_lowercase()), *n))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
-}
-
-/// Levenshtein distance (small strings only).
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -137,6 +137,8 @@ use serde_json::Value as Json;
 
 pub use defaults::custom_field_columns;
 pub use describe::describe;
+/// Positions and "did you mean" for other files checked the same way (`listen`'s rules).
+pub(crate) use error::{did_you_mean, SourceMap};
 pub use error::{MappingError, MappingErrors};
 pub use file::MappingFile;
 
